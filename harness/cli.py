@@ -1,0 +1,351 @@
+"""The `harness` command line: eval, tasks, models, validate, ingest, leaderboard, zoo, demo.
+
+Every user-input problem is a HarnessError, printed as one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:  # heavy modules are imported inside the commands that need them
+    from harness.models.base import ModelHandle
+    from harness.runner import EvalOptions
+    from harness.schema import TaskSpec
+    from harness.store import Store
+
+app = typer.Typer(
+    name="harness",
+    help="Evaluate ML checkpoints on a registry of tasks; keep results in a DuckDB leaderboard.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+zoo_app = typer.Typer(help="Build the offline model zoo (real checkpoints trained here).", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_STORE = Path("results.duckdb")
+DEFAULT_OUT = Path("submissions")
+DEFAULT_ZOO = Path("zoo")
+
+
+def _split_csv(values: list[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None or value != value else f"{value:.4f}"
+
+
+# ----------------------------------------------------------------------------- tasks, models
+
+
+@app.command()
+def tasks() -> None:
+    """List every task: description, the model capability it needs, its main metric."""
+    from harness.registry import METRICS
+    from harness.tasks import adapter_for, load_specs
+
+    specs = load_specs()
+    table = Table(title="Tasks")
+    for column in ("task", "description", "needs", "main metric", "dataset"):
+        table.add_column(column)
+    for name in sorted(specs.names()):
+        spec = specs.get(name)
+        direction = "higher is better" if METRICS.get(spec.main_metric).higher_is_better else "lower is better"
+        table.add_row(
+            name,
+            spec.description,
+            adapter_for(spec).capability.value,
+            f"{spec.main_metric} ({direction})",
+            f"{spec.dataset.kind}:{spec.dataset.name}",
+        )
+    console.print(table)
+
+
+@app.command()
+def models(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="checkpoints to inspect; none lists the model kinds")] = None,
+    allow_pickle: Annotated[bool, typer.Option(help="allow loading pickle weight files")] = False,
+) -> None:
+    """List the model kinds Harness can load, or inspect checkpoints (kind, card, capabilities, hash)."""
+    from harness.models import load_model
+    from harness.models.base import LoadOptions
+    from harness.registry import MODEL_LOADERS
+
+    if not paths:
+        table = Table(title="Model kinds (detected from the files at --model PATH)")
+        table.add_column("kind")
+        table.add_column("description")
+        table.add_column("expects")
+        for kind in MODEL_LOADERS.names():
+            loader = MODEL_LOADERS.get(kind)
+            table.add_row(kind, loader.description, loader.expects)
+        console.print(table)
+        return
+    table = Table(title="Checkpoints")
+    for column in ("path", "model", "kind", "family", "parameters", "capabilities", "checkpoint sha256"):
+        table.add_column(column)
+    for path in paths:
+        handle = load_model(path, LoadOptions(allow_pickle=allow_pickle))
+        table.add_row(
+            str(path),
+            handle.card.model_id,
+            handle.kind,
+            handle.card.family,
+            f"{handle.card.n_parameters:,}" if handle.card.n_parameters is not None else "?",
+            ", ".join(sorted(handle.capabilities)),
+            handle.checkpoint_hash[:16] + "...",
+        )
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+@app.command(name="eval")
+def eval_(
+    model: Annotated[list[str], typer.Option("--model", "-m", help="checkpoint path(s); comma-separated or repeated")],
+    tasks: Annotated[list[str], typer.Option("--tasks", "-t", help="task names, comma-separated (see `harness tasks`)")],
+    store: Annotated[Path, typer.Option(help="DuckDB results store to add the runs to")] = DEFAULT_STORE,
+    out: Annotated[Path, typer.Option(help="folder for submission files")] = DEFAULT_OUT,
+    no_store: Annotated[bool, typer.Option("--no-store", help="do not write to the store")] = False,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="evaluate only the first N samples of each split (never ranked)")] = None,
+    seed: Annotated[int, typer.Option(help="seed for bootstrap CIs and any sampling")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="inference batch size")] = 256,
+    allow_pickle: Annotated[bool, typer.Option(help="allow loading pickle weight files (can execute code)")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="per-sample output cache [default: $HARNESS_CACHE_DIR or ~/.cache/harness]")] = None,
+) -> None:
+    """Evaluate checkpoints on tasks; write submission files and add the runs to the store."""
+    from harness.runner import EvalOptions, check_fit, load_models, resolve_device
+    from harness.store import check_store
+    from harness.tasks import load_specs
+
+    options = _options(seed, limit, device, batch_size, allow_pickle, cache_dir)
+    # Validate every input before anything runs or is written.
+    specs_registry = load_specs()
+    specs = [specs_registry.get(name) for name in _split_csv(tasks)]
+    if not specs:
+        raise HarnessError("no task given", fix="pass --tasks, e.g. --tasks calib (see `harness tasks`)")
+    paths = [Path(p) for p in _split_csv(model)]
+    store_path = None if no_store else store
+    if store_path is not None:
+        check_store(store_path)
+    handles = load_models(paths, options, resolve_device(device))
+    check_fit(specs, handles)
+    failed = _run(handles, specs, options, out, store_path)
+    if failed:
+        raise typer.Exit(2)
+
+
+def _options(
+    seed: int, limit: int | None, device: str, batch_size: int, allow_pickle: bool, cache_dir: Path | None
+) -> "EvalOptions":
+    from harness.runner import EvalOptions
+
+    extra = {"cache_dir": cache_dir} if cache_dir is not None else {}
+    return EvalOptions(
+        seed=seed,
+        limit=limit,
+        device=device,
+        batch_size=batch_size,
+        allow_pickle=allow_pickle,
+        command=shlex.join(["harness", *sys.argv[1:]]),
+        **extra,
+    )
+
+
+def _run(handles: list["ModelHandle"], specs: list["TaskSpec"], options: "EvalOptions", out: Path, store_path: Path | None) -> int:
+    """Run, print the results table; returns the number of models that failed."""
+    from harness.runner import progress_bar, run_and_record
+
+    failures: list[str] = []
+
+    def on_error(handle: "ModelHandle", error: HarnessError) -> None:
+        failures.append(f"{handle.path}: {error.one_line()}")
+
+    with progress_bar(err_console) as progress:
+        recorded = run_and_record(handles, specs, options, out=out, store_path=store_path, progress=progress, on_error=on_error)
+    table = Table(title="Results" + (f" (--limit {options.limit}: not ranked)" if options.limit else ""))
+    for column in ("model", "task", "metric", "value", "95% CI", "n"):
+        table.add_column(column)
+    for item in recorded:
+        sub = item.result.submission
+        for run in sub.results:
+            for metric in run.metrics:
+                ci = f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]" if metric.ci_low is not None else ""
+                name = metric.name + (" *" if metric.name == run.main_metric else "")
+                table.add_row(sub.model.name, run.task, name, _fmt(metric.value), ci, str(metric.n))
+    console.print(table)
+    console.print("* main metric", style="dim")
+    for item in recorded:
+        if item.submission_path:
+            console.print(f"wrote {item.submission_path}", style="dim")
+    if store_path is not None and recorded:
+        console.print(f"stored {sum(len(r.result.submission.results) for r in recorded)} runs in {store_path}", style="dim")
+    for failure in failures:
+        err_console.print(f"error: {failure}", style="red", highlight=False)
+    return len(failures)
+
+
+# ----------------------------------------------------------------------------- submissions and store
+
+
+@app.command()
+def validate(paths: Annotated[list[Path], typer.Argument(help="submission files or folders")]) -> None:
+    """Check submission files against the schema; each problem names the file and field."""
+    from harness.submissions import find_submissions, read_submission
+
+    files = find_submissions(paths)
+    problems = 0
+    for file in files:
+        try:
+            read_submission(file)
+        except HarnessError as error:
+            problems += 1
+            err_console.print(f"invalid: {error.one_line()}", highlight=False)
+    console.print(f"{len(files) - problems} valid, {problems} invalid submission files")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="submission files or folders (e.g. submissions/)")],
+    store: Annotated[Path, typer.Option(help="DuckDB results store")] = DEFAULT_STORE,
+    rebuild: Annotated[bool, typer.Option(help="replace the store with one built from these files alone")] = False,
+) -> None:
+    """Load submission files into the store, in one transaction (all or nothing)."""
+    from harness import store as store_module
+    from harness.submissions import find_submissions, read_submission
+
+    files = find_submissions(paths)
+    loaded = [(read_submission(file), str(file)) for file in files]  # all valid before anything is written
+    if rebuild:
+        written = store_module.rebuild(store, loaded)
+    else:
+        with store_module.open_store(store) as opened:
+            written = opened.ingest(loaded)
+    console.print(f"ingested {len(loaded)} submissions ({written} runs) into {store}" + (" (rebuilt)" if rebuild else ""))
+
+
+@app.command()
+def leaderboard(
+    store: Annotated[Path, typer.Option(help="DuckDB results store")] = DEFAULT_STORE,
+    task: Annotated[Optional[list[str]], typer.Option(help="only these tasks")] = None,
+) -> None:
+    """Print the leaderboard of every task in the store (latest ranked run per model)."""
+    from harness.store import open_store
+
+    with open_store(store, read_only=True) as opened:
+        _print_leaderboards(opened, _split_csv(task or []) or opened.tasks())
+
+
+def _print_leaderboards(opened: "Store", task_names: list[str]) -> None:
+    for name in task_names:
+        board = opened.leaderboard(name)
+        if board.empty:
+            console.print(f"[dim]{name}: no ranked runs[/dim]")
+            continue
+        metric = board["metric"].iloc[0]
+        direction = "higher is better" if board["higher_is_better"].iloc[0] else "lower is better"
+        table = Table(title=f"{name} - {metric} ({direction})")
+        for column in ("rank", "model", "family", metric, "95% CI", "n"):
+            table.add_column(column)
+        for row in board.itertuples():
+            table.add_row(
+                str(row.rank), row.model_id, row.family, _fmt(row.value), f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]", str(row.n)
+            )
+        console.print(table)
+
+
+# ----------------------------------------------------------------------------- zoo and demo
+
+
+@zoo_app.command("build")
+def zoo_build(
+    dir: Annotated[Path, typer.Option("--dir", help="where to write the checkpoints")] = DEFAULT_ZOO,
+    family: Annotated[Optional[list[str]], typer.Option(help="zoo families to build (default: all)")] = None,
+    profile: Annotated[str, typer.Option(help="full, or tiny (fast, for tests)")] = "full",
+) -> None:
+    """Train the zoo's checkpoints on the CPU and write them under --dir."""
+    _build_zoo(dir, _split_csv(family or []), profile)
+
+
+def _build_zoo(folder: Path, families: list[str], profile: str) -> None:
+    from harness.zoo import FAMILIES, check_profile
+
+    check_profile(profile)
+    names = families or FAMILIES.names()
+    builders = [FAMILIES.get(name) for name in names]  # unknown names fail before any training
+    for name, build in zip(names, builders, strict=True):
+        started = time.perf_counter()
+        with err_console.status(f"training zoo family {name} ({profile})") as status:
+            folders = build(folder, profile, lambda model: status.update(f"trained {model}"))  # type: ignore[operator]
+        console.print(f"zoo family {name}: {len(folders)} models in {time.perf_counter() - started:.1f} s -> {folder}")
+
+
+@app.command()
+def demo(
+    zoo: Annotated[Path, typer.Option(help="zoo folder (built if missing)")] = DEFAULT_ZOO,
+    store: Annotated[Path, typer.Option(help="DuckDB results store")] = DEFAULT_STORE,
+    out: Annotated[Path, typer.Option(help="folder for submission files")] = DEFAULT_OUT,
+    profile: Annotated[str, typer.Option(help="zoo profile when building: full or tiny")] = "full",
+    seed: Annotated[int, typer.Option(help="seed for bootstrap CIs")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    cache_dir: Annotated[Optional[Path], typer.Option(help="per-sample output cache")] = None,
+) -> None:
+    """Build the zoo if missing, evaluate every zoo model on every task that fits it, print the leaderboard."""
+    from harness.runner import load_models, resolve_device, unfit_reason
+    from harness.store import check_store, open_store
+    from harness.tasks import load_specs
+    from harness.zoo import zoo_models
+
+    started = time.perf_counter()
+    check_store(store)
+    if not zoo_models(zoo):
+        _build_zoo(zoo, [], profile)
+    specs_registry = load_specs()
+    specs = [specs_registry.get(name) for name in specs_registry.names()]
+    options = _options(seed, None, device, 256, False, cache_dir)
+    handles = load_models(zoo_models(zoo), options, resolve_device(device))
+    failed = 0
+    # Models that fit the same set of tasks are evaluated together.
+    groups: dict[tuple[str, ...], list["ModelHandle"]] = {}
+    for handle in handles:
+        fitting = tuple(s.name for s in specs if unfit_reason(s, handle) is None)
+        if fitting:
+            groups.setdefault(fitting, []).append(handle)
+    for fitting, members in groups.items():
+        failed += _run(members, [specs_registry.get(n) for n in fitting], options, out, store)
+    with open_store(store, read_only=True) as opened:
+        _print_leaderboards(opened, opened.tasks())
+    console.print(f"demo finished in {time.perf_counter() - started:.1f} s: {len(handles)} models, store {store}")
+    if failed:
+        raise typer.Exit(2)
+
+
+def main() -> None:
+    """Console-script entry point: HarnessError -> one line on stderr, exit code 2."""
+    try:
+        app()
+    except HarnessError as error:
+        err_console.print(f"error: {error.one_line()}", style="red", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

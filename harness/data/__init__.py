@@ -1,0 +1,54 @@
+"""Dataset sources: built-in offline suites (and, later, HF datasets and local folders).
+
+A source resolves to a suite object whose `split(name)` returns a split carrying a
+`fingerprint` (sha256 over its content), the key the runner caches per-sample outputs by.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from harness.errors import HarnessError
+from harness.registry import DATASETS
+from harness.schema import DatasetSource
+
+
+class Split(Protocol):
+    name: str
+    fingerprint: str
+
+    def __len__(self) -> int: ...
+
+    def head(self, n: int) -> "Split": ...
+
+
+class Suite(Protocol):
+    name: str
+
+    def split(self, name: str) -> Split: ...
+
+
+def load_suite(source: DatasetSource) -> Any:
+    """Resolve a task's dataset source to its suite object (cached per process)."""
+    key = (source.kind, source.name, source.revision, tuple(sorted((k, str(v)) for k, v in source.params.items())))
+    if key not in _SUITES:
+        factory = DATASETS.get(source.name)
+        _SUITES[key] = factory(**source.params)
+    return _SUITES[key]
+
+
+def get_split(suite: Any, name: str, limit: int | None = None) -> Any:
+    """A split of `suite`, cut to its first `limit` samples; an empty split is an error."""
+    split = suite.split(name)
+    if limit is not None:
+        split = split.head(limit)
+    if len(split) == 0:
+        raise HarnessError(
+            f"split {name!r} of dataset {suite.name!r} is empty",
+            where=f"dataset {suite.name}",
+            fix="check the dataset source and --limit (it must be at least 1)",
+        )
+    return split
+
+
+_SUITES: dict[tuple[Any, ...], Any] = {}

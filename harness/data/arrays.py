@@ -1,0 +1,54 @@
+"""Labelled arrays: the split type of classification suites."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from harness.errors import HarnessError
+
+
+def fingerprint_arrays(name: str, x: NDArray[np.generic], y: NDArray[np.generic], ids: list[str]) -> str:
+    """sha256 over a split's name, array dtypes, shapes and bytes, and sample ids."""
+    digest = hashlib.sha256()
+    digest.update(name.encode())
+    for array in (x, y):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
+        digest.update(contiguous.tobytes())
+    digest.update("\x00".join(ids).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ArraySplit:
+    """Inputs `x` (n, ...), integer labels `y` (n,), unique string `ids` (n)."""
+
+    name: str
+    x: NDArray[np.float32]
+    y: NDArray[np.int64]
+    ids: list[str]
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if self.x.shape[0] != n or self.y.shape[0] != n:
+            raise HarnessError(
+                f"split {self.name!r} has {self.x.shape[0]} inputs, {self.y.shape[0]} labels and {n} ids",
+                where=f"split {self.name}",
+                fix="inputs, labels and ids must have the same length",
+            )
+        if len(set(self.ids)) != n:
+            raise HarnessError(f"split {self.name!r} has duplicate sample ids", where=f"split {self.name}")
+        if not np.isfinite(self.x).all():
+            raise HarnessError(f"split {self.name!r} has NaN or inf inputs", where=f"split {self.name}")
+        object.__setattr__(self, "fingerprint", fingerprint_arrays(self.name, self.x, self.y, self.ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def head(self, n: int) -> "ArraySplit":
+        return ArraySplit(self.name, self.x[:n], self.y[:n], self.ids[:n])

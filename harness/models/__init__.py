@@ -1,0 +1,74 @@
+"""Model loaders: a checkpoint PATH becomes a ModelHandle.
+
+`load_model` detects the kind from the files present, trying every registered loader
+(harness.registry.MODEL_LOADERS) in order. Untrusted checkpoints never execute code: weights
+are read from safetensors; pickle-based files (.bin, .pt, .pth, .pkl, .ckpt) are refused unless
+the caller passes allow_pickle (and even then torch.load runs with weights_only=True).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.models.base import LoadOptions, ModelHandle, ModelLoader
+from harness.registry import MODEL_LOADERS
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+
+
+def weight_files(path: Path) -> list[Path]:
+    """Weight files of a checkpoint folder (or the file itself), sorted by relative name."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+
+
+def checkpoint_hash(files: list[Path], root: Path) -> str:
+    """sha256 over (relative name, content) of each weight file, in sorted order."""
+    digest = hashlib.sha256()
+    for file in files:
+        relative = file.name if root.is_file() else file.relative_to(root).as_posix()
+        digest.update(relative.encode() + b"\x00")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def refuse_pickle(path: Path, allow_pickle: bool) -> None:
+    """Raise unless pickle weights are explicitly allowed, when the checkpoint has any."""
+    pickles = [p for p in weight_files(path) if p.suffix in PICKLE_SUFFIXES]
+    if pickles and not allow_pickle:
+        raise HarnessError(
+            f"checkpoint has pickle weight files ({', '.join(p.name for p in pickles[:3])}), "
+            "which can execute code when loaded",
+            where=str(path),
+            fix="convert the weights to safetensors, or pass --allow-pickle if you trust this checkpoint",
+        )
+
+
+def detect_loader(path: Path) -> ModelLoader:
+    """The loader whose kind matches the files at `path`."""
+    if not path.exists():
+        raise HarnessError("model path does not exist", where=str(path), fix="check the --model path")
+    for kind in MODEL_LOADERS.names():
+        loader: ModelLoader = MODEL_LOADERS.get(kind)
+        if loader.detect(path):
+            return loader
+    expected = "; ".join(f"{k}: {MODEL_LOADERS.get(k).expects}" for k in MODEL_LOADERS.names())
+    present = ", ".join(sorted(p.name for p in path.iterdir())[:8]) if path.is_dir() else path.name
+    raise HarnessError(
+        f"not a checkpoint Harness can load (found: {present or 'an empty folder'})",
+        where=str(path),
+        fix=f"expected one of: {expected}",
+    )
+
+
+def load_model(path: str | Path, options: LoadOptions | None = None) -> ModelHandle:
+    """Detect the kind of checkpoint at `path` and load it."""
+    path = Path(path)
+    loader = detect_loader(path)
+    return loader.load(path, options or LoadOptions())

@@ -1,0 +1,16 @@
+"""Inference kinds: the forward passes whose outputs are cached and shared between tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.data.arrays import ArraySplit
+from harness.models.base import Arrays, Capability, Inference, InferenceOptions
+
+
+def _classify(handle: Any, split: ArraySplit, options: InferenceOptions) -> Arrays:
+    return dict(handle.classify(split.x, options))
+
+
+#: logits (and penultimate features when the model has them) for every sample of a split
+CLASSIFY = Inference(name="classify", version=1, capability=Capability.LOGITS, run=_classify)

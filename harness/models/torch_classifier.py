@@ -1,0 +1,183 @@
+"""Torch classifiers saved by Harness's zoo: model.safetensors + config.json + card.json.
+
+config.json describes the architecture (`format: harness-torch-classifier`); today that is an
+MLP with `input_dim`, `hidden_dims`, `n_classes`. The penultimate activations are exposed as
+features (capability `features`), the last layer's outputs as logits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from harness.errors import HarnessError
+from harness.models import checkpoint_hash, refuse_pickle, weight_files
+from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.schema import ModelCard
+
+FORMAT = "harness-torch-classifier"
+WEIGHTS = "model.safetensors"
+PICKLE_WEIGHTS = "model.pt"
+
+
+class ClassifierConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = FORMAT
+    format_version: int = 1
+    architecture: str = "mlp"
+    input_dim: int = Field(ge=1)
+    hidden_dims: list[int]
+    n_classes: int = Field(ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class MLPClassifier(nn.Module):
+    """Linear -> ReLU (-> dropout) blocks, then a linear head; `features` is the head's input."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = config.input_dim
+        for hidden in config.hidden_dims:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if config.dropout:
+                layers.append(nn.Dropout(config.dropout))
+            width = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, config.n_classes)
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body(x.flatten(1))
+        return self.head(features), features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_features(x)[0]
+
+
+class TorchClassifierHandle(ModelHandle):
+    def __init__(self, *, module: MLPClassifier, config: ClassifierConfig, device: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.module = module
+        self.config = config
+        self.device = device
+
+    @torch.inference_mode()
+    def classify(self, x: NDArray[np.float32], options: InferenceOptions) -> Arrays:
+        """Logits and penultimate features, float32, in input order."""
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != self.config.input_dim:
+            raise HarnessError(
+                f"inputs of shape {x.shape[1:]} do not fit a model with input_dim {self.config.input_dim}",
+                where=str(self.path),
+                fix="evaluate this model on a dataset with matching inputs",
+            )
+        logits, features = [], []
+        for start in range(0, x.shape[0], options.batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(x[start : start + options.batch_size])).to(self.device)
+            out, feat = self.module.forward_with_features(batch.float())
+            logits.append(out.float().cpu().numpy())
+            features.append(feat.float().cpu().numpy())
+            options.advance(batch.shape[0])
+        return {"logits": np.concatenate(logits), "features": np.concatenate(features)}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise HarnessError(f"invalid JSON: {error}", where=str(path), fix="repair or re-export the file") from None
+
+
+def read_card(folder: Path, kind: str) -> ModelCard:
+    """card.json if present (validated), else a minimal card named after the folder."""
+    card_path = folder / "card.json"
+    if not card_path.exists():
+        return ModelCard(name=folder.name, kind=kind)
+    try:
+        return ModelCard.model_validate(_read_json(card_path))
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise HarnessError(f"invalid model card field {field!r}: {first['msg']}", where=str(card_path)) from None
+
+
+class TorchClassifierLoader:
+    kind = "torch-classifier"
+    description = "torch MLP classifier written by the Harness zoo (safetensors + config.json + card.json)"
+    expects = f"config.json with format {FORMAT!r} and {WEIGHTS}"
+
+    def detect(self, path: Path) -> bool:
+        config = path / "config.json"
+        if not path.is_dir() or not config.exists():
+            return False
+        try:
+            return bool(json.loads(config.read_text()).get("format") == FORMAT)
+        except (json.JSONDecodeError, AttributeError):
+            return False
+
+    def load(self, path: Path, options: LoadOptions) -> ModelHandle:
+        try:
+            config = ClassifierConfig.model_validate(_read_json(path / "config.json"))
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise HarnessError(
+                f"invalid config field {'.'.join(str(p) for p in first['loc'])!r}: {first['msg']}",
+                where=str(path / "config.json"),
+            ) from None
+        module = MLPClassifier(config)
+        state = self._read_state(path, options)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as error:
+            raise HarnessError(
+                f"weights do not match config.json: {str(error).splitlines()[0]}",
+                where=str(path),
+                fix="re-export the checkpoint so config.json and the weights agree",
+            ) from None
+        module.eval().to(options.device)
+        files = weight_files(path)
+        return TorchClassifierHandle(
+            module=module,
+            config=config,
+            device=options.device,
+            path=path,
+            kind=self.kind,
+            card=read_card(path, self.kind),
+            checkpoint_hash=checkpoint_hash(files, path),
+            capabilities=frozenset({Capability.LOGITS, Capability.FEATURES}),
+        )
+
+    def _read_state(self, path: Path, options: LoadOptions) -> dict[str, torch.Tensor]:
+        refuse_pickle(path, options.allow_pickle)
+        weights = path / WEIGHTS
+        if weights.exists():
+            return load_safetensors(weights)
+        if (path / PICKLE_WEIGHTS).exists():
+            state: dict[str, torch.Tensor] = torch.load(path / PICKLE_WEIGHTS, map_location="cpu", weights_only=True)
+            return state
+        raise HarnessError(f"no {WEIGHTS} in the checkpoint folder", where=str(path), fix="export the weights as safetensors")
+
+
+def load_safetensors(file: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a truncated or corrupt file is a HarnessError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise HarnessError(
+            f"cannot read safetensors weights ({error}); the file is truncated or corrupt",
+            where=str(file),
+            fix="re-download or re-export the checkpoint",
+        ) from None
+
+
+LOADER = TorchClassifierLoader()

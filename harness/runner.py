@@ -1,0 +1,244 @@
+"""The runner: plans (model x tasks), shares inference between tasks, caches per-sample outputs.
+
+For each model, the requests of every task are grouped by (dataset, split, inference kind), so a
+forward pass runs once and every task that needs it reads the same outputs. Outputs are cached on
+disk by (checkpoint hash, split fingerprint, inference kind) and reused across invocations.
+Task adapters then compute metrics from the outputs alone; nothing after the forward pass
+touches the model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness import provenance
+from harness.cache import OutputCache, cache_key, default_cache_dir
+from harness.data import get_split, load_suite
+from harness.errors import HarnessError
+from harness.models import load_model
+from harness.models.base import Arrays, Inference, InferenceOptions, LoadOptions, ModelHandle
+from harness.registry import INFERENCE
+from harness.schema import DatasetSource, RunResult, Submission, TaskSpec, canonical_hash
+from harness.tasks import adapter_for
+from harness.tasks.base import Samples, SplitOutputs
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    seed: int = 0
+    limit: int | None = None
+    device: str = "auto"
+    batch_size: int = 256
+    allow_pickle: bool = False
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    command: str = ""
+
+
+@dataclass
+class ModelResult:
+    """Everything one model's evaluation produced: the submission and its per-sample outputs."""
+
+    submission: Submission
+    samples: list[tuple[str, Samples]]
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HarnessError("--device cuda was asked for but no CUDA device is available", fix="use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise HarnessError(f"unknown device {device!r}", fix="use auto, cpu or cuda")
+    return device
+
+
+def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
+    """Why `handle` cannot run `spec`, or None when it can."""
+    adapter = adapter_for(spec)
+    if adapter.capability not in handle.capabilities:
+        have = ", ".join(sorted(handle.capabilities)) or "none"
+        return f"task {spec.name!r} needs capability {adapter.capability.value!r}; model kind {handle.kind!r} has {have}"
+    if spec.models_trained_on and handle.card.trained_on not in spec.models_trained_on:
+        return (
+            f"task {spec.name!r} is for models trained on {', '.join(spec.models_trained_on)}; "
+            f"the card says trained_on={handle.card.trained_on!r}"
+        )
+    return None
+
+
+def load_models(paths: Sequence[Path], options: EvalOptions, device: str) -> list[ModelHandle]:
+    return [load_model(path, LoadOptions(device=device, allow_pickle=options.allow_pickle)) for path in paths]
+
+
+def check_fit(specs: Sequence[TaskSpec], handles: Sequence[ModelHandle]) -> None:
+    """Fail before running anything if a requested task cannot run on a requested model."""
+    for handle in handles:
+        for spec in specs:
+            if reason := unfit_reason(spec, handle):
+                raise HarnessError(reason, where=str(handle.path), fix="choose tasks that fit the model (see `harness tasks`)")
+
+
+def submission_id(handle: ModelHandle, specs: Sequence[TaskSpec], fingerprints: dict[str, dict[str, str]], options: EvalOptions) -> str:
+    """Deterministic id: the same checkpoint, tasks, data, seed and limit give the same submission."""
+    payload = {
+        "checkpoint": handle.checkpoint_hash,
+        "tasks": sorted((s.name, s.spec_hash()) for s in specs),
+        "data": fingerprints,
+        "seed": options.seed,
+        "limit": options.limit,
+    }
+    return canonical_hash(payload)[:20]
+
+
+class Runner:
+    """Evaluates models on tasks; `progress` (optional) shows bars for forward passes and tasks."""
+
+    def __init__(self, options: EvalOptions, progress: Progress | None = None) -> None:
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.cache = OutputCache(options.cache_dir)
+        self.progress = progress
+
+    def evaluate(self, handle: ModelHandle, specs: Sequence[TaskSpec]) -> ModelResult:
+        started = time.perf_counter()
+        hits = misses = 0
+        outputs: dict[tuple[str, str, str], SplitOutputs] = {}
+        # Plan: the union of every task's requests, each forward pass once.
+        for spec in specs:
+            for request in adapter_for(spec).requests(spec):
+                key = (_dataset_key(spec.dataset), request.split, request.inference)
+                if key not in outputs:
+                    outputs[key], hit = self._infer(handle, spec.dataset, request.split, INFERENCE.get(request.inference))
+                    hits, misses = hits + hit, misses + (not hit)
+        results: list[RunResult] = []
+        samples: list[tuple[str, Samples]] = []
+        fingerprints: dict[str, dict[str, str]] = {}
+        task_bar = self._add_task(f"{handle.card.name}: tasks", len(specs))
+        for spec in specs:
+            adapter = adapter_for(spec)
+            inputs = {
+                r.split: outputs[(_dataset_key(spec.dataset), r.split, r.inference)] for r in adapter.requests(spec)
+            }
+            fingerprints[spec.name] = {split: value.split.fingerprint for split, value in inputs.items()}
+            task_started = time.perf_counter()
+            try:
+                outcome = adapter.evaluate(spec, inputs, self.options.seed)
+            except HarnessError as error:
+                raise HarnessError(f"task {spec.name}: {error.what}", where=str(handle.path), fix=error.fix) from None
+            results.append(
+                RunResult(
+                    run_id="",  # filled in below, once the submission id is known
+                    task=spec.name,
+                    task_version=spec.version,
+                    spec_hash=spec.spec_hash(),
+                    adapter=spec.adapter,
+                    main_metric=spec.main_metric,
+                    metrics=outcome.metrics,
+                    parameters={**spec.parameters, **outcome.parameters},
+                    dataset_fingerprints=fingerprints[spec.name],
+                    artifacts=outcome.artifacts,
+                    duration_s=time.perf_counter() - task_started,
+                )
+            )
+            samples += [(spec.name, block) for block in outcome.samples]
+            self._advance(task_bar)
+        sid = submission_id(handle, specs, fingerprints, self.options)
+        submission = Submission(
+            submission_id=sid,
+            model=handle.card,
+            checkpoint_hash=handle.checkpoint_hash,
+            seed=self.options.seed,
+            limit=self.options.limit,
+            provenance=provenance.collect(self.device, time.perf_counter() - started, self.options.command),
+            results=[r.model_copy(update={"run_id": f"{sid}-{r.task}"}) for r in results],
+            samples_file=f"{sid}.parquet" if samples else None,
+        )
+        return ModelResult(submission, samples, cache_hits=hits, cache_misses=misses)
+
+    def _infer(self, handle: ModelHandle, source: DatasetSource, split_name: str, inference: Inference) -> tuple[SplitOutputs, bool]:
+        """Outputs of `inference` on a split: from the cache, or one forward pass (then cached)."""
+        split = get_split(load_suite(source), split_name, self.options.limit)
+        key = cache_key(handle.checkpoint_hash, split.fingerprint, inference.name, inference.version)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return SplitOutputs(split, cached), True
+        bar = self._add_task(f"{handle.card.name}: {inference.name} {source.name}/{split_name}", len(split))
+        advance: Callable[[int], None] = (lambda n: self.progress.advance(bar, n)) if self.progress and bar is not None else (lambda n: None)
+        arrays: Arrays = inference.run(handle, split, InferenceOptions(batch_size=self.options.batch_size, advance=advance))
+        self.cache.put(key, arrays)
+        return SplitOutputs(split, arrays), False
+
+    def _add_task(self, description: str, total: int) -> Any:
+        return self.progress.add_task(description, total=total) if self.progress else None
+
+    def _advance(self, bar: Any) -> None:
+        if self.progress is not None and bar is not None:
+            self.progress.advance(bar)
+
+
+def _dataset_key(source: DatasetSource) -> str:
+    return canonical_hash(source.model_dump(mode="json"))
+
+
+def progress_bar(console: Any = None) -> Progress:
+    """The rich progress display used by `harness eval` and `harness demo`."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@dataclass
+class Recorded:
+    result: ModelResult
+    submission_path: Path | None
+
+
+def run_and_record(
+    handles: Sequence[ModelHandle],
+    specs: Sequence[TaskSpec],
+    options: EvalOptions,
+    *,
+    out: Path | None,
+    store_path: Path | None,
+    progress: Progress | None = None,
+    on_error: Callable[[ModelHandle, HarnessError], None] | None = None,
+) -> list[Recorded]:
+    """Evaluate each model, then write its submission file and ingest it into the store at once.
+
+    Each model is recorded as soon as it finishes, so a crash later never loses earlier models.
+    A HarnessError for one model goes to `on_error` (when given) and the others still run.
+    """
+    from harness.store import open_store
+    from harness.submissions import write_submission
+
+    runner = Runner(options, progress)
+    recorded = []
+    for handle in handles:
+        try:
+            result = runner.evaluate(handle, specs)
+        except HarnessError as error:
+            if on_error is None:
+                raise
+            on_error(handle, error)
+            continue
+        path = write_submission(out, result.submission, result.samples) if out is not None else None
+        if store_path is not None:
+            with open_store(store_path) as store:
+                store.ingest([(result.submission, str(path) if path else None)])
+        recorded.append(Recorded(result, path))
+    return recorded

@@ -1,0 +1,185 @@
+"""Pydantic models at the edges: task specs, model cards, run results and submissions.
+
+Every key of a submission file is documented here, in one place (docs/submission-format.md
+renders the same information for contributors). Models are strict: unknown fields are errors,
+floats must be finite, names must be safe to use as file names.
+
+Versioning: `Submission.schema_version` is bumped on any incompatible change; readers upgrade
+older versions on read (see `harness.submissions`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+# Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+SafeName = Annotated[str, Field(pattern=SAFE_NAME)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Scalar = str | int | float | bool | None
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number (NaN and inf are not allowed)")
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def canonical_hash(payload: Any) -> str:
+    """sha256 of the canonical JSON form of `payload` (sorted keys, no whitespace)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- task specs
+
+
+class DatasetSource(_Strict):
+    """Where a task's data comes from.
+
+    kind "builtin": an offline suite that ships with Harness (`name` is the suite).
+    """
+
+    kind: Literal["builtin"] = "builtin"
+    name: SafeName
+    revision: str = "1"
+    params: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+
+
+class TaskSpec(_Strict):
+    """One task, declared in tasks/<name>.yaml."""
+
+    name: SafeName
+    version: Annotated[int, Field(ge=1)]
+    adapter: str
+    description: str
+    dataset: DatasetSource
+    parameters: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    main_metric: str
+    #: only models whose card says they were trained on one of these datasets (empty: any model)
+    models_trained_on: list[str] = Field(default_factory=list)
+    license: str | None = None
+
+    def spec_hash(self) -> str:
+        return canonical_hash(self.model_dump(mode="json"))
+
+
+# --------------------------------------------------------------------------- model cards
+
+
+class ModelCard(_Strict):
+    """What a checkpoint is: identity, family, size, how it was made.
+
+    `train_loss_nats` is the final training loss reported by whoever trained the model;
+    `pretrain_loss_nats` a self-reported pre-training loss for language models. Harness
+    measures held-out loss itself (task lm_loss); these fields are what the card claims.
+    """
+
+    name: SafeName
+    org: SafeName = "local"
+    family: str = "unknown"
+    kind: str = "unknown"
+    n_parameters: Annotated[int, Field(ge=0)] | None = None
+    recipe: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    train_loss_nats: Finite | None = None
+    pretrain_loss_nats: Finite | None = None
+    #: the dataset the model was trained on (e.g. "digits"); tasks may require a match
+    trained_on: str | None = None
+    reference: str | None = None
+    compression: dict[str, Scalar] | None = None
+    tags: list[str] = Field(default_factory=list)
+    description: str = ""
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.org}/{self.name}"
+
+
+# --------------------------------------------------------------------------- results
+
+
+class MetricValue(_Strict):
+    """One number with its direction, uncertainty and sample count.
+
+    ci_method "bootstrap": percentile interval over `n_resamples` seeded resamples of the
+    evaluation samples; "stderr": value +- 1.96 stderr; "none": no interval (documented per metric).
+    """
+
+    name: str
+    value: Finite
+    higher_is_better: bool
+    ci_low: Finite | None = None
+    ci_high: Finite | None = None
+    stderr: Finite | None = None
+    ci_method: Literal["bootstrap", "stderr", "none"] = "none"
+    n: Annotated[int, Field(ge=0)]
+
+
+class RunResult(_Strict):
+    """The result of one task on one model: metrics with CIs plus what is needed to trust them."""
+
+    run_id: str
+    task: SafeName
+    task_version: int
+    spec_hash: Sha256
+    adapter: str
+    main_metric: str
+    metrics: list[MetricValue]
+    parameters: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    dataset_fingerprints: dict[str, Sha256]
+    artifacts: dict[str, Any] = Field(default_factory=dict)
+    duration_s: Finite
+
+    def metric(self, name: str) -> MetricValue:
+        for metric in self.metrics:
+            if metric.name == name:
+                return metric
+        raise KeyError(f"run {self.run_id} has no metric {name!r}")
+
+
+class Provenance(_Strict):
+    """Where and how a result was produced."""
+
+    source: Literal["harness", "imported"] = "harness"
+    harness_version: str
+    git_commit: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    python: str
+    platform: str
+    hardware: dict[str, Scalar] = Field(default_factory=dict)
+    created_at: str
+    duration_s: Finite
+    command: str = ""
+
+
+class Submission(_Strict):
+    """One evaluation of one checkpoint on one or more tasks: the file contributors add."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    submission_id: SafeName
+    model: ModelCard
+    checkpoint_hash: Sha256
+    seed: int
+    limit: Annotated[int, Field(ge=1)] | None = None
+    provenance: Provenance
+    results: list[RunResult]
+    samples_file: SafeName | None = None
+
+    @property
+    def ranked(self) -> bool:
+        """Runs made with --limit are marked and never ranked."""
+        return self.limit is None

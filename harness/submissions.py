@@ -1,0 +1,108 @@
+"""Submission files: write, read (upgrading older schema versions), find.
+
+Layout: <out>/<org>__<model>/<submission-id>.json plus <submission-id>.parquet holding the
+per-sample outputs (columns task, split, sample_id, label, values; the meaning of `values` per
+task is stored in the parquet metadata under b"harness.fields").
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from harness.cache import atomic_write
+from harness.errors import HarnessError
+from harness.schema import SCHEMA_VERSION, Submission
+from harness.tasks.base import Samples
+
+MAX_SUBMISSION_BYTES = 5_000_000
+
+
+def submission_folder(out: Path, submission: Submission) -> Path:
+    return out / f"{submission.model.org}__{submission.model.name}"
+
+
+def samples_table(samples: Sequence[tuple[str, Samples]]) -> pa.Table:
+    """One long table of every task's per-sample outputs."""
+    columns: dict[str, list[Any]] = {"task": [], "split": [], "sample_id": [], "label": [], "values": []}
+    fields: dict[str, list[str]] = {}
+    for task, block in samples:
+        n = len(block.ids)
+        columns["task"] += [task] * n
+        columns["split"] += [block.split] * n
+        columns["sample_id"] += list(block.ids)
+        columns["label"] += block.labels.tolist()
+        columns["values"] += list(block.values)
+        fields[f"{task}/{block.split}"] = block.fields
+    schema = pa.schema(
+        [
+            ("task", pa.string()),
+            ("split", pa.string()),
+            ("sample_id", pa.string()),
+            ("label", pa.int64()),
+            ("values", pa.list_(pa.float32())),
+        ],
+        metadata={b"harness.fields": json.dumps(fields).encode()},
+    )
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def write_submission(out: Path, submission: Submission, samples: Sequence[tuple[str, Samples]]) -> Path:
+    """Write the JSON (and parquet of samples) atomically; returns the JSON path."""
+    folder = submission_folder(out, submission)
+    if samples:
+        buffer = io.BytesIO()
+        pq.write_table(samples_table(samples), buffer)
+        atomic_write(folder / f"{submission.submission_id}.parquet", buffer.getvalue())
+    path = folder / f"{submission.submission_id}.json"
+    atomic_write(path, (submission.model_dump_json(indent=2) + "\n").encode())
+    return path
+
+
+def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older submission dict to the current schema version (none older exist yet)."""
+    return raw
+
+
+def read_submission(path: Path) -> Submission:
+    """Parse and validate one submission file; every problem is a HarnessError naming file and field."""
+    if path.stat().st_size > MAX_SUBMISSION_BYTES:
+        raise HarnessError(
+            f"file is larger than the {MAX_SUBMISSION_BYTES:,} byte cap", where=str(path), fix="per-sample outputs belong in the parquet file"
+        )
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HarnessError(f"not valid JSON: {error}", where=str(path)) from None
+    if not isinstance(raw, dict):
+        raise HarnessError("a submission must be a JSON object", where=str(path))
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        raise HarnessError(
+            f"field 'schema_version': unsupported version {version!r}",
+            where=str(path),
+            fix=f"this harness reads versions 1 to {SCHEMA_VERSION}; upgrade harness or fix the file",
+        )
+    try:
+        return Submission.model_validate(upgrade(raw))
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise HarnessError(f"field {field!r}: {first['msg']}", where=str(path), fix="see docs/submission-format.md") from None
+
+
+def find_submissions(paths: Sequence[Path]) -> list[Path]:
+    """Every submission JSON under the given files and folders, sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise HarnessError("path does not exist", where=str(path))
+        found += sorted(path.rglob("*.json")) if path.is_dir() else [path]
+    return found

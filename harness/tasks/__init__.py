@@ -1,0 +1,81 @@
+"""Task adapters (this package) and task specs (tasks/*.yaml at the repository root).
+
+A task spec is declarative (TaskSpec): which adapter, which dataset, which parameters, which
+main metric. `load_specs` validates every file; an invalid one fails with the file and field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from harness.errors import HarnessError
+from harness.registry import TASK_ADAPTERS, Registry
+from harness.schema import TaskSpec
+from harness.tasks.base import TaskAdapter
+
+
+def specs_dir() -> Path:
+    """$HARNESS_TASKS_DIR, else tasks/ beside the package (source checkout), else the packaged copy."""
+    if env := os.environ.get("HARNESS_TASKS_DIR"):
+        return Path(env)
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package.parent / "tasks", package / "task_specs"):
+        if candidate.is_dir():
+            return candidate
+    raise HarnessError("no task specs folder found", fix="set HARNESS_TASKS_DIR to a folder of task YAML files")
+
+
+def load_spec(file: Path) -> TaskSpec:
+    """Parse and validate one task spec; errors name the file and the field."""
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        raise HarnessError(f"invalid YAML: {error}".replace("\n", " "), where=str(file)) from None
+    if not isinstance(raw, dict):
+        raise HarnessError("a task spec must be a YAML mapping", where=str(file))
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise HarnessError(
+            f"invalid task spec field {field!r}: {first['msg']}",
+            where=str(file),
+            fix="see docs/tasks.md for the TaskSpec fields",
+        ) from None
+    if spec.name != file.stem:
+        raise HarnessError(
+            f"field 'name' is {spec.name!r} but the file is {file.name}", where=str(file), fix="make them equal"
+        )
+    if spec.adapter not in TASK_ADAPTERS:
+        raise HarnessError(
+            f"field 'adapter': unknown task adapter {spec.adapter!r}",
+            where=str(file),
+            fix=TASK_ADAPTERS.suggestion(spec.adapter),
+        )
+    adapter: TaskAdapter = TASK_ADAPTERS.get(spec.adapter)
+    if spec.main_metric not in adapter.metrics:
+        raise HarnessError(
+            f"field 'main_metric': adapter {spec.adapter!r} does not report {spec.main_metric!r}",
+            where=str(file),
+            fix="choose one of " + ", ".join(adapter.metrics),
+        )
+    return spec
+
+
+def load_specs(folder: Path | None = None) -> Registry[TaskSpec]:
+    """Every tasks/*.yaml as a registry of TaskSpecs, by name."""
+    folder = folder or specs_dir()
+    registry: Registry[TaskSpec] = Registry("task")
+    for file in sorted(folder.glob("*.yaml")):
+        registry.add(file.stem, load_spec(file))
+    return registry
+
+
+def adapter_for(spec: TaskSpec) -> TaskAdapter:
+    adapter: TaskAdapter = TASK_ADAPTERS.get(spec.adapter)
+    return adapter
