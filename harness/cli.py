@@ -77,7 +77,9 @@ def tasks() -> None:
 
 @app.command()
 def models(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="checkpoints to inspect; none lists the model kinds")] = None,
+    paths: Annotated[
+        Optional[list[Path]], typer.Argument(help="checkpoints to inspect; none lists the model kinds")
+    ] = None,
     allow_pickle: Annotated[bool, typer.Option(help="allow loading pickle weight files")] = False,
 ) -> None:
     """List the model kinds Harness can load, or inspect checkpoints (kind, card, capabilities, hash)."""
@@ -118,19 +120,25 @@ def models(
 @app.command(name="eval")
 def eval_(
     model: Annotated[list[str], typer.Option("--model", "-m", help="checkpoint path(s); comma-separated or repeated")],
-    tasks: Annotated[list[str], typer.Option("--tasks", "-t", help="task names, comma-separated (see `harness tasks`)")],
+    tasks: Annotated[
+        list[str], typer.Option("--tasks", "-t", help="task names, comma-separated (see `harness tasks`)")
+    ],
     store: Annotated[Path, typer.Option(help="DuckDB results store to add the runs to")] = DEFAULT_STORE,
     out: Annotated[Path, typer.Option(help="folder for submission files")] = DEFAULT_OUT,
     no_store: Annotated[bool, typer.Option("--no-store", help="do not write to the store")] = False,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="evaluate only the first N samples of each split (never ranked)")] = None,
+    limit: Annotated[
+        Optional[int], typer.Option(min=1, help="evaluate only the first N samples of each split (never ranked)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed for bootstrap CIs and any sampling")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="inference batch size")] = 256,
     allow_pickle: Annotated[bool, typer.Option(help="allow loading pickle weight files (can execute code)")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="per-sample output cache [default: $HARNESS_CACHE_DIR or ~/.cache/harness]")] = None,
+    cache_dir: Annotated[
+        Optional[Path], typer.Option(help="per-sample output cache [default: $HARNESS_CACHE_DIR or ~/.cache/harness]")
+    ] = None,
 ) -> None:
     """Evaluate checkpoints on tasks; write submission files and add the runs to the store."""
-    from harness.runner import EvalOptions, check_fit, load_models, resolve_device
+    from harness.runner import check_fit, load_models, resolve_device
     from harness.store import check_store
     from harness.tasks import load_specs
 
@@ -153,7 +161,7 @@ def eval_(
 
 def _options(
     seed: int, limit: int | None, device: str, batch_size: int, allow_pickle: bool, cache_dir: Path | None
-) -> "EvalOptions":
+) -> EvalOptions:
     from harness.runner import EvalOptions
 
     extra = {"cache_dir": cache_dir} if cache_dir is not None else {}
@@ -168,20 +176,24 @@ def _options(
     )
 
 
-def _run(handles: list["ModelHandle"], specs: list["TaskSpec"], options: "EvalOptions", out: Path, store_path: Path | None) -> int:
+def _run(
+    handles: list[ModelHandle], specs: list[TaskSpec], options: EvalOptions, out: Path, store_path: Path | None
+) -> int:
     """Run, print the results table; returns the number of models that failed."""
     from harness.runner import progress_bar, run_and_record
 
     failures: list[str] = []
 
-    def on_error(handle: "ModelHandle", error: HarnessError) -> None:
-        failures.append(f"{handle.path}: {error.one_line()}")
+    def on_error(handle: ModelHandle, error: HarnessError) -> None:
+        failures.append(error.one_line())
 
     with progress_bar(err_console) as progress:
-        recorded = run_and_record(handles, specs, options, out=out, store_path=store_path, progress=progress, on_error=on_error)
+        recorded = run_and_record(
+            handles, specs, options, out=out, store_path=store_path, progress=progress, on_error=on_error
+        )
     table = Table(title="Results" + (f" (--limit {options.limit}: not ranked)" if options.limit else ""))
     for column in ("model", "task", "metric", "value", "95% CI", "n"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for item in recorded:
         sub = item.result.submission
         for run in sub.results:
@@ -191,13 +203,18 @@ def _run(handles: list["ModelHandle"], specs: list["TaskSpec"], options: "EvalOp
                 table.add_row(sub.model.name, run.task, name, _fmt(metric.value), ci, str(metric.n))
     console.print(table)
     console.print("* main metric", style="dim")
+    passes = sum(item.result.cache_misses for item in recorded)
+    hits = sum(item.result.cache_hits for item in recorded)
+    console.print(f"inference: {passes} forward passes, {hits} reused from the cache", style="dim")
     for item in recorded:
         if item.submission_path:
             console.print(f"wrote {item.submission_path}", style="dim")
     if store_path is not None and recorded:
-        console.print(f"stored {sum(len(r.result.submission.results) for r in recorded)} runs in {store_path}", style="dim")
+        console.print(
+            f"stored {sum(len(r.result.submission.results) for r in recorded)} runs in {store_path}", style="dim"
+        )
     for failure in failures:
-        err_console.print(f"error: {failure}", style="red", highlight=False)
+        err_console.print(f"error: {failure}", style="red", markup=False, highlight=False, soft_wrap=True)
     return len(failures)
 
 
@@ -216,7 +233,7 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="submission files 
             read_submission(file)
         except HarnessError as error:
             problems += 1
-            err_console.print(f"invalid: {error.one_line()}", highlight=False)
+            err_console.print(f"invalid: {error.one_line()}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"{len(files) - problems} valid, {problems} invalid submission files")
     if problems:
         raise typer.Exit(1)
@@ -239,7 +256,9 @@ def ingest(
     else:
         with store_module.open_store(store) as opened:
             written = opened.ingest(loaded)
-    console.print(f"ingested {len(loaded)} submissions ({written} runs) into {store}" + (" (rebuilt)" if rebuild else ""))
+    console.print(
+        f"ingested {len(loaded)} submissions ({written} runs) into {store}" + (" (rebuilt)" if rebuild else "")
+    )
 
 
 @app.command()
@@ -254,7 +273,7 @@ def leaderboard(
         _print_leaderboards(opened, _split_csv(task or []) or opened.tasks())
 
 
-def _print_leaderboards(opened: "Store", task_names: list[str]) -> None:
+def _print_leaderboards(opened: Store, task_names: list[str]) -> None:
     for name in task_names:
         board = opened.leaderboard(name)
         if board.empty:
@@ -264,10 +283,15 @@ def _print_leaderboards(opened: "Store", task_names: list[str]) -> None:
         direction = "higher is better" if board["higher_is_better"].iloc[0] else "lower is better"
         table = Table(title=f"{name} - {metric} ({direction})")
         for column in ("rank", "model", "family", metric, "95% CI", "n"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for row in board.itertuples():
             table.add_row(
-                str(row.rank), row.model_id, row.family, _fmt(row.value), f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]", str(row.n)
+                str(row.rank),
+                row.model_id,
+                row.family,
+                _fmt(row.value),
+                f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
+                str(row.n),
             )
         console.print(table)
 
@@ -324,7 +348,7 @@ def demo(
     handles = load_models(zoo_models(zoo), options, resolve_device(device))
     failed = 0
     # Models that fit the same set of tasks are evaluated together.
-    groups: dict[tuple[str, ...], list["ModelHandle"]] = {}
+    groups: dict[tuple[str, ...], list[ModelHandle]] = {}
     for handle in handles:
         fitting = tuple(s.name for s in specs if unfit_reason(s, handle) is None)
         if fitting:
@@ -343,7 +367,7 @@ def main() -> None:
     try:
         app()
     except HarnessError as error:
-        err_console.print(f"error: {error.one_line()}", style="red", highlight=False, soft_wrap=True)
+        err_console.print(f"error: {error.one_line()}", style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -20,7 +20,7 @@ class HarnessError(Exception):
     def one_line(self) -> str:
         text = self.what
         if self.where:
-            text += f" [{self.where}]"
+            text += f" [at {self.where}]"
         if self.fix:
             text += f" -> {self.fix}"
         return text

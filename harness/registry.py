@@ -37,7 +37,7 @@ class Registry(Generic[T]):
             raise ValueError(f"lazy {self.kind} entry must look like 'module:attribute', got {entry!r}")
         self._entries[name] = entry
 
-    def register(self, name: str) -> "_Decorator[T]":
+    def register(self, name: str) -> _Decorator[T]:
         """Decorator form of `add`."""
         return _Decorator(self, name)
 

@@ -56,7 +56,9 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise HarnessError("--device cuda was asked for but no CUDA device is available", fix="use --device cpu or auto")
+        raise HarnessError(
+            "--device cuda was asked for but no CUDA device is available", fix="use --device cpu or auto"
+        )
     if device not in ("cpu", "cuda"):
         raise HarnessError(f"unknown device {device!r}", fix="use auto, cpu or cuda")
     return device
@@ -67,7 +69,9 @@ def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
     adapter = adapter_for(spec)
     if adapter.capability not in handle.capabilities:
         have = ", ".join(sorted(handle.capabilities)) or "none"
-        return f"task {spec.name!r} needs capability {adapter.capability.value!r}; model kind {handle.kind!r} has {have}"
+        return (
+            f"task {spec.name!r} needs capability {adapter.capability.value!r}; model kind {handle.kind!r} has {have}"
+        )
     if spec.models_trained_on and handle.card.trained_on not in spec.models_trained_on:
         return (
             f"task {spec.name!r} is for models trained on {', '.join(spec.models_trained_on)}; "
@@ -85,10 +89,14 @@ def check_fit(specs: Sequence[TaskSpec], handles: Sequence[ModelHandle]) -> None
     for handle in handles:
         for spec in specs:
             if reason := unfit_reason(spec, handle):
-                raise HarnessError(reason, where=str(handle.path), fix="choose tasks that fit the model (see `harness tasks`)")
+                raise HarnessError(
+                    reason, where=str(handle.path), fix="choose tasks that fit the model (see `harness tasks`)"
+                )
 
 
-def submission_id(handle: ModelHandle, specs: Sequence[TaskSpec], fingerprints: dict[str, dict[str, str]], options: EvalOptions) -> str:
+def submission_id(
+    handle: ModelHandle, specs: Sequence[TaskSpec], fingerprints: dict[str, dict[str, str]], options: EvalOptions
+) -> str:
     """Deterministic id: the same checkpoint, tasks, data, seed and limit give the same submission."""
     payload = {
         "checkpoint": handle.checkpoint_hash,
@@ -118,7 +126,9 @@ class Runner:
             for request in adapter_for(spec).requests(spec):
                 key = (_dataset_key(spec.dataset), request.split, request.inference)
                 if key not in outputs:
-                    outputs[key], hit = self._infer(handle, spec.dataset, request.split, INFERENCE.get(request.inference))
+                    outputs[key], hit = self._infer(
+                        handle, spec.dataset, request.split, INFERENCE.get(request.inference)
+                    )
                     hits, misses = hits + hit, misses + (not hit)
         results: list[RunResult] = []
         samples: list[tuple[str, Samples]] = []
@@ -165,7 +175,9 @@ class Runner:
         )
         return ModelResult(submission, samples, cache_hits=hits, cache_misses=misses)
 
-    def _infer(self, handle: ModelHandle, source: DatasetSource, split_name: str, inference: Inference) -> tuple[SplitOutputs, bool]:
+    def _infer(
+        self, handle: ModelHandle, source: DatasetSource, split_name: str, inference: Inference
+    ) -> tuple[SplitOutputs, bool]:
         """Outputs of `inference` on a split: from the cache, or one forward pass (then cached)."""
         split = get_split(load_suite(source), split_name, self.options.limit)
         key = cache_key(handle.checkpoint_hash, split.fingerprint, inference.name, inference.version)
@@ -173,8 +185,12 @@ class Runner:
         if cached is not None:
             return SplitOutputs(split, cached), True
         bar = self._add_task(f"{handle.card.name}: {inference.name} {source.name}/{split_name}", len(split))
-        advance: Callable[[int], None] = (lambda n: self.progress.advance(bar, n)) if self.progress and bar is not None else (lambda n: None)
-        arrays: Arrays = inference.run(handle, split, InferenceOptions(batch_size=self.options.batch_size, advance=advance))
+        advance: Callable[[int], None] = (
+            (lambda n: self.progress.advance(bar, n)) if self.progress and bar is not None else (lambda n: None)
+        )
+        arrays: Arrays = inference.run(
+            handle, split, InferenceOptions(batch_size=self.options.batch_size, advance=advance)
+        )
         self.cache.put(key, arrays)
         return SplitOutputs(split, arrays), False
 

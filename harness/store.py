@@ -97,7 +97,9 @@ class Store:
                     card.model_dump_json(), created,
                 ],
             )  # fmt: skip
-        old_runs = [r[0] for r in db.execute("SELECT run_id FROM runs WHERE submission_id = ?", [sub.submission_id]).fetchall()]
+        old_runs = [
+            r[0] for r in db.execute("SELECT run_id FROM runs WHERE submission_id = ?", [sub.submission_id]).fetchall()
+        ]
         for run_id in old_runs:
             db.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
         db.execute("DELETE FROM runs WHERE submission_id = ?", [sub.submission_id])
@@ -186,13 +188,23 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
     """Open (and, for writing, create) the store at `path`; a file that is not DuckDB is a HarnessError."""
     path = Path(path)
     if read_only and not path.exists():
-        raise HarnessError("store file does not exist", where=str(path), fix="run `harness demo` or `harness ingest` first")
+        raise HarnessError(
+            "store file does not exist", where=str(path), fix="run `harness demo` or `harness ingest` first"
+        )
     if path.exists() and path.is_dir():
         raise HarnessError("store path is a folder, not a file", where=str(path), fix="pass a .duckdb file path")
+    if path.exists() and not is_duckdb_file(path):
+        raise HarnessError(
+            "not a valid DuckDB database file",
+            where=str(path),
+            fix="pass a DuckDB file written by harness (or a new path); `harness ingest --rebuild` recreates one",
+        )
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        connection = duckdb.connect(str(path), read_only=read_only)
+        # Never let DuckDB fetch extensions (it would, for example, to read a SQLite file).
+        config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        connection = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.Error as error:
         raise HarnessError(
             f"cannot open the results store: {str(error).splitlines()[0]}",
@@ -207,6 +219,13 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def is_duckdb_file(path: Path) -> bool:
+    """True for DuckDB's file format (magic bytes "DUCK" at offset 8) or an empty file."""
+    with path.open("rb") as handle:
+        header = handle.read(12)
+    return len(header) == 0 or header[8:12] == b"DUCK"
 
 
 def check_store(path: str | Path) -> None:

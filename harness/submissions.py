@@ -75,7 +75,9 @@ def read_submission(path: Path) -> Submission:
     """Parse and validate one submission file; every problem is a HarnessError naming file and field."""
     if path.stat().st_size > MAX_SUBMISSION_BYTES:
         raise HarnessError(
-            f"file is larger than the {MAX_SUBMISSION_BYTES:,} byte cap", where=str(path), fix="per-sample outputs belong in the parquet file"
+            f"file is larger than the {MAX_SUBMISSION_BYTES:,} byte cap",
+            where=str(path),
+            fix="per-sample outputs belong in the parquet file",
         )
     try:
         raw = json.loads(path.read_text())
@@ -95,7 +97,9 @@ def read_submission(path: Path) -> Submission:
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise HarnessError(f"field {field!r}: {first['msg']}", where=str(path), fix="see docs/submission-format.md") from None
+        raise HarnessError(
+            f"field {field!r}: {first['msg']}", where=str(path), fix="see docs/submission-format.md"
+        ) from None
 
 
 def find_submissions(paths: Sequence[Path]) -> list[Path]:

@@ -50,5 +50,5 @@ class ArraySplit:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def head(self, n: int) -> "ArraySplit":
+    def head(self, n: int) -> ArraySplit:
         return ArraySplit(self.name, self.x[:n], self.y[:n], self.ids[:n])

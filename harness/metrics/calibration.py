@@ -21,11 +21,11 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 ACCURACY = MetricInfo("accuracy", True, "share of samples whose argmax class equals the label")
-ECE = MetricInfo(
-    "ece", False, "expected calibration error of the top-label confidence: 15 equal-width bins (a, b], L1"
-)
+ECE = MetricInfo("ece", False, "expected calibration error of the top-label confidence: 15 equal-width bins (a, b], L1")
 NLL = MetricInfo("nll", False, "mean negative log-likelihood of the label, natural log (nats)")
-BRIER = MetricInfo("brier", False, "multiclass Brier score: mean over samples of the sum over classes of (p - onehot)^2")
+BRIER = MetricInfo(
+    "brier", False, "multiclass Brier score: mean over samples of the sum over classes of (p - onehot)^2"
+)
 
 
 def check_probs(probs: FloatArray, labels: IntArray) -> tuple[FloatArray, IntArray]:

@@ -162,7 +162,9 @@ class TorchClassifierLoader:
         if (path / PICKLE_WEIGHTS).exists():
             state: dict[str, torch.Tensor] = torch.load(path / PICKLE_WEIGHTS, map_location="cpu", weights_only=True)
             return state
-        raise HarnessError(f"no {WEIGHTS} in the checkpoint folder", where=str(path), fix="export the weights as safetensors")
+        raise HarnessError(
+            f"no {WEIGHTS} in the checkpoint folder", where=str(path), fix="export the weights as safetensors"
+        )
 
 
 def load_safetensors(file: Path) -> dict[str, torch.Tensor]:

@@ -55,7 +55,9 @@ class CalibrationAdapter:
 
         metrics = [
             bootstrap_metric("accuracy", float(correct.mean()), boot.mean_distribution(correct), n),
-            bootstrap_metric("ece", cal.binned_calibration_gap(confidence, correct, bins, n_bins), boot.distribution(ece_of), n),
+            bootstrap_metric(
+                "ece", cal.binned_calibration_gap(confidence, correct, bins, n_bins), boot.distribution(ece_of), n
+            ),
             bootstrap_metric("nll", float(nll.mean()), boot.mean_distribution(nll), n),
             bootstrap_metric("brier", float(brier.mean()), boot.mean_distribution(brier), n),
         ]

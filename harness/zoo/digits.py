@@ -51,7 +51,10 @@ def train_classifier(
     """Train an MLP by minibatch Adam; returns the model, its config and the final epoch's mean loss."""
     torch.manual_seed(recipe.seed)
     config = ClassifierConfig(
-        input_dim=int(np.prod(x.shape[1:])), hidden_dims=list(recipe.hidden_dims), n_classes=n_classes, dropout=recipe.dropout
+        input_dim=int(np.prod(x.shape[1:])),
+        hidden_dims=list(recipe.hidden_dims),
+        n_classes=n_classes,
+        dropout=recipe.dropout,
     )
     model = MLPClassifier(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -70,7 +73,7 @@ def train_classifier(
             loss = loss_fn(model(inputs[batch]), targets[batch])
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
             count += len(batch)
         epoch_loss = total / count
     model.eval()
@@ -93,7 +96,7 @@ def build(out: Path, profile: str = "full", on_model: Callable[[str], None] = la
     folders = []
     for recipe in RECIPES:
         if profile == "tiny":
-            recipe = Recipe(**{**asdict(recipe), "epochs": max(1, recipe.epochs // 10)})
+            recipe = Recipe(**{**asdict(recipe), "epochs": max(2, recipe.epochs // 3)})
         model, config, loss = train_classifier(train.x, train.y, suite.n_classes, recipe)
         card = ModelCard(
             name=recipe.name,

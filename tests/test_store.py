@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from factories import make_submission
+
+from harness import store as store_module
+from harness.errors import HarnessError
+from harness.runner import EvalOptions, load_models, run_and_record
+from harness.schema import MetricValue, Submission
+from harness.store import open_store
+from harness.submissions import find_submissions, read_submission
+from harness.tasks import load_specs
+from harness.zoo import zoo_models
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny zoo evaluated on calib: (submissions folder, incrementally built store)."""
+    root = tmp_path_factory.mktemp("evaluated")
+    options = EvalOptions(cache_dir=root / "cache")
+    handles = load_models(zoo_models(tiny_zoo), options, "cpu")
+    run_and_record(
+        handles, [load_specs().get("calib")], options, out=root / "submissions", store_path=root / "incremental.duckdb"
+    )
+    return root / "submissions", root / "incremental.duckdb"
+
+
+def loaded(folder: Path) -> list[tuple[Submission, str | None]]:
+    return [(read_submission(f), str(f)) for f in find_submissions([folder])]
+
+
+def test_rebuilt_store_equals_incremental_store(evaluated: tuple[Path, Path], tmp_path: Path) -> None:
+    submissions, incremental = evaluated
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    store_module.rebuild(rebuilt, loaded(submissions))
+    with open_store(incremental, read_only=True) as a, open_store(rebuilt, read_only=True) as b:
+        assert a.dump() == b.dump()
+        assert len(a.dump()["runs"]) == 6
+        for task in a.tasks():
+            assert a.leaderboard(task).equals(b.leaderboard(task))
+
+
+def test_ingest_twice_gives_the_same_store(evaluated: tuple[Path, Path], tmp_path: Path) -> None:
+    submissions, _ = evaluated
+    with open_store(tmp_path / "s.duckdb") as store:
+        store.ingest(loaded(submissions))
+        once = store.dump()
+        store.ingest(loaded(submissions))
+        assert store.dump() == once
+
+
+def test_failed_batch_ingests_nothing(
+    evaluated: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submissions, _ = evaluated
+    batch = loaded(submissions)
+    original = store_module.Store._ingest_one
+    calls = []
+
+    def failing(self: store_module.Store, sub: Submission, file: str | None) -> int:
+        calls.append(sub.submission_id)
+        if len(calls) == 3:
+            raise RuntimeError("disk on fire")
+        return original(self, sub, file)
+
+    monkeypatch.setattr(store_module.Store, "_ingest_one", failing)
+    with open_store(tmp_path / "s.duckdb") as store:
+        with pytest.raises(RuntimeError):
+            store.ingest(batch)
+        assert all(rows == [] for table, rows in store.dump().items() if table != "meta")
+
+
+def test_leaderboard_ranks_by_direction_ties_share_rank_and_skips_limited(tmp_path: Path) -> None:
+    def sub(sid: str, model: str, value: float, limit: int | None = None) -> Submission:
+        base = make_submission(submission_id=sid, limit=limit)
+        run = base.results[0].model_copy(
+            update={
+                "run_id": f"{sid}-calib",
+                "metrics": [MetricValue(name="ece", value=value, higher_is_better=False, n=10)],
+            }
+        )
+        return base.model_copy(update={"model": base.model.model_copy(update={"name": model}), "results": [run]})
+
+    with open_store(tmp_path / "s.duckdb") as store:
+        store.ingest(
+            [
+                (sub("a", "m1", 0.3), None),
+                (sub("b", "m2", 0.1), None),
+                (sub("c", "m3", 0.1), None),
+                (sub("d", "m4", 0.0, limit=5), None),
+            ]
+        )
+        board = store.leaderboard("calib")
+    assert board["model_id"].tolist() == ["o/m2", "o/m3", "o/m1"]  # lower ECE first; m4 (--limit) absent
+    assert board["rank"].tolist() == [1, 1, 3]
+
+
+def test_a_file_that_is_not_duckdb_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "results.duckdb"
+    bad.write_text("not a database")
+    with pytest.raises(HarnessError, match="not a valid DuckDB database") as error:
+        store_module.check_store(bad)
+    assert str(bad) in str(error.value)
+    assert bad.read_text() == "not a database"
+    with pytest.raises(HarnessError, match="folder"):
+        store_module.check_store(tmp_path)
+
+
+def test_read_only_store_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="does not exist"), open_store(tmp_path / "missing.duckdb", read_only=True):
+        pass
