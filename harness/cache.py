@@ -59,7 +59,7 @@ class OutputCache:
         data_path, sum_path = self._paths(key)
         data_path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
         payload = buffer.getvalue()
         # Data first, checksum last: an entry without a matching checksum is a miss.
         atomic_write(data_path, payload)

@@ -185,9 +185,10 @@ class Runner:
         if cached is not None:
             return SplitOutputs(split, cached), True
         bar = self._add_task(f"{handle.card.name}: {inference.name} {source.name}/{split_name}", len(split))
-        advance: Callable[[int], None] = (
-            (lambda n: self.progress.advance(bar, n)) if self.progress and bar is not None else (lambda n: None)
-        )
+
+        def advance(n: int) -> None:
+            self._advance(bar, n)
+
         arrays: Arrays = inference.run(
             handle, split, InferenceOptions(batch_size=self.options.batch_size, advance=advance)
         )
@@ -197,9 +198,9 @@ class Runner:
     def _add_task(self, description: str, total: int) -> Any:
         return self.progress.add_task(description, total=total) if self.progress else None
 
-    def _advance(self, bar: Any) -> None:
+    def _advance(self, bar: Any, n: int = 1) -> None:
         if self.progress is not None and bar is not None:
-            self.progress.advance(bar)
+            self.progress.advance(bar, n)
 
 
 def _dataset_key(source: DatasetSource) -> str:

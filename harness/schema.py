@@ -169,7 +169,7 @@ class Provenance(_Strict):
 class Submission(_Strict):
     """One evaluation of one checkpoint on one or more tasks: the file contributors add."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     submission_id: SafeName
     model: ModelCard
     checkpoint_hash: Sha256

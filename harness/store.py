@@ -203,7 +203,10 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Never let DuckDB fetch extensions (it would, for example, to read a SQLite file).
-        config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
         connection = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.Error as error:
         raise HarnessError(

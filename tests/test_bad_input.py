@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 from safetensors.numpy import load_file, save_file
 
-from cli_helpers import run_cli
 from harness.data.arrays import ArraySplit
 from harness.data.digits import ClassificationSuite
 from harness.registry import DATASETS
@@ -35,7 +35,18 @@ def store(tmp_path: Path) -> Path:
 
 
 def eval_args(model: Path | str, store: Path, tasks: str = "calib", *extra: str) -> list[str]:
-    return ["eval", "--model", str(model), "--tasks", tasks, "--store", str(store), "--out", str(store.parent / "subs"), *extra]
+    return [
+        "eval",
+        "--model",
+        str(model),
+        "--tasks",
+        tasks,
+        "--store",
+        str(store),
+        "--out",
+        str(store.parent / "subs"),
+        *extra,
+    ]
 
 
 def test_missing_path(capsys, monkeypatch, store: Path) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +110,9 @@ def test_empty_dataset(capsys, monkeypatch, model: Path, store: Path, tmp_path: 
     assert not store.exists()
 
 
-def test_pickle_weights_are_refused_unless_allowed(capsys, monkeypatch, model: Path, tmp_path: Path, store: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pickle_weights_are_refused_unless_allowed(
+    capsys, monkeypatch, model: Path, tmp_path: Path, store: Path
+) -> None:  # type: ignore[no-untyped-def]
     import torch
 
     pickled = tmp_path / "pickled"

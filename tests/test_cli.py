@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import run_cli
+
 from harness.runner import EvalOptions, Runner, load_models
 from harness.store import open_store
 from harness.tasks import load_specs
@@ -42,16 +42,22 @@ def test_zoo_build_writes_cards_and_weights(capsys, monkeypatch, tmp_path: Path)
     assert run_cli(capsys, monkeypatch, "zoo", "build", "--dir", str(tmp_path), "--family", "digts").code == 2
 
 
-def test_eval_writes_submissions_and_store_then_rebuild_matches(capsys, monkeypatch, tiny_zoo: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_eval_writes_submissions_and_store_then_rebuild_matches(
+    capsys, monkeypatch, tiny_zoo: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     models = f"{tiny_zoo / 'digits-mlp-small'},{tiny_zoo / 'digits-mlp-wide'}"
     store, out = tmp_path / "results.duckdb", tmp_path / "submissions"
-    first = run_cli(capsys, monkeypatch, "eval", "--model", models, "--tasks", "calib", "--store", str(store), "--out", str(out))
+    first = run_cli(
+        capsys, monkeypatch, "eval", "--model", models, "--tasks", "calib", "--store", str(store), "--out", str(out)
+    )
     assert first.code == 0, first.err
     assert "ece *" in first.out and "2 forward passes" in first.out
     files = sorted(out.rglob("*.json"))
     assert [f.parent.name for f in files] == ["harness-zoo__digits-mlp-small", "harness-zoo__digits-mlp-wide"]
     assert all(f.with_suffix(".parquet").exists() for f in files)
-    second = run_cli(capsys, monkeypatch, "eval", "--model", models, "--tasks", "calib", "--store", str(store), "--out", str(out))
+    second = run_cli(
+        capsys, monkeypatch, "eval", "--model", models, "--tasks", "calib", "--store", str(store), "--out", str(out)
+    )
     assert "0 forward passes, 2 reused from the cache" in second.out
     assert sorted(out.rglob("*.json")) == files  # same inputs -> same submission ids
 
@@ -68,7 +74,17 @@ def test_eval_writes_submissions_and_store_then_rebuild_matches(capsys, monkeypa
 
 def test_limited_runs_are_marked_and_never_ranked(capsys, monkeypatch, tiny_zoo: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = tmp_path / "results.duckdb"
-    args = ["eval", "--model", str(tiny_zoo / "digits-mlp-deep"), "--tasks", "calib", "--store", str(store), "--out", str(tmp_path / "s")]
+    args = [
+        "eval",
+        "--model",
+        str(tiny_zoo / "digits-mlp-deep"),
+        "--tasks",
+        "calib",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "s"),
+    ]
     result = run_cli(capsys, monkeypatch, *args, "--limit", "25")
     assert result.code == 0 and "not ranked" in result.out
     submission = json.loads(next((tmp_path / "s").rglob("*.json")).read_text())
@@ -78,7 +94,9 @@ def test_limited_runs_are_marked_and_never_ranked(capsys, monkeypatch, tiny_zoo:
         assert opened.leaderboard("calib").empty
 
 
-def test_tasks_sharing_a_split_share_one_forward_pass(tiny_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tasks_sharing_a_split_share_one_forward_pass(
+    tiny_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     specs = tmp_path / "specs"
     specs.mkdir()
     for name, bins in (("calib15", 15), ("calib10", 10)):
@@ -110,7 +128,17 @@ def test_corrupt_cache_entry_is_recomputed(tiny_zoo: Path, tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_demo_end_to_end(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    args = ["demo", "--zoo", str(tmp_path / "zoo"), "--store", str(tmp_path / "r.duckdb"), "--out", str(tmp_path / "s"), "--profile", "tiny"]
+    args = [
+        "demo",
+        "--zoo",
+        str(tmp_path / "zoo"),
+        "--store",
+        str(tmp_path / "r.duckdb"),
+        "--out",
+        str(tmp_path / "s"),
+        "--profile",
+        "tiny",
+    ]
     result = run_cli(capsys, monkeypatch, *args)
     assert result.code == 0, result.err
     with open_store(tmp_path / "r.duckdb", read_only=True) as opened:
@@ -123,11 +151,22 @@ def test_console_script_exit_code_and_single_line(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("harness")
     env = {**os.environ, "COLUMNS": "200"}
     done = subprocess.run(
-        [str(script), "eval", "--model", str(tmp_path / "nothing"), "--tasks", "calib", "--store", str(tmp_path / "r.duckdb")],
+        [
+            str(script),
+            "eval",
+            "--model",
+            str(tmp_path / "nothing"),
+            "--tasks",
+            "calib",
+            "--store",
+            str(tmp_path / "r.duckdb"),
+        ],
         capture_output=True,
         text=True,
         env=env,
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"error: model path does not exist [at {tmp_path / 'nothing'}] -> check the --model path"]
+    assert done.stderr.strip().splitlines() == [
+        f"error: model path does not exist [at {tmp_path / 'nothing'}] -> check the --model path"
+    ]
     assert not (tmp_path / "r.duckdb").exists()

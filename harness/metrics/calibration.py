@@ -51,14 +51,15 @@ def softmax(logits: FloatArray, temperature: float = 1.0) -> FloatArray:
     z = z - z.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
-    return z
+    return z  # type: ignore[no-any-return]
 
 
 def log_softmax(logits: FloatArray, temperature: float = 1.0) -> FloatArray:
     """Row-wise log-softmax of logits / temperature (stable log-sum-exp)."""
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    out: FloatArray = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return out
 
 
 def accuracy(probs: FloatArray, labels: IntArray) -> float:
@@ -114,7 +115,8 @@ def binned_calibration_gap(confidence: FloatArray, correct: FloatArray, bins: In
 def nll_per_sample(logits: FloatArray, labels: IntArray, temperature: float = 1.0) -> FloatArray:
     """-log softmax(logits / T)[label] per sample, in nats."""
     log_probs = log_softmax(logits, temperature)
-    return -log_probs[np.arange(log_probs.shape[0]), labels]
+    out: FloatArray = -log_probs[np.arange(log_probs.shape[0]), labels]
+    return out
 
 
 def negative_log_likelihood(logits: FloatArray, labels: IntArray, temperature: float = 1.0) -> float:
@@ -131,7 +133,8 @@ def brier_per_sample(probs: FloatArray, labels: IntArray) -> FloatArray:
     """sum_c (p_c - onehot_c)^2 per sample, in [0, 2]."""
     squared = probs**2
     rows = np.arange(probs.shape[0])
-    return squared.sum(axis=1) - 2.0 * probs[rows, labels] + 1.0
+    out: FloatArray = squared.sum(axis=1) - 2.0 * probs[rows, labels] + 1.0
+    return out
 
 
 def brier_score(probs: FloatArray, labels: IntArray) -> float:

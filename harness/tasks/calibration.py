@@ -51,7 +51,8 @@ class CalibrationAdapter:
             b = rows.shape[0]
             flat = (np.arange(b)[:, None] * n_bins + bins[rows]).ravel()
             gap = np.bincount(flat, (correct - confidence)[rows].ravel(), minlength=b * n_bins)
-            return np.abs(gap.reshape(b, n_bins)).sum(axis=1) / n
+            ece: np.ndarray = np.abs(gap.reshape(b, n_bins)).sum(axis=1) / n
+            return ece
 
         metrics = [
             bootstrap_metric("accuracy", float(correct.mean()), boot.mean_distribution(correct), n),
