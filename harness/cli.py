@@ -55,7 +55,7 @@ def _fmt(value: float | None) -> str:
 @app.command()
 def tasks() -> None:
     """List every task: description, the model capability it needs, its main metric."""
-    from harness.registry import METRICS
+    from harness.metrics import metric_info
     from harness.tasks import adapter_for, load_specs
 
     specs = load_specs()
@@ -64,7 +64,7 @@ def tasks() -> None:
         table.add_column(column)
     for name in sorted(specs.names()):
         spec = specs.get(name)
-        direction = "higher is better" if METRICS.get(spec.main_metric).higher_is_better else "lower is better"
+        direction = "higher is better" if metric_info(spec.main_metric).higher_is_better else "lower is better"
         table.add_row(
             name,
             spec.description,
@@ -136,13 +136,17 @@ def eval_(
     cache_dir: Annotated[
         Optional[Path], typer.Option(help="per-sample output cache [default: $HARNESS_CACHE_DIR or ~/.cache/harness]")
     ] = None,
+    dtype: Annotated[
+        str, typer.Option(help="weights dtype for language models: float32, bfloat16, float16")
+    ] = "float32",
+    details: Annotated[bool, typer.Option(help="print every metric, not only each task's main metric")] = False,
 ) -> None:
     """Evaluate checkpoints on tasks; write submission files and add the runs to the store."""
     from harness.runner import check_fit, load_models, resolve_device
     from harness.store import check_store
     from harness.tasks import load_specs
 
-    options = _options(seed, limit, device, batch_size, allow_pickle, cache_dir)
+    options = _options(seed, limit, device, batch_size, allow_pickle, cache_dir, dtype)
     # Validate every input before anything runs or is written.
     specs_registry = load_specs()
     specs = [specs_registry.get(name) for name in _split_csv(tasks)]
@@ -154,13 +158,19 @@ def eval_(
         check_store(store_path)
     handles = load_models(paths, options, resolve_device(device))
     check_fit(specs, handles)
-    failed = _run(handles, specs, options, out, store_path)
+    failed = _run(handles, specs, options, out, store_path, details)
     if failed:
         raise typer.Exit(2)
 
 
 def _options(
-    seed: int, limit: int | None, device: str, batch_size: int, allow_pickle: bool, cache_dir: Path | None
+    seed: int,
+    limit: int | None,
+    device: str,
+    batch_size: int,
+    allow_pickle: bool,
+    cache_dir: Path | None,
+    dtype: str = "float32",
 ) -> EvalOptions:
     from harness.runner import EvalOptions
 
@@ -171,13 +181,19 @@ def _options(
         device=device,
         batch_size=batch_size,
         allow_pickle=allow_pickle,
+        dtype=dtype,
         command=shlex.join(["harness", *sys.argv[1:]]),
         **extra,
     )
 
 
 def _run(
-    handles: list[ModelHandle], specs: list[TaskSpec], options: EvalOptions, out: Path, store_path: Path | None
+    handles: list[ModelHandle],
+    specs: list[TaskSpec],
+    options: EvalOptions,
+    out: Path,
+    store_path: Path | None,
+    details: bool = False,
 ) -> int:
     """Run, print the results table; returns the number of models that failed."""
     from harness.runner import progress_bar, run_and_record
@@ -198,11 +214,13 @@ def _run(
         sub = item.result.submission
         for run in sub.results:
             for metric in run.metrics:
+                if not details and metric.name != run.main_metric:
+                    continue
                 ci = f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]" if metric.ci_low is not None else ""
                 name = metric.name + (" *" if metric.name == run.main_metric else "")
                 table.add_row(sub.model.name, run.task, name, _fmt(metric.value), ci, str(metric.n))
     console.print(table)
-    console.print("* main metric", style="dim")
+    console.print("* main metric" + ("" if details else "; --details shows every metric"), style="dim")
     passes = sum(item.result.cache_misses for item in recorded)
     hits = sum(item.result.cache_hits for item in recorded)
     console.print(f"inference: {passes} forward passes, {hits} reused from the cache", style="dim")
@@ -283,7 +301,7 @@ def _print_leaderboards(opened: Store, task_names: list[str]) -> None:
         direction = "higher is better" if board["higher_is_better"].iloc[0] else "lower is better"
         table = Table(title=f"{name} - {metric} ({direction})")
         for column in ("rank", "model", "family", metric, "95% CI", "n"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=column in ("model", metric))
         for row in board.itertuples():
             table.add_row(
                 str(row.rank),

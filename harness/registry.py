@@ -95,10 +95,14 @@ from typing import Any  # noqa: E402
 #: task adapters: name -> TaskAdapter (harness/tasks/)
 TASK_ADAPTERS: Registry[Any] = Registry("task adapter")
 TASK_ADAPTERS.add("calibration", "harness.tasks.calibration:ADAPTER")
+TASK_ADAPTERS.add("ood", "harness.tasks.ood:ADAPTER")
+TASK_ADAPTERS.add("longtail", "harness.tasks.longtail:ADAPTER")
 
 #: model loaders: kind -> ModelLoader (harness/models/); detection tries them in this order
 MODEL_LOADERS: Registry[Any] = Registry("model kind")
 MODEL_LOADERS.add("torch-classifier", "harness.models.torch_classifier:LOADER")
+MODEL_LOADERS.add("hf-classifier", "harness.models.hf_classifier:LOADER")
+MODEL_LOADERS.add("predictions", "harness.models.predictions:LOADER")
 
 #: inference kinds: name -> Inference (what a forward pass produces; cached by the runner)
 INFERENCE: Registry[Any] = Registry("inference kind")
@@ -107,13 +111,27 @@ INFERENCE.add("classify", "harness.models.inference:CLASSIFY")
 #: built-in dataset suites: name -> factory(**params)
 DATASETS: Registry[Any] = Registry("dataset")
 DATASETS.add("digits", "harness.data.digits:digits_suite")
+DATASETS.add("digits-ood", "harness.data.digits:digits_ood_suite")
+DATASETS.add("digits-lt", "harness.data.digits:digits_lt_suite")
 
 #: metrics: name -> MetricInfo (direction and convention; the functions live in harness/metrics/)
 METRICS: Registry[Any] = Registry("metric")
-for _name, _module in {
-    "accuracy": "calibration",
-    "ece": "calibration",
-    "nll": "calibration",
-    "brier": "calibration",
-}.items():
-    METRICS.add(_name, f"harness.metrics.{_module}:{_name.upper()}")
+_METRIC_MODULES = {
+    "calibration": (
+        "accuracy", "ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc", "temperature", "ece_ts", "nll_ts",
+    ),
+    "ood": ("auroc", "aupr_in", "aupr_out", "fpr95"),
+    "longtail": (
+        "balanced_accuracy", "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy", "worst_class_accuracy",
+        "acc_uniform",
+        *(f"acc_{order}_lt_{ratio}" for order in ("forward", "backward") for ratio in (2, 5, 10, 25, 50)),
+    ),
+    "lm": (
+        "fdtm_mean", "fdtm_median", "sdtm", "js_mean", "kl_mean", "top1_agreement", "ppl_reference", "ppl_candidate",
+        "ppl_ratio", "mc_flips", "loss_nats", "perplexity",
+    ),
+    "retrieval": ("ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100"),
+}  # fmt: skip
+for _module, _names in _METRIC_MODULES.items():
+    for _name in _names:
+        METRICS.add(_name, f"harness.metrics.{_module}:{_name.upper()}")

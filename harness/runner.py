@@ -24,9 +24,9 @@ from harness.errors import HarnessError
 from harness.models import load_model
 from harness.models.base import Arrays, Inference, InferenceOptions, LoadOptions, ModelHandle
 from harness.registry import INFERENCE
-from harness.schema import DatasetSource, RunResult, Submission, TaskSpec, canonical_hash
+from harness.schema import RunResult, Submission, TaskSpec, canonical_hash
 from harness.tasks import adapter_for
-from harness.tasks.base import Samples, SplitOutputs
+from harness.tasks.base import Samples, SplitOutputs, evaluate
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class EvalOptions:
     device: str = "auto"
     batch_size: int = 256
     allow_pickle: bool = False
+    dtype: str = "float32"
     cache_dir: Path = field(default_factory=default_cache_dir)
     command: str = ""
 
@@ -81,7 +82,8 @@ def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
 
 
 def load_models(paths: Sequence[Path], options: EvalOptions, device: str) -> list[ModelHandle]:
-    return [load_model(path, LoadOptions(device=device, allow_pickle=options.allow_pickle)) for path in paths]
+    load = LoadOptions(device=device, allow_pickle=options.allow_pickle, dtype=options.dtype)
+    return [load_model(path, load) for path in paths]
 
 
 def check_fit(specs: Sequence[TaskSpec], handles: Sequence[ModelHandle]) -> None:
@@ -120,15 +122,20 @@ class Runner:
     def evaluate(self, handle: ModelHandle, specs: Sequence[TaskSpec]) -> ModelResult:
         started = time.perf_counter()
         hits = misses = 0
-        outputs: dict[tuple[str, str, str], SplitOutputs] = {}
-        # Plan: the union of every task's requests, each forward pass once.
+        # Plan: resolve every task's requests to data splits; a forward pass runs once per
+        # (split fingerprint, inference kind), however many tasks (or datasets) share that split.
+        planned: dict[str, dict[str, tuple[Any, str]]] = {}
         for spec in specs:
-            for request in adapter_for(spec).requests(spec):
-                key = (_dataset_key(spec.dataset), request.split, request.inference)
+            suite = load_suite(spec.dataset)
+            planned[spec.name] = {
+                r.split: (get_split(suite, r.split, self.options.limit), r.inference) for r in adapter_for(spec).requests(spec)
+            }
+        outputs: dict[tuple[str, str], SplitOutputs] = {}
+        for requests in planned.values():
+            for split, inference in requests.values():
+                key = (split.fingerprint, inference)
                 if key not in outputs:
-                    outputs[key], hit = self._infer(
-                        handle, spec.dataset, request.split, INFERENCE.get(request.inference)
-                    )
+                    outputs[key], hit = self._infer(handle, split, INFERENCE.get(inference))
                     hits, misses = hits + hit, misses + (not hit)
         results: list[RunResult] = []
         samples: list[tuple[str, Samples]] = []
@@ -136,13 +143,11 @@ class Runner:
         task_bar = self._add_task(f"{handle.card.name}: tasks", len(specs))
         for spec in specs:
             adapter = adapter_for(spec)
-            inputs = {
-                r.split: outputs[(_dataset_key(spec.dataset), r.split, r.inference)] for r in adapter.requests(spec)
-            }
+            inputs = {name: outputs[(split.fingerprint, inference)] for name, (split, inference) in planned[spec.name].items()}
             fingerprints[spec.name] = {split: value.split.fingerprint for split, value in inputs.items()}
             task_started = time.perf_counter()
             try:
-                outcome = adapter.evaluate(spec, inputs, self.options.seed)
+                blocks, outcome = evaluate(adapter, spec, inputs, self.options.seed)
             except HarnessError as error:
                 raise HarnessError(f"task {spec.name}: {error.what}", where=str(handle.path), fix=error.fix) from None
             results.append(
@@ -160,7 +165,7 @@ class Runner:
                     duration_s=time.perf_counter() - task_started,
                 )
             )
-            samples += [(spec.name, block) for block in outcome.samples]
+            samples += [(spec.name, block) for block in blocks]
             self._advance(task_bar)
         sid = submission_id(handle, specs, fingerprints, self.options)
         submission = Submission(
@@ -175,16 +180,13 @@ class Runner:
         )
         return ModelResult(submission, samples, cache_hits=hits, cache_misses=misses)
 
-    def _infer(
-        self, handle: ModelHandle, source: DatasetSource, split_name: str, inference: Inference
-    ) -> tuple[SplitOutputs, bool]:
+    def _infer(self, handle: ModelHandle, split: Any, inference: Inference) -> tuple[SplitOutputs, bool]:
         """Outputs of `inference` on a split: from the cache, or one forward pass (then cached)."""
-        split = get_split(load_suite(source), split_name, self.options.limit)
-        key = cache_key(handle.checkpoint_hash, split.fingerprint, inference.name, inference.version)
+        key = cache_key(handle.checkpoint_hash + handle.cache_salt, split.fingerprint, inference.name, inference.version)
         cached = self.cache.get(key)
         if cached is not None:
             return SplitOutputs(split, cached), True
-        bar = self._add_task(f"{handle.card.name}: {inference.name} {source.name}/{split_name}", len(split))
+        bar = self._add_task(f"{handle.card.name}: {inference.name} {split.name}", len(split))
 
         def advance(n: int) -> None:
             self._advance(bar, n)
@@ -201,10 +203,6 @@ class Runner:
     def _advance(self, bar: Any, n: int = 1) -> None:
         if self.progress is not None and bar is not None:
             self.progress.advance(bar, n)
-
-
-def _dataset_key(source: DatasetSource) -> str:
-    return canonical_hash(source.model_dump(mode="json"))
 
 
 def progress_bar(console: Any = None) -> Progress:

@@ -15,7 +15,7 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -51,13 +51,24 @@ def canonical_hash(payload: Any) -> str:
 class DatasetSource(_Strict):
     """Where a task's data comes from.
 
-    kind "builtin": an offline suite that ships with Harness (`name` is the suite).
+    - kind "builtin": an offline suite that ships with Harness (`name` is the registered suite).
+    - kind "local": a folder or file at `path` (ImageFolder, <split>.npz or <split>.parquet).
+    - kind "hf": a Hugging Face dataset: `name` is the hub id (read from the local cache when
+      HF_DATASETS_OFFLINE=1) at `revision`, or `path` a folder written by `Dataset.save_to_disk`.
+    `params` go to the source (builtin factory arguments; column names and split names for hf).
     """
 
-    kind: Literal["builtin"] = "builtin"
-    name: SafeName
+    kind: Literal["builtin", "local", "hf"] = "builtin"
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    path: str | None = None
     revision: str = "1"
-    params: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    params: dict[str, Scalar | list[Scalar] | dict[str, str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _path_for_local(self) -> DatasetSource:
+        if self.kind == "local" and not self.path:
+            raise ValueError("a local dataset source needs a 'path'")
+        return self
 
 
 class TaskSpec(_Strict):

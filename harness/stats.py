@@ -7,7 +7,7 @@ the seed recorded with the run. Metrics of one run share the same resamples (pai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +43,19 @@ class Bootstrap:
         """Resampled means of per-sample `values`."""
         values = np.asarray(values, dtype=np.float64)
         return self.distribution(lambda rows: values[rows].mean(axis=1))
+
+
+def stratified_resamples(
+    sizes: Sequence[int], n_resamples: int = 1000, seed: int = 0
+) -> Iterator[list[NDArray[np.int64]]]:
+    """Seeded resamples that keep group sizes: each yield holds one index array per group.
+
+    Used where groups must stay fixed, e.g. ID and OOD samples (AUROC needs both) or the classes
+    of a balanced test set (per-class accuracies need every class).
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(n_resamples):
+        yield [rng.integers(0, size, size=size) for size in sizes]
 
 
 def percentile_interval(distribution: NDArray[np.float64], confidence: float = 0.95) -> tuple[float, float]:

@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.metrics import metric_info
 from harness.registry import METRICS
 from harness.schema import Submission
 
@@ -130,7 +131,8 @@ class Store:
                 ],
             )
             for m in run.metrics:
-                convention = METRICS.get(m.name).convention if m.name in METRICS else ""
+                base = m.name.split(".", 1)[0]
+                convention = metric_info(m.name).convention if base in METRICS else ""
                 db.execute(
                     "INSERT OR REPLACE INTO metric_info VALUES (?, ?, ?)", [m.name, m.higher_is_better, convention]
                 )

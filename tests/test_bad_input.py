@@ -95,7 +95,7 @@ def test_store_that_is_not_duckdb(capsys, monkeypatch, model: Path, store: Path)
 
 def test_empty_dataset(capsys, monkeypatch, model: Path, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     empty = ArraySplit("test", np.zeros((0, 64), np.float32), np.zeros(0, np.int64), [])
-    suite = ClassificationSuite("empty-digits", 10, {"test": empty}, "nothing")
+    suite = ClassificationSuite("empty-digits", 10, {"calib": empty, "test": empty}, "nothing")
     DATASETS.add("empty-digits", lambda: suite, replace=True)
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -106,7 +106,7 @@ def test_empty_dataset(capsys, monkeypatch, model: Path, store: Path, tmp_path: 
     monkeypatch.setenv("HARNESS_TASKS_DIR", str(specs))
     result = run_cli(capsys, monkeypatch, *eval_args(model, store))
     assert result.code == 2
-    assert_one_line_error(result.err, "split 'test' of dataset 'empty-digits' is empty")
+    assert_one_line_error(result.err, "split 'calib' of dataset 'empty-digits' is empty")
     assert not store.exists()
 
 

@@ -51,14 +51,14 @@ def test_eval_writes_submissions_and_store_then_rebuild_matches(
         capsys, monkeypatch, "eval", "--model", models, "--tasks", "calib", "--store", str(store), "--out", str(out)
     )
     assert first.code == 0, first.err
-    assert "ece *" in first.out and "2 forward passes" in first.out
+    assert "ece *" in first.out and "4 forward passes" in first.out
     files = sorted(out.rglob("*.json"))
     assert [f.parent.name for f in files] == ["harness-zoo__digits-mlp-small", "harness-zoo__digits-mlp-wide"]
     assert all(f.with_suffix(".parquet").exists() for f in files)
     second = run_cli(
         capsys, monkeypatch, "eval", "--model", models, "--tasks", "calib", "--store", str(store), "--out", str(out)
     )
-    assert "0 forward passes, 2 reused from the cache" in second.out
+    assert "0 forward passes, 4 reused from the cache" in second.out
     assert sorted(out.rglob("*.json")) == files  # same inputs -> same submission ids
 
     assert run_cli(capsys, monkeypatch, "validate", str(out)).code == 0
@@ -102,13 +102,13 @@ def test_tasks_sharing_a_split_share_one_forward_pass(
     for name, bins in (("calib15", 15), ("calib10", 10)):
         (specs / f"{name}.yaml").write_text(
             f"name: {name}\nversion: 1\nadapter: calibration\ndescription: d\n"
-            f"dataset: {{kind: builtin, name: digits, params: {{seed: 0}}}}\nparameters: {{n_bins: {bins}}}\nmain_metric: ece\n"
+            f"dataset: {{kind: builtin, name: digits-ood, params: {{seed: 0}}}}\nparameters: {{n_bins: {bins}}}\nmain_metric: ece\n"
         )
     registry = load_specs(specs)
     options = EvalOptions(cache_dir=tmp_path / "cache")
     handle = load_models([tiny_zoo / "digits-mlp-small"], options, "cpu")[0]
     result = Runner(options).evaluate(handle, [registry.get("calib15"), registry.get("calib10")])
-    assert (result.cache_misses, result.cache_hits) == (1, 0)
+    assert (result.cache_misses, result.cache_hits) == (2, 0)  # calib + test splits, once each
     bins = {r.task: len(r.artifacts["reliability"]["count"]) for r in result.submission.results}
     assert bins == {"calib15": 15, "calib10": 10}
 

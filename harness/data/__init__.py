@@ -1,4 +1,4 @@
-"""Dataset sources: built-in offline suites (and, later, HF datasets and local folders).
+"""Dataset sources: built-in offline suites, local folders and files, HF datasets.
 
 A source resolves to a suite object whose `split(name)` returns a split carrying a
 `fingerprint` (sha256 over its content), the key the runner caches per-sample outputs by.
@@ -30,10 +30,24 @@ class Suite(Protocol):
 
 def load_suite(source: DatasetSource) -> Any:
     """Resolve a task's dataset source to its suite object (cached per process)."""
-    key = (source.kind, source.name, source.revision, tuple(sorted((k, str(v)) for k, v in source.params.items())))
+    key = (
+        source.kind,
+        source.name,
+        source.path,
+        source.revision,
+        tuple(sorted((k, str(v)) for k, v in source.params.items())),
+    )
     if key not in _SUITES:
-        factory = DATASETS.get(source.name)
-        _SUITES[key] = factory(**source.params)
+        if source.kind == "builtin":
+            _SUITES[key] = DATASETS.get(source.name)(**source.params)
+        elif source.kind == "local":
+            from harness.data.local import local_suite
+
+            _SUITES[key] = local_suite(str(source.path), source.name)
+        else:
+            from harness.data.hf import hf_suite
+
+            _SUITES[key] = hf_suite(source)
     return _SUITES[key]
 
 

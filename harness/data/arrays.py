@@ -52,3 +52,35 @@ class ArraySplit:
 
     def head(self, n: int) -> ArraySplit:
         return ArraySplit(self.name, self.x[:n], self.y[:n], self.ids[:n])
+
+
+@dataclass(frozen=True)
+class TextSplit:
+    """Texts (n), integer labels `y` (n), unique string `ids` (n): for text classifiers."""
+
+    name: str
+    texts: list[str]
+    y: NDArray[np.int64]
+    ids: list[str]
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if len(self.texts) != n or self.y.shape[0] != n:
+            raise HarnessError(
+                f"split {self.name!r} has {len(self.texts)} texts, {self.y.shape[0]} labels and {n} ids",
+                where=f"split {self.name}",
+            )
+        if len(set(self.ids)) != n:
+            raise HarnessError(f"split {self.name!r} has duplicate sample ids", where=f"split {self.name}")
+        digest = hashlib.sha256(self.name.encode())
+        digest.update("\x00".join(self.texts).encode())
+        digest.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
+        digest.update("\x00".join(self.ids).encode())
+        object.__setattr__(self, "fingerprint", digest.hexdigest())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def head(self, n: int) -> TextSplit:
+        return TextSplit(self.name, self.texts[:n], self.y[:n], self.ids[:n])

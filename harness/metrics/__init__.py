@@ -14,3 +14,11 @@ class MetricInfo:
     name: str
     higher_is_better: bool
     convention: str
+
+
+def metric_info(name: str) -> MetricInfo:
+    """The registered info of a metric name; a qualified name ("auroc.msp.near") uses its base ("auroc")."""
+    from harness.registry import METRICS
+
+    info: MetricInfo = METRICS.get(name.split(".", 1)[0])
+    return info

@@ -7,13 +7,25 @@ Conventions (shared by every function here):
   (ties go to the lowest class index, as numpy's argmax does).
 - Equal-width binning uses `n_bins` bins over [0, 1]; bin b holds confidences in (b/B, (b+1)/B],
   and a confidence of exactly 0 goes to the first bin.
+- Equal-mass binning sorts the samples by confidence and splits the sorted order into `n_bins` runs
+  of equal count, exactly as `np.array_split` does (the first n % B runs get one sample more; with
+  n < B the trailing runs are empty and skipped).
+- Ties in confidence: samples with exactly equal confidence are interchangeable. Wherever an order
+  matters (equal-mass bin boundaries, the risk-coverage curve) each of them counts the mean
+  correctness of its tie group, i.e. the expectation over all orderings of the tie. Values therefore
+  never depend on the order of the samples, and equal the plain sorted computation when no ties exist.
 - Empty inputs raise ValueError; every other input is valid (one class, all correct, ties).
+- Temperature scaling divides logits by a scalar T > 0 fitted by NLL on a calibration split that is
+  disjoint from the test split; `ece_ts` and `nll_ts` are then measured on the test split.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
+from scipy.optimize import minimize_scalar
 
 from harness.metrics import MetricInfo
 
@@ -26,6 +38,39 @@ NLL = MetricInfo("nll", False, "mean negative log-likelihood of the label, natur
 BRIER = MetricInfo(
     "brier", False, "multiclass Brier score: mean over samples of the sum over classes of (p - onehot)^2"
 )
+ECE_EM = MetricInfo(
+    "ece_em",
+    False,
+    "expected calibration error of the top-label confidence: 15 equal-mass bins (np.array_split of the sorted "
+    "confidences), L1; tied confidences share their mean accuracy",
+)
+MCE = MetricInfo(
+    "mce", False, "maximum calibration error: largest |accuracy - mean confidence| over the non-empty bins of ece"
+)
+CLASSWISE_ECE = MetricInfo(
+    "classwise_ece",
+    False,
+    "classwise (static) calibration error: mean over classes c of the ECE of p_c against 1[label = c], "
+    "all samples, 15 equal-width bins (a, b], L1",
+)
+AURC = MetricInfo(
+    "aurc",
+    False,
+    "area under the risk-coverage curve: mean over k = 1..n of the error rate of the k most confident samples "
+    "(max prob); tied confidences share their mean error",
+)
+TEMPERATURE = MetricInfo(
+    "temperature",
+    False,
+    "softmax temperature T fitted by NLL on the calibration split (logits / T); a fitted parameter, "
+    "direction does not apply (T > 1: the model was over-confident)",
+)
+ECE_TS = MetricInfo(
+    "ece_ts",
+    False,
+    "ece (15 equal-width bins, L1) of softmax(test logits / T), T fitted by NLL on the calibration split",
+)
+NLL_TS = MetricInfo("nll_ts", False, "nll (nats) of softmax(test logits / T), T fitted by NLL on the calibration split")
 
 
 def check_probs(probs: FloatArray, labels: IntArray) -> tuple[FloatArray, IntArray]:
@@ -38,6 +83,8 @@ def check_probs(probs: FloatArray, labels: IntArray) -> tuple[FloatArray, IntArr
         raise ValueError(f"labels must have shape ({probs.shape[0]},), got {labels.shape}")
     if probs.shape[0] == 0:
         raise ValueError("no samples: calibration metrics need at least one sample")
+    if probs.shape[1] == 0:
+        raise ValueError("no classes: probs must have at least one column")
     if not np.isfinite(probs).all():
         raise ValueError("probs contain NaN or inf")
     if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[1]):
@@ -62,10 +109,50 @@ def log_softmax(logits: FloatArray, temperature: float = 1.0) -> FloatArray:
     return out
 
 
+# Logit or probability cells per chunk of the chunked kernels: float64 work arrays stay in the L2 cache.
+_CHUNK_CELLS = 1 << 16
+# Up to this many classes, row-wise max/argmax run faster on transposed chunks (contiguous class rows).
+_TRANSPOSE_MAX_CLASSES = 128
+
+
+def top_label(probs: FloatArray) -> tuple[FloatArray, IntArray]:
+    """Top-label confidence (row max) and prediction (first argmax, as numpy's argmax) of every row.
+
+    Exactly `probs.max(axis=1)` and `probs.argmax(axis=1)`. With few classes numpy reduces a short
+    contiguous axis slowly, so the rows are processed in transposed chunks: the max and the first index
+    reaching it (maxima marked with weights k..1, largest weight wins) become element-wise passes.
+    """
+    n, k = probs.shape
+    if k > _TRANSPOSE_MAX_CLASSES:
+        return probs.max(axis=1), probs.argmax(axis=1).astype(np.int64)
+    confidence = np.empty(n)
+    prediction = np.empty(n, dtype=np.int64)
+    weight_type = np.uint8 if k < 256 else np.uint32
+    first_weight = np.arange(k, 0, -1).astype(weight_type)[:, None]
+    rows_per_chunk = max(16, _CHUNK_CELLS // k)
+    work: dict[str, NDArray[Any]] = {}
+    for start in range(0, n, rows_per_chunk):
+        stop = min(n, start + rows_per_chunk)
+        if work.get("block", np.empty((0, 0))).shape != (k, stop - start):
+            shape = (k, stop - start)
+            work = {
+                "block": np.empty(shape),
+                "is_max": np.empty(shape, np.bool_),
+                "marks": np.empty(shape, weight_type),
+            }
+        np.copyto(work["block"], probs[start:stop].T)
+        top = work["block"].max(axis=0)
+        np.equal(work["block"], top, out=work["is_max"])
+        np.multiply(work["is_max"], first_weight, out=work["marks"])
+        prediction[start:stop] = k - work["marks"].max(axis=0).astype(np.int64)
+        confidence[start:stop] = top
+    return confidence, prediction
+
+
 def accuracy(probs: FloatArray, labels: IntArray) -> float:
     """Share of samples whose argmax class equals the label. Example: ([[.9,.1],[.4,.6]], [0,0]) -> 0.5."""
     probs, labels = check_probs(probs, labels)
-    return float((probs.argmax(axis=1) == labels).mean())
+    return float((top_label(probs)[1] == labels).mean())
 
 
 def equal_width_bin(confidence: FloatArray, n_bins: int) -> IntArray:
@@ -80,8 +167,8 @@ def reliability_bins(probs: FloatArray, labels: IntArray, n_bins: int = 15) -> d
     These are the points of a reliability diagram; `ece` is their count-weighted mean gap.
     """
     probs, labels = check_probs(probs, labels)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    confidence, prediction = top_label(probs)
+    correct = (prediction == labels).astype(np.float64)
     bins = equal_width_bin(confidence, n_bins)
     count = np.bincount(bins, minlength=n_bins).astype(np.float64)
     safe = np.maximum(count, 1.0)
@@ -101,8 +188,8 @@ def expected_calibration_error(probs: FloatArray, labels: IntArray, n_bins: int 
     Empty bins contribute nothing. Example: one sample with confidence 0.8, correct -> 0.2.
     """
     probs, labels = check_probs(probs, labels)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    confidence, prediction = top_label(probs)
+    correct = (prediction == labels).astype(np.float64)
     return binned_calibration_gap(confidence, correct, equal_width_bin(confidence, n_bins), n_bins)
 
 
@@ -144,3 +231,282 @@ def brier_score(probs: FloatArray, labels: IntArray) -> float:
     """
     probs, labels = check_probs(probs, labels)
     return float(brier_per_sample(probs, labels).mean())
+
+
+def max_calibration_error(probs: FloatArray, labels: IntArray, n_bins: int = 15) -> float:
+    """MCE: the largest |accuracy(bin) - mean confidence(bin)| over the non-empty equal-width bins.
+
+    Same top-label confidence and bins (a, b] as `expected_calibration_error`; empty bins are skipped
+    (torchmetrics' norm="max" agrees). In [0, 1]. Example: confidence .95 correct and .55 wrong fall in
+    different bins, gaps .05 and .55 -> 0.55.
+    """
+    probs, labels = check_probs(probs, labels)
+    _check_n_bins(n_bins)
+    confidence, prediction = top_label(probs)
+    correct = (prediction == labels).astype(np.float64)
+    bins = equal_width_bin(confidence, n_bins)
+    gap = np.bincount(bins, correct - confidence, minlength=n_bins)
+    return _max_bin_gap(gap, np.bincount(bins, minlength=n_bins))
+
+
+def equal_mass_calibration_error(probs: FloatArray, labels: IntArray, n_bins: int = 15) -> float:
+    """ECE with equal-mass bins (`ece_em`): sum over bins of |bin| / n * |accuracy(bin) - mean confidence(bin)|.
+
+    The samples are sorted by top-label confidence and the sorted order is split into `n_bins` runs of
+    equal count as `np.array_split` does (sizes differ by at most one, larger runs first); with n < n_bins
+    the empty runs are skipped. Tie rule: samples with equal confidence count the mean correctness of their
+    tie group, so a tie that straddles a bin boundary is shared pro rata and the value does not depend on
+    the order of the samples. Example: confidences [.6, .9] with correctness [1, 0] and 2 bins ->
+    (|1 - .6| + |0 - .9|) / 2 = 0.65.
+    """
+    probs, labels = check_probs(probs, labels)
+    _check_n_bins(n_bins)
+    confidence, prediction = top_label(probs)
+    correct = prediction == labels
+    sorted_confidence, sorted_correct = sort_by_confidence(confidence, correct)
+    return equal_mass_gap(sorted_confidence, sorted_correct, n_bins)
+
+
+def classwise_calibration_error(probs: FloatArray, labels: IntArray, n_bins: int = 15) -> float:
+    """Classwise ECE (static calibration error): mean over classes c of ECE(p_c, 1[label = c]).
+
+    For each class c every sample takes part with its probability p_c (not only the samples predicted as
+    c), binned into `n_bins` equal-width bins (a, b] over [0, 1] (p_c = 0 in the first bin); the class's
+    ECE is sum over bins of |sum_{i in bin} (1[label_i = c] - p_ic)| / n. The k class ECEs are averaged.
+    Example: one sample p = [.8, .2], label 0 -> (|1 - .8| + |0 - .2|) / 2 = 0.2.
+    """
+    probs, labels = check_probs(probs, labels)
+    _check_n_bins(n_bins)
+    n, k = probs.shape
+    total = 0.0
+    for c in range(k):
+        target = (labels == c).astype(np.float64)
+        bins = equal_width_bin(probs[:, c], n_bins)
+        total += float(np.abs(np.bincount(bins, target - probs[:, c], minlength=n_bins)).sum())
+    return total / int(n * k)
+
+
+def area_under_risk_coverage(probs: FloatArray, labels: IntArray) -> float:
+    """AURC: mean over k = 1..n of the error rate among the k most confident samples (lower is better).
+
+    Confidence is the top-label probability, coverage k / n, risk the share of wrong argmax predictions
+    among the k samples of highest confidence. Tie rule: samples with equal confidence count the mean error
+    of their tie group (the expectation over the orderings of the tie), so the value does not depend on the
+    order of the samples; without ties it is the plain descending sort. In [0, 1]; all correct -> 0.
+    Example: confidences [.9, .6], correctness [0, 1] -> (1/1 + 1/2) / 2 = 0.75.
+    """
+    probs, labels = check_probs(probs, labels)
+    confidence, prediction = top_label(probs)
+    correct = prediction == labels
+    return risk_coverage_area(sort_by_confidence(confidence, correct)[1])
+
+
+def sort_by_confidence(confidence: FloatArray, correct: NDArray[np.bool_]) -> tuple[FloatArray, FloatArray]:
+    """Confidences sorted ascending, with the tie-averaged correctness (as 0..1 floats) aligned to them.
+
+    For confidences in [0, 1] this is one integer sort of a packed key (the float's bit pattern, which orders
+    like the value for non-negative floats, shifted left by one with the correctness bit below it), so
+    no argsort and no gather are needed. Anything else falls back to a stable argsort.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64) + 0.0  # + 0.0 turns -0.0 into 0.0
+    correct = np.asarray(correct, dtype=np.bool_)
+    if confidence.size and confidence.min() >= 0.0 and confidence.max() <= 1.0:
+        key = confidence.view(np.int64) << 1
+        key |= correct
+        return sort_packed_confidence(key)
+    order = np.argsort(confidence, kind="stable")
+    ordered = confidence[order]
+    return ordered, tie_averaged(ordered, correct[order].astype(np.float64))
+
+
+def sort_packed_confidence(key: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Sort keys (confidence bits << 1 | correct) in place; return sorted confidences and tie-averaged correctness."""
+    key.sort()
+    confidence: FloatArray = (key >> 1).view(np.float64)
+    np.bitwise_and(key, 1, out=key)
+    return confidence, tie_averaged(confidence, key.astype(np.float64))
+
+
+def tie_averaged(sorted_values: FloatArray, weights: FloatArray) -> FloatArray:
+    """`weights` with each run of equal `sorted_values` replaced by the run's mean (unchanged without ties)."""
+    if sorted_values.size < 2 or not np.any(sorted_values[1:] == sorted_values[:-1]):
+        return weights
+    starts = np.concatenate(([0], np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1))
+    sizes = np.diff(np.append(starts, sorted_values.size))
+    out: FloatArray = np.repeat(np.add.reduceat(weights, starts) / sizes, sizes)
+    return out
+
+
+def equal_mass_gap(sorted_confidence: FloatArray, sorted_correct: FloatArray, n_bins: int) -> float:
+    """sum over np.array_split runs of the sorted order of |sum (correct - confidence)| / n: the equal-mass ECE."""
+    n = sorted_confidence.size
+    sizes = np.full(n_bins, n // n_bins, dtype=np.int64)
+    sizes[: n % n_bins] += 1
+    starts = (np.cumsum(sizes) - sizes)[sizes > 0]
+    gap = np.add.reduceat(sorted_correct, starts) - np.add.reduceat(sorted_confidence, starts)
+    return float(np.abs(gap).sum() / n)
+
+
+def risk_coverage_area(sorted_correct: FloatArray) -> float:
+    """AURC from correctness sorted by ascending confidence: mean over k of (errors among the top k) / k."""
+    n = sorted_correct.size
+    risk = np.subtract(1.0, sorted_correct[::-1])
+    np.cumsum(risk, out=risk)
+    risk /= np.arange(1, n + 1, dtype=np.float64)
+    return float(risk.sum() / n)
+
+
+def _max_bin_gap(gap: NDArray[Any], count: NDArray[Any]) -> float:
+    filled = count > 0
+    return float((np.abs(gap[filled]) / count[filled]).max())
+
+
+def _check_n_bins(n_bins: int) -> None:
+    if int(n_bins) != n_bins or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+
+
+def calibration_summary(logits: NDArray[np.floating], labels: IntArray, n_bins: int = 15) -> dict[str, float]:
+    """accuracy, ece, ece_em, mce, classwise_ece, brier, nll and aurc of softmax(logits) in one fused pass.
+
+    The values are those of `accuracy`, `expected_calibration_error`, `equal_mass_calibration_error`,
+    `max_calibration_error`, `classwise_calibration_error`, `brier_score`, `negative_log_likelihood` and
+    `area_under_risk_coverage` on `softmax(logits)`, with the same conventions. They agree up to float
+    rounding: the softmax normaliser is summed in another order, so a confidence can differ by one ulp,
+    which only matters where it decides an exact tie (e.g. two rows that are permutations of each other).
+
+    The logits are read once, in chunks of rows: per chunk one softmax, one max and first-argmax, and the
+    bin sums of every binned metric; then one sort of a packed (confidence, correct) integer key serves both
+    ece_em and aurc.
+
+    Memory: the logits may be float32 (or float64) and are never copied whole; each chunk of about 65k
+    cells is converted to float64 in reused work buffers. Extra memory is O(n), about 40-50 bytes per sample
+    at peak (the int64 sort key, the sorted confidences, their correctness and the risk-coverage running
+    sum): ~0.45 GB at n = 10^7, next to 0.4 GB of float32 logits (10 classes).
+
+    Example: logits [[0, 0]] with label 1 -> accuracy 0 (ties go to class 0), nll ln 2, ece .5, brier .5.
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (n_samples, n_classes), got shape {logits.shape}")
+    if logits.dtype.kind not in "fiu":
+        raise ValueError(f"logits must be a real-valued array, got dtype {logits.dtype}")
+    n, k = logits.shape
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    if n == 0 or k == 0:
+        raise ValueError("no samples: calibration metrics need at least one sample and one class")
+    if labels.min() < 0 or labels.max() >= k:
+        raise ValueError(f"labels must lie in [0, {k}), got [{labels.min()}, {labels.max()}]")
+    _check_n_bins(n_bins)
+    labels = labels.astype(np.intp, copy=False)
+
+    # First-argmax without a per-row argmax: mark maxima with weights k..1 and take the largest weight.
+    weight_type = np.uint8 if k < 256 else np.uint32
+    first_weight = np.arange(k, 0, -1).astype(weight_type)[:, None]
+    # Classwise cells: class c, bin j (0-based) -> c * B + j + 1; a probability of exactly 0 lands on
+    # c * B, which it shares with class c - 1's last bin but adds 0 to its probability sum.
+    class_offset = (np.arange(k) * n_bins).astype(np.float64)[:, None]
+    key = np.empty(n, dtype=np.int64)
+    top_gap = np.zeros(n_bins)
+    top_count = np.zeros(n_bins, dtype=np.int64)
+    class_prob = np.zeros(k * n_bins + 1)
+    class_pos = np.zeros(k * n_bins + 1, dtype=np.int64)
+    n_correct, nll_sum, brier_sum = 0, 0.0, 0.0
+    rows_per_chunk = max(16, _CHUNK_CELLS // k)
+    work: dict[str, NDArray[Any]] = {}
+    for start in range(0, n, rows_per_chunk):
+        stop = min(n, start + rows_per_chunk)
+        rows = stop - start
+        if work.get("p", np.empty((0, 0))).shape != (k, rows):
+            # Reused (k, rows) work buffers: a fresh large array per chunk costs more in page faults than the math.
+            work = {
+                "p": np.empty((k, rows)),
+                "cells": np.empty((k, rows)),
+                "cell_index": np.empty((k, rows), dtype=np.intp),
+                "is_max": np.empty((k, rows), dtype=np.bool_),
+                "marks": np.empty((k, rows), dtype=weight_type),
+            }
+        p, cells, cell_index = work["p"], work["cells"], work["cell_index"]
+        label = labels[start:stop]
+        cols = np.arange(rows)
+        np.copyto(p, logits[start:stop].T)  # (k, rows) float64: each class's values are contiguous
+        top = p.max(axis=0)
+        if not (np.isfinite(top).all() and np.isfinite(p.min())):
+            raise ValueError(f"logits contain NaN or inf (in rows {start}..{stop - 1})")
+        p -= top
+        nll_sum -= float(p[label, cols].sum())
+        np.exp(p, out=p)
+        total = p.sum(axis=0)
+        nll_sum += float(np.log(total).sum())
+        p /= total
+        confidence = p.max(axis=0)
+        np.equal(p, confidence, out=work["is_max"])
+        np.multiply(work["is_max"], first_weight, out=work["marks"])
+        correct = (k - work["marks"].max(axis=0).astype(np.intp)) == label
+        n_correct += int(np.count_nonzero(correct))
+        p_label = p[label, cols]
+        brier_sum += float(np.einsum("ij,ij->", p, p)) - 2.0 * float(p_label.sum()) + rows
+        bins = equal_width_bin(confidence, n_bins)
+        top_gap += np.bincount(bins, correct - confidence, minlength=n_bins)
+        top_count += np.bincount(bins, minlength=n_bins)
+        np.multiply(p, n_bins, out=cells)
+        np.ceil(cells, out=cells)
+        cells += class_offset
+        np.copyto(cell_index, cells, casting="unsafe")
+        class_prob += np.bincount(cell_index.ravel(), p.ravel(), minlength=k * n_bins + 1)
+        label_bin = np.maximum(np.ceil(p_label * n_bins), 1.0).astype(np.intp)
+        class_pos += np.bincount(label_bin + label * n_bins, minlength=k * n_bins + 1)
+        key[start:stop] = confidence.view(np.int64) << 1
+        key[start:stop] |= correct
+
+    sorted_confidence, sorted_correct = sort_packed_confidence(key)
+    return {
+        "accuracy": n_correct / n,
+        "ece": float(np.abs(top_gap).sum() / n),
+        "ece_em": equal_mass_gap(sorted_confidence, sorted_correct, n_bins),
+        "mce": _max_bin_gap(top_gap, top_count),
+        "classwise_ece": float(np.abs(class_pos[1:] - class_prob[1:]).sum() / (n * k)),
+        "brier": brier_sum / n,
+        "nll": nll_sum / n,
+        "aurc": risk_coverage_area(sorted_correct),
+    }
+
+
+# Search interval of log T in `fit_temperature`: T in [e^-5, e^5] ~ [0.0067, 148].
+_LOG_T_BOUNDS = (-5.0, 5.0)
+
+
+def fit_temperature(logits: FloatArray, labels: IntArray) -> float:
+    """The temperature T > 0 that minimises the mean NLL of softmax(logits / T) on a calibration split.
+
+    Bounded Brent search (scipy.optimize.minimize_scalar, method "bounded", xatol 1e-7) over log T in
+    [-5, 5]; deterministic. NLL is convex in 1/T, hence unimodal in log T, so the search finds the global
+    minimum within the interval; a model whose NLL keeps falling as T -> 0 (all correct, separable) gets
+    T near e^-5. T > 1 means the model was over-confident. Fit on a split disjoint from the test split.
+    Example: logits of a calibrated model multiplied by 3 -> T close to 3.
+    """
+    logits64, labels = check_probs(np.asarray(logits, dtype=np.float64), labels)
+
+    def mean_nll(log_t: float) -> float:
+        return float(nll_per_sample(logits64, labels, float(np.exp(log_t))).mean())
+
+    result = minimize_scalar(mean_nll, bounds=_LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-7})
+    return float(np.exp(result.x))
+
+
+def temperature_scaled_metrics(
+    calib_logits: FloatArray, calib_labels: IntArray, test_logits: FloatArray, test_labels: IntArray, n_bins: int = 15
+) -> dict[str, float]:
+    """{"temperature", "ece_ts", "nll_ts"}: T fitted on the calibration split, ECE and NLL of test logits / T.
+
+    Example: if the fitted T is 1 the scaled metrics equal `ece` and `nll` of the test split.
+    """
+    temperature = fit_temperature(calib_logits, calib_labels)
+    test_probs = softmax(np.asarray(test_logits, dtype=np.float64), temperature)
+    return {
+        "temperature": temperature,
+        "ece_ts": expected_calibration_error(test_probs, test_labels, n_bins),
+        "nll_ts": negative_log_likelihood(test_logits, test_labels, temperature),
+    }

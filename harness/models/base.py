@@ -12,7 +12,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 from numpy.typing import NDArray
 
 from harness.schema import ModelCard
@@ -23,12 +22,16 @@ Arrays = dict[str, NDArray[Any]]
 class Capability(StrEnum):
     LOGITS = "logits"  # class logits for an input
     FEATURES = "features"  # penultimate-layer features for an input
+    EMBEDDINGS = "embeddings"  # a sentence embedding for a text (retrieval encoders)
+    CAUSAL_LM = "causal-lm"  # next-token logits over a vocabulary (language models)
 
 
 @dataclass(frozen=True)
 class LoadOptions:
     device: str = "cpu"
     allow_pickle: bool = False
+    #: weights dtype for models that support several (float32, bfloat16, float16)
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,20 @@ class ModelHandle:
     card: ModelCard
     checkpoint_hash: str
     capabilities: frozenset[Capability]
+    #: settings outside the weight files that change outputs (e.g. a maximum sequence length);
+    #: part of the cache key, so changing them never reuses stale outputs
+    cache_salt: str = ""
 
 
 class Classifier(Protocol):
-    """A handle that maps inputs to class logits (and features when it has that capability)."""
+    """A handle that maps a split's samples to class logits (and `features` when it has them).
+
+    Outputs are float32 arrays in the split's order: logits (n, k), features (n, d).
+    """
 
     capabilities: frozenset[Capability]
 
-    def classify(self, x: NDArray[np.float32], options: InferenceOptions) -> Arrays: ...
+    def classify(self, split: Any, options: InferenceOptions) -> Arrays: ...
 
 
 class ModelLoader(Protocol):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.data.arrays import ArraySplit
+from harness.data.arrays import ArraySplit, TextSplit
 from harness.models.base import Arrays, Capability, Inference, InferenceOptions
 
 
-def _classify(handle: Any, split: ArraySplit, options: InferenceOptions) -> Arrays:
-    return dict(handle.classify(split.x, options))
+def _classify(handle: Any, split: ArraySplit | TextSplit, options: InferenceOptions) -> Arrays:
+    return dict(handle.classify(split, options))
 
 
 #: logits (and penultimate features when the model has them) for every sample of a split

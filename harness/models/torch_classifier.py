@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
@@ -70,8 +69,15 @@ class TorchClassifierHandle(ModelHandle):
         self.device = device
 
     @torch.inference_mode()
-    def classify(self, x: NDArray[np.float32], options: InferenceOptions) -> Arrays:
+    def classify(self, split: Any, options: InferenceOptions) -> Arrays:
         """Logits and penultimate features, float32, in input order."""
+        x = getattr(split, "x", None)
+        if x is None:
+            raise HarnessError(
+                f"a {self.kind} model takes arrays, but split {split.name!r} holds text",
+                where=str(self.path),
+                fix="evaluate it on an array or image dataset",
+            )
         if x.ndim < 2 or int(np.prod(x.shape[1:])) != self.config.input_dim:
             raise HarnessError(
                 f"inputs of shape {x.shape[1:]} do not fit a model with input_dim {self.config.input_dim}",

@@ -58,11 +58,11 @@ def load_spec(file: Path) -> TaskSpec:
             fix=TASK_ADAPTERS.suggestion(spec.adapter),
         )
     adapter: TaskAdapter = TASK_ADAPTERS.get(spec.adapter)
-    if spec.main_metric not in adapter.metrics:
+    if spec.main_metric not in adapter.metric_names(spec):
         raise HarnessError(
             f"field 'main_metric': adapter {spec.adapter!r} does not report {spec.main_metric!r}",
             where=str(file),
-            fix="choose one of " + ", ".join(adapter.metrics),
+            fix="choose one of " + ", ".join(adapter.metric_names(spec)),
         )
     return spec
 

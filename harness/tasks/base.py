@@ -1,8 +1,13 @@
 """The task-adapter interface: what a task needs from a model, and how it turns outputs into metrics.
 
-An adapter is declarative about its inputs (`requests`: which inference on which split) so the
-runner can plan one forward pass per (model, dataset, split) shared by every task. `evaluate`
-is a pure function of the cached outputs: it never touches the model.
+An adapter works in three declared steps:
+1. `requests(spec)`: which inference on which split, so the runner can plan one forward pass per
+   (model, dataset, split) shared by every task;
+2. `samples(spec, inputs)`: the per-sample values the metrics need (logits, OOD scores ...),
+   derived from the cached model outputs; they are written to the submission's parquet;
+3. `score(spec, samples, seed)`: metrics with CIs and artifacts, a pure function of the samples.
+`evaluate` chains 2 and 3. Because scoring only reads the samples, `harness validate` re-scores a
+submission from its parquet, with the same code, and compares with the submitted numbers.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.metrics import MetricInfo
+from harness.errors import HarnessError
+from harness.metrics import metric_info
 from harness.models.base import Arrays, Capability
-from harness.registry import METRICS
 from harness.schema import MetricValue, Scalar, TaskSpec
 from harness.stats import percentile_interval
 
@@ -53,7 +58,6 @@ class Samples:
 @dataclass
 class Outcome:
     metrics: list[MetricValue]
-    samples: list[Samples] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, Scalar | list[Scalar]] = field(default_factory=dict)
 
@@ -62,17 +66,53 @@ class TaskAdapter(Protocol):
     name: str
     description: str
     capability: Capability
-    #: names of the metrics it reports (each registered in METRICS)
-    metrics: tuple[str, ...]
+
+    def metric_names(self, spec: TaskSpec) -> list[str]:
+        """Every metric the task can report; a name is a registered metric, optionally qualified
+        with dots ("auroc.energy.near": AUROC of the energy score on the near-OOD sets)."""
+        ...
 
     def requests(self, spec: TaskSpec) -> list[Request]: ...
 
-    def evaluate(self, spec: TaskSpec, inputs: dict[str, SplitOutputs], seed: int) -> Outcome: ...
+    def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]: ...
+
+    def score(self, spec: TaskSpec, samples: dict[str, Samples], seed: int) -> Outcome: ...
+
+
+def evaluate(
+    adapter: TaskAdapter, spec: TaskSpec, inputs: dict[str, SplitOutputs], seed: int
+) -> tuple[list[Samples], Outcome]:
+    """Per-sample values from the model outputs, then metrics from those values alone."""
+    blocks = adapter.samples(spec, inputs)
+    return blocks, adapter.score(spec, {block.split: block for block in blocks}, seed)
+
+
+def logit_samples(split: str, outputs: SplitOutputs) -> Samples:
+    """A split's logits as per-sample values (float32, as stored); NaN or inf is a HarnessError."""
+    logits = np.asarray(outputs.outputs["logits"], dtype=np.float32)
+    if not np.isfinite(logits).all():
+        raise HarnessError(
+            f"the model produced NaN or inf logits on the {split} split",
+            fix="check the checkpoint's weights (a diverged training run?)",
+        )
+    labels = np.asarray(outputs.split.y, dtype=np.int64)
+    if labels.size and labels.max() >= logits.shape[1]:
+        raise HarnessError(
+            f"the model has {logits.shape[1]} outputs but split {split!r} has labels up to {labels.max()}",
+            fix="evaluate the model on a dataset with its own label space (see `harness tasks`)",
+        )
+    return Samples(
+        split=split,
+        ids=list(outputs.split.ids),
+        labels=labels,
+        values=logits,
+        fields=[f"logit_{c}" for c in range(logits.shape[1])],
+    )
 
 
 def bootstrap_metric(name: str, value: float, distribution: NDArray[np.float64], n: int) -> MetricValue:
     """A MetricValue with a percentile-bootstrap 95% CI; direction from the metric registry."""
-    info: MetricInfo = METRICS.get(name)
+    info = metric_info(name)
     low, high = percentile_interval(distribution)
     return MetricValue(
         name=name,
@@ -87,5 +127,5 @@ def bootstrap_metric(name: str, value: float, distribution: NDArray[np.float64],
 
 def plain_metric(name: str, value: float, n: int) -> MetricValue:
     """A MetricValue without an interval (e.g. a fitted parameter such as a temperature)."""
-    info: MetricInfo = METRICS.get(name)
+    info = metric_info(name)
     return MetricValue(name=name, value=value, higher_is_better=info.higher_is_better, ci_method="none", n=n)

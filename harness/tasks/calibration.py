@@ -1,79 +1,79 @@
 """Task adapter `calibration`: how well a classifier's confidence matches its accuracy.
 
-Metrics on the test split, each with a seeded percentile-bootstrap 95% CI over test samples
-(the same resamples for every metric): accuracy, ece (15 equal-width bins), nll, brier.
-The reliability-diagram bins are stored as the run's `reliability` artifact.
+On the test split: accuracy, ece (15 equal-width bins), ece_em (15 equal-mass bins), mce,
+classwise_ece, brier, nll and aurc, each with a seeded percentile-bootstrap 95% CI over test
+samples (the same resamples for every metric). Temperature scaling: T is fitted by NLL on the
+held-out `calib` split and reported with ece_ts and nll_ts (test metrics of logits / T; the CI
+resamples the test split with T fixed). The reliability-diagram bins before and after scaling are
+stored as the run's `reliability` and `reliability_ts` artifacts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.errors import HarnessError
 from harness.metrics import calibration as cal
 from harness.models.base import Capability
-from harness.schema import TaskSpec
+from harness.schema import MetricValue, TaskSpec
 from harness.stats import Bootstrap
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric
+from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, logit_samples, plain_metric
+
+SUMMARY = ("accuracy", "ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc")
+SCALED = ("ece_ts", "nll_ts")
 
 
 class CalibrationAdapter:
     name = "calibration"
-    description = "confidence calibration of a classifier: ECE, NLL, Brier, accuracy, reliability diagram"
+    description = "confidence calibration of a classifier: ECE variants, NLL, Brier, AURC, temperature scaling"
     capability = Capability.LOGITS
-    metrics = ("accuracy", "ece", "nll", "brier")
+
+    def metric_names(self, spec: TaskSpec) -> list[str]:
+        return [*SUMMARY, "temperature", *SCALED]
 
     def requests(self, spec: TaskSpec) -> list[Request]:
-        return [Request("classify", "test")]
+        return [Request("classify", "calib"), Request("classify", "test")]
 
-    def evaluate(self, spec: TaskSpec, inputs: dict[str, SplitOutputs], seed: int) -> Outcome:
+    def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
+        return [logit_samples("calib", inputs["calib"]), logit_samples("test", inputs["test"])]
+
+    def score(self, spec: TaskSpec, samples: dict[str, Samples], seed: int) -> Outcome:
         n_bins = int(spec.parameters.get("n_bins", 15))  # type: ignore[arg-type]
         n_resamples = int(spec.parameters.get("n_resamples", 1000))  # type: ignore[arg-type]
-        test = inputs["test"]
-        logits = test.outputs["logits"].astype(np.float64)
-        labels = test.split.y
-        if not np.isfinite(logits).all():
-            raise HarnessError(
-                "the model produced NaN or inf logits on the test split",
-                fix="check the checkpoint's weights (a diverged training run?)",
-            )
-        probs = cal.softmax(logits)
-        confidence = probs.max(axis=1)
-        correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-        bins = cal.equal_width_bin(confidence, n_bins)
-        nll = cal.nll_per_sample(logits, labels)
-        brier = cal.brier_per_sample(probs, labels)
+        calib, test = samples["calib"], samples["test"]
+        logits = test.values.astype(np.float64)
+        labels = test.labels
+        temperature = cal.fit_temperature(calib.values.astype(np.float64), calib.labels)
+        scaled = logits / temperature
+
+        def all_metrics(rows: np.ndarray) -> dict[str, float]:
+            values = cal.calibration_summary(logits[rows], labels[rows], n_bins=n_bins)
+            values["ece_ts"] = cal.expected_calibration_error(cal.softmax(scaled[rows]), labels[rows], n_bins)
+            values["nll_ts"] = cal.negative_log_likelihood(scaled[rows], labels[rows])
+            return values
+
         n = len(labels)
-        boot = Bootstrap(n=n, n_resamples=n_resamples, seed=seed)
-
-        def ece_of(rows: np.ndarray) -> np.ndarray:
-            # Vectorised ECE over resamples: bincount over (resample, bin) pairs.
-            b = rows.shape[0]
-            flat = (np.arange(b)[:, None] * n_bins + bins[rows]).ravel()
-            gap = np.bincount(flat, (correct - confidence)[rows].ravel(), minlength=b * n_bins)
-            ece: np.ndarray = np.abs(gap.reshape(b, n_bins)).sum(axis=1) / n
-            return ece
-
-        metrics = [
-            bootstrap_metric("accuracy", float(correct.mean()), boot.mean_distribution(correct), n),
-            bootstrap_metric(
-                "ece", cal.binned_calibration_gap(confidence, correct, bins, n_bins), boot.distribution(ece_of), n
-            ),
-            bootstrap_metric("nll", float(nll.mean()), boot.mean_distribution(nll), n),
-            bootstrap_metric("brier", float(brier.mean()), boot.mean_distribution(brier), n),
+        point = all_metrics(np.arange(n))
+        resampled: dict[str, list[float]] = {name: [] for name in point}
+        for chunk in Bootstrap(n=n, n_resamples=n_resamples, seed=seed).chunks():
+            for rows in chunk:
+                for name, value in all_metrics(rows).items():
+                    resampled[name].append(value)
+        metrics: list[MetricValue] = [
+            bootstrap_metric(name, point[name], np.asarray(resampled[name]), n) for name in (*SUMMARY, *SCALED)
         ]
-        samples = Samples(
-            split="test",
-            ids=list(test.split.ids),
-            labels=labels,
-            values=logits.astype(np.float32),
-            fields=[f"logit_{c}" for c in range(logits.shape[1])],
-        )
+        metrics.append(plain_metric("temperature", temperature, len(calib.labels)))
         return Outcome(
             metrics=metrics,
-            samples=[samples],
-            artifacts={"reliability": cal.reliability_bins(probs, labels, n_bins)},
-            parameters={"n_bins": n_bins, "n_resamples": n_resamples, "binning": "equal-width (a, b]"},
+            artifacts={
+                "reliability": cal.reliability_bins(cal.softmax(logits), labels, n_bins),
+                "reliability_ts": cal.reliability_bins(cal.softmax(scaled), labels, n_bins),
+            },
+            parameters={
+                "n_bins": n_bins,
+                "n_resamples": n_resamples,
+                "binning": "equal-width (a, b]; ece_em: equal-mass",
+                "temperature_fit": "NLL on the calib split",
+            },
         )
 
 

@@ -1,0 +1,255 @@
+"""Hugging Face causal language models: config.json (a *ForCausalLM architecture) + safetensors + tokenizer.
+
+Loaded with transformers offline (`local_files_only`), never with `trust_remote_code`, from
+safetensors unless pickle is allowed; `LoadOptions.dtype` picks float32 (default), bfloat16 or
+float16. Scoring follows lm-evaluation-harness's conventions so numbers agree with it:
+
+- Rolling log-likelihood of a document: tokens = the tokenizer's encoding without special tokens;
+  the first token is conditioned on one prefix token (the tokenizer's BOS, else EOS). A document
+  longer than the model's maximum length L is cut into windows: the first predicts tokens 1..L from
+  the prefix and tokens 1..L-1; each later window predicts the next (up to) L tokens from an input
+  of exactly L tokens ending just before its last predicted token (so it sees the tokens before it).
+- Choice log-likelihood: context and choice are joined by one space and encoded together; the
+  choice's tokens are those after the context's tokens; an empty context is replaced by the prefix
+  token. The score is the sum of the choice tokens' log-probabilities.
+- Greedy continuation: the prompt is encoded after the prefix token and continued for exactly N
+  tokens by argmax (EOS is an ordinary token; generation does not stop).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from harness.errors import HarnessError
+from harness.models import checkpoint_hash, refuse_pickle, weight_files
+from harness.models.base import Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.torch_classifier import read_card
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def is_causal_lm(path: Path) -> bool:
+    config = path / "config.json"
+    if not path.is_dir() or not config.exists():
+        return False
+    try:
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    except (json.JSONDecodeError, AttributeError):
+        return False
+    return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+
+
+def rolling_windows(tokens: Sequence[int], prefix: int, max_length: int) -> Iterator[tuple[list[int], int]]:
+    """(input tokens, number of predicted tokens at the end of the input) covering every token once."""
+    n = len(tokens)
+    if n == 0:
+        return
+    first = min(max_length, n)
+    yield [prefix, *tokens[: first - 1]], first
+    done = first
+    while done < n:
+        count = min(max_length, n - done)
+        end = done + count
+        yield list(tokens[max(end - max_length - 1, 0) : end - 1]), count
+        done = end
+
+
+class CausalLMHandle(ModelHandle):
+    def __init__(self, *, model: Any, tokenizer: Any, device: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        config = model.config
+        self.max_length = int(
+            next(
+                (
+                    getattr(config, a)
+                    for a in ("n_positions", "max_position_embeddings", "n_ctx")
+                    if getattr(config, a, None)
+                ),
+                2048,
+            )
+        )
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if prefix is None:
+            raise HarnessError("the tokenizer has neither a BOS nor an EOS token", where=str(self.path))
+        self.prefix = int(prefix)
+        self.pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.prefix)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @torch.inference_mode()
+    def _logprobs(self, inputs: list[list[int]]) -> list[torch.Tensor]:
+        """Log-softmax over the vocabulary at every position of each input (float32, on CPU)."""
+        width = max(len(x) for x in inputs)
+        ids = torch.full((len(inputs), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(inputs), width), dtype=torch.long)
+        for row, sequence in enumerate(inputs):
+            ids[row, : len(sequence)] = torch.as_tensor(sequence)
+            mask[row, : len(sequence)] = 1
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1).cpu()
+        return [logprobs[row, : len(sequence)] for row, sequence in enumerate(inputs)]
+
+    def _batches(self, items: list[Any], options: InferenceOptions) -> Iterator[list[Any]]:
+        for start in range(0, len(items), options.batch_size):
+            yield items[start : start + options.batch_size]
+
+    def rolling_nll(self, texts: Sequence[str], options: InferenceOptions) -> dict[str, NDArray[Any]]:
+        """Per document: summed negative log-likelihood (nats, float64) and number of scored tokens."""
+        windows: list[tuple[int, list[int], list[int]]] = []  # (document, input, targets)
+        n_tokens = np.zeros(len(texts), dtype=np.int64)
+        for index, text in enumerate(texts):
+            tokens = self.encode(text)
+            n_tokens[index] = len(tokens)
+            position = 0
+            for inputs, count in rolling_windows(tokens, self.prefix, self.max_length):
+                windows.append((index, inputs, list(tokens[position : position + count])))
+                position += count
+        nll = np.zeros(len(texts), dtype=np.float64)
+        # Longest first keeps padding small within a batch.
+        windows.sort(key=lambda w: -len(w[1]))
+        for batch in self._batches(windows, options):
+            for (index, inputs, targets), logprobs in zip(batch, self._logprobs([w[1] for w in batch]), strict=True):
+                scored = logprobs[len(inputs) - len(targets) :]
+                nll[index] -= float(scored.gather(1, torch.as_tensor(targets)[:, None]).double().sum())
+            options.advance(len({w[0] for w in batch}))
+        return {"nll_sum": nll, "n_tokens": n_tokens}
+
+    def choice_logliks(
+        self, contexts: Sequence[str], choices: Sequence[Sequence[str]], options: InferenceOptions
+    ) -> NDArray[np.float64]:
+        """(n_items, max_choices) summed log-likelihoods of each choice given its context; -inf pads."""
+        requests: list[tuple[int, int, list[int], int]] = []  # (item, choice, input, n_choice_tokens)
+        for item, (context, options_) in enumerate(zip(contexts, choices, strict=True)):
+            context_tokens = self.encode(context) if context else []
+            for choice_index, choice in enumerate(options_):
+                whole = self.encode(f"{context} {choice}" if context else choice)
+                continuation = whole[len(context_tokens) :] if context else whole
+                sequence = (context_tokens if context else [self.prefix]) + continuation
+                sequence = sequence[-(self.max_length + 1) :]
+                requests.append((item, choice_index, sequence, len(continuation)))
+        out = np.full((len(contexts), max((len(c) for c in choices), default=0)), -np.inf)
+        requests.sort(key=lambda r: -len(r[2]))
+        for batch in self._batches(requests, options):
+            inputs = [r[2][:-1] for r in batch]
+            for (item, choice_index, sequence, count), logprobs in zip(batch, self._logprobs(inputs), strict=True):
+                targets = torch.as_tensor(sequence[-count:])
+                scored = logprobs[len(sequence) - 1 - count :]
+                out[item, choice_index] = float(scored.gather(1, targets[:, None]).double().sum())
+            options.advance(len(batch))
+        return out
+
+    @torch.inference_mode()
+    def greedy_continue(self, prompts: Sequence[str], n_tokens: int, options: InferenceOptions) -> NDArray[np.int64]:
+        """(n_prompts, n_tokens) greedy continuation token ids of each prompt (after the prefix token)."""
+        out = np.zeros((len(prompts), n_tokens), dtype=np.int64)
+        for index, prompt in enumerate(prompts):
+            sequence = [self.prefix, *self.encode(prompt)]
+            past = None
+            step_input = torch.as_tensor([sequence], device=self.device)
+            for step in range(n_tokens):
+                result = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
+                past = result.past_key_values
+                token = int(result.logits[0, -1].float().argmax())
+                out[index, step] = token
+                step_input = torch.as_tensor([[token]], device=self.device)
+            options.advance(1)
+        return out
+
+    def teacher_forced(
+        self, prefixes: Sequence[Sequence[int]], continuations: NDArray[np.int64], options: InferenceOptions
+    ) -> Iterator[torch.Tensor]:
+        """Per prompt: log-probabilities (N, V) predicting each continuation token, in one forward pass."""
+        n = continuations.shape[1]
+        sequences = [
+            [*prefix, *continuation.tolist()] for prefix, continuation in zip(prefixes, continuations, strict=True)
+        ]
+        for start in range(0, len(sequences), options.batch_size):
+            batch = sequences[start : start + options.batch_size]
+            for sequence, logprobs in zip(batch, self._logprobs([s[:-1] for s in batch]), strict=True):
+                yield logprobs[len(sequence) - 1 - n :]
+            options.advance(len(batch))
+
+    @torch.inference_mode()
+    def hidden_states(self, texts: Sequence[str], options: InferenceOptions) -> list[NDArray[np.float32]]:
+        """Last-layer hidden states (T, d) of each text's tokens (after the prefix token, which is dropped)."""
+        out: list[NDArray[np.float32]] = []
+        for batch in self._batches(list(texts), options):
+            inputs = [[self.prefix, *self.encode(t)] for t in batch]
+            width = max(len(x) for x in inputs)
+            ids = torch.full((len(inputs), width), self.pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, sequence in enumerate(inputs):
+                ids[row, : len(sequence)] = torch.as_tensor(sequence)
+                mask[row, : len(sequence)] = 1
+            result = self.model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), output_hidden_states=True
+            )
+            states = result.hidden_states[-1].float().cpu().numpy()
+            out += [states[row, 1 : len(sequence)] for row, sequence in enumerate(inputs)]
+            options.advance(len(batch))
+        return out
+
+
+class CausalLMLoader:
+    kind = "hf-causal-lm"
+    description = "Hugging Face AutoModelForCausalLM folder (config.json + safetensors + tokenizer)"
+    expects = "config.json with a *ForCausalLM architecture, model.safetensors, tokenizer files"
+
+    def detect(self, path: Path) -> bool:
+        return is_causal_lm(path)
+
+    def load(self, path: Path, options: LoadOptions) -> ModelHandle:
+        import transformers
+
+        refuse_pickle(path, options.allow_pickle)
+        files = weight_files(path)
+        if not files:
+            raise HarnessError(
+                "no weight files in the checkpoint folder", where=str(path), fix="save it with save_pretrained"
+            )
+        if options.dtype not in DTYPES:
+            raise HarnessError(f"unknown dtype {options.dtype!r}", fix="use " + ", ".join(DTYPES))
+        try:
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                str(path),
+                local_files_only=True,
+                trust_remote_code=False,
+                use_safetensors=not options.allow_pickle,
+                dtype=DTYPES[options.dtype],
+            )
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise HarnessError(
+                f"transformers cannot load this checkpoint: {str(error).splitlines()[0]}",
+                where=str(path),
+                fix="a causal LM folder needs config.json, safetensors weights and tokenizer files",
+            ) from None
+        model.eval().to(options.device)  # type: ignore[no-untyped-call]
+        card = read_card(path, self.kind)
+        if card.n_parameters is None:
+            card = card.model_copy(update={"n_parameters": sum(p.numel() for p in model.parameters())})
+        return CausalLMHandle(
+            model=model,
+            tokenizer=tokenizer,
+            device=options.device,
+            path=path,
+            kind=self.kind,
+            card=card,
+            checkpoint_hash=checkpoint_hash(files, path),
+            capabilities=frozenset({Capability.CAUSAL_LM, Capability.LOGITS}),
+            cache_salt=f"dtype={options.dtype}",
+        )
+
+
+LOADER = CausalLMLoader()

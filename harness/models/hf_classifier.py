@@ -1,0 +1,189 @@
+"""Hugging Face classifiers: AutoModelForImageClassification and AutoModelForSequenceClassification folders.
+
+Detected from config.json's `architectures` (a name ending in ForImageClassification or
+ForSequenceClassification). Loaded with transformers, offline (`local_files_only`), never with
+`trust_remote_code`, from safetensors unless pickle is allowed.
+
+Logits are the model's outputs. Features (capability `features`) are the input of the
+classification head (the penultimate representation: ViT's [CLS] after the final norm, ResNet's
+pooled map, BERT's pooled output), captured with a forward hook on the head module; models without
+a recognised head fall back to the mean of the last hidden state over positions.
+
+Inputs: images are float arrays in [0, 1], (n, H, W, C) or flat (n, C*H*W); when the folder has an
+image processor (preprocessor_config.json) it prepares them, otherwise they go in as (n, C, H, W).
+Texts are tokenised with the folder's tokenizer (padding, truncation to the model's maximum).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+from harness.models import checkpoint_hash, refuse_pickle, weight_files
+from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.torch_classifier import read_card
+
+HEADS = ("classifier", "score", "fc", "head", "classification_head")
+TASKS = {"ForImageClassification": "image", "ForSequenceClassification": "text"}
+
+
+def hf_task(path: Path) -> str | None:
+    """ "image" or "text" for an HF classification folder, else None."""
+    config = path / "config.json"
+    if not path.is_dir() or not config.exists():
+        return None
+    try:
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    for architecture in architectures:
+        for suffix, task in TASKS.items():
+            if str(architecture).endswith(suffix):
+                return task
+    return None
+
+
+class HFClassifierHandle(ModelHandle):
+    def __init__(self, *, model: Any, task: str, processor: Any, device: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.task = task
+        self.processor = processor
+        self.device = device
+        self.head = next(
+            (getattr(model, name) for name in HEADS if isinstance(getattr(model, name, None), torch.nn.Module)), None
+        )
+
+    @torch.inference_mode()
+    def classify(self, split: Any, options: InferenceOptions) -> Arrays:
+        n = len(split)
+        captured: list[torch.Tensor] = []
+        hook = None
+        if self.head is not None:
+            hook = self.head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+        logits, features = [], []
+        try:
+            for start in range(0, n, options.batch_size):
+                stop = min(start + options.batch_size, n)
+                batch = self._inputs(split, start, stop)
+                captured.clear()
+                output = self.model(**batch, output_hidden_states=self.head is None)
+                logits.append(output.logits.float().cpu().numpy())
+                if captured:
+                    feature = captured[-1]
+                    if feature.ndim == 3:  # heads that take the whole sequence: use the first position
+                        feature = feature[:, 0]
+                    features.append(feature.reshape(feature.shape[0], -1).float().cpu().numpy())
+                else:
+                    features.append(
+                        output.hidden_states[-1].float().mean(dim=1).reshape(stop - start, -1).cpu().numpy()
+                    )
+                options.advance(stop - start)
+        finally:
+            if hook is not None:
+                hook.remove()
+        return {"logits": np.concatenate(logits), "features": np.concatenate(features)}
+
+    def _inputs(self, split: Any, start: int, stop: int) -> dict[str, torch.Tensor]:
+        if self.task == "text":
+            texts = getattr(split, "texts", None)
+            if texts is None:
+                raise HarnessError(
+                    f"a text classifier needs text, but split {split.name!r} holds arrays", where=str(self.path)
+                )
+            encoded = self.processor(texts[start:stop], padding=True, truncation=True, return_tensors="pt")
+            return {k: v.to(self.device) for k, v in encoded.items()}
+        x = getattr(split, "x", None)
+        if x is None:
+            raise HarnessError(
+                f"an image classifier needs images, but split {split.name!r} holds text", where=str(self.path)
+            )
+        images = x[start:stop]
+        config = self.model.config
+        if self.processor is not None:
+            if images.ndim == 2:
+                raise HarnessError("flat inputs cannot go through an image processor", where=str(self.path))
+            as_uint8 = [np.clip(np.rint(img * 255), 0, 255).astype(np.uint8) for img in images]
+            pixels = self.processor(images=as_uint8, return_tensors="pt")["pixel_values"]
+        else:
+            channels = int(getattr(config, "num_channels", 3))
+            size = getattr(config, "image_size", None)
+            if images.ndim == 2:
+                side = int(size) if size else round(float(np.sqrt(images.shape[1] / channels)))
+                if channels * side * side != images.shape[1]:
+                    raise HarnessError(
+                        f"flat inputs of width {images.shape[1]} do not fit {channels} x {side} x {side} images",
+                        where=str(self.path),
+                    )
+                pixels = torch.from_numpy(np.ascontiguousarray(images.reshape(-1, channels, side, side)))
+            else:
+                pixels = torch.from_numpy(np.ascontiguousarray(np.moveaxis(images, -1, 1)))
+        return {"pixel_values": pixels.float().to(self.device)}
+
+
+class HFClassifierLoader:
+    kind = "hf-classifier"
+    description = "Hugging Face AutoModelForImageClassification / AutoModelForSequenceClassification folder"
+    expects = (
+        "config.json with an *ForImageClassification or *ForSequenceClassification architecture, model.safetensors"
+    )
+
+    def detect(self, path: Path) -> bool:
+        return hf_task(path) is not None
+
+    def load(self, path: Path, options: LoadOptions) -> ModelHandle:
+        import transformers
+
+        task = hf_task(path)
+        assert task is not None
+        refuse_pickle(path, options.allow_pickle)
+        files = weight_files(path)
+        if not files:
+            raise HarnessError(
+                "no weight files in the checkpoint folder", where=str(path), fix="save it with save_pretrained"
+            )
+        auto = (
+            transformers.AutoModelForImageClassification
+            if task == "image"
+            else transformers.AutoModelForSequenceClassification
+        )
+        try:
+            model = auto.from_pretrained(
+                str(path), local_files_only=True, trust_remote_code=False, use_safetensors=not options.allow_pickle
+            )
+        except (OSError, ValueError, RuntimeError) as error:
+            raise HarnessError(
+                f"transformers cannot load this checkpoint: {str(error).splitlines()[0]}",
+                where=str(path),
+                fix="check that the weights are complete and match config.json",
+            ) from None
+        model.eval().to(options.device)
+        processor: Any = None
+        if task == "text":
+            processor = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        elif (path / "preprocessor_config.json").exists():
+            processor = transformers.AutoImageProcessor.from_pretrained(str(path), local_files_only=True)  # type: ignore[no-untyped-call]
+        card = read_card(path, self.kind)
+        if card.n_parameters is None:
+            card = card.model_copy(update={"n_parameters": sum(p.numel() for p in model.parameters())})
+        if card.family == "unknown":
+            card = card.model_copy(update={"family": str(model.config.model_type)})
+        return HFClassifierHandle(
+            model=model,
+            task=task,
+            processor=processor,
+            device=options.device,
+            path=path,
+            kind=self.kind,
+            card=card,
+            checkpoint_hash=checkpoint_hash(files, path),
+            capabilities=frozenset({Capability.LOGITS, Capability.FEATURES}),
+        )
+
+
+LOADER = HFClassifierLoader()

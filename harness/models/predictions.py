@@ -1,0 +1,154 @@
+"""Predictions files: evaluate a model whose weights cannot be shared, from its outputs.
+
+A folder (with an optional card.json) holding `predictions.npz` or `predictions.parquet`, or the
+file itself:
+- npz: per split, `<split>.ids` (n strings), `<split>.logits` (n, k) and optionally
+  `<split>.features` (n, d);
+- parquet: columns `split`, `sample_id`, `logits` (list of floats) and optionally `features`.
+The loader checks shapes, duplicate ids and finiteness on load; at evaluation time every sample
+id of a requested split must be present (extra ids are ignored; order follows the dataset).
+The checkpoint hash is the sha256 of the predictions file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.models import checkpoint_hash
+from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.torch_classifier import read_card
+
+FILES = ("predictions.npz", "predictions.parquet")
+
+
+def predictions_file(path: Path) -> Path | None:
+    if path.is_file() and path.name.endswith(FILES):
+        return path
+    if path.is_dir():
+        return next((path / name for name in FILES if (path / name).exists()), None)
+    return None
+
+
+class PredictionsHandle(ModelHandle):
+    def __init__(self, *, table: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table = table  # split -> {"ids": {id: row}, "logits": array, "features": array | None}
+
+    def classify(self, split: Any, options: InferenceOptions) -> Arrays:
+        if split.name not in self.table:
+            raise HarnessError(
+                f"the predictions have no split {split.name!r}",
+                where=str(self.path),
+                fix=f"add it; the file has {sorted(self.table)}",
+            )
+        entry = self.table[split.name]
+        index = entry["ids"]
+        missing = [i for i in split.ids if i not in index]
+        if missing:
+            raise HarnessError(
+                f"{len(missing)} of {len(split.ids)} sample ids of split {split.name!r} have no prediction "
+                f"(for example {missing[:3]})",
+                where=str(self.path),
+                fix="predict every sample of the dataset split (ids must match the dataset's ids)",
+            )
+        rows = np.fromiter((index[i] for i in split.ids), dtype=np.int64, count=len(split.ids))
+        out = {"logits": entry["logits"][rows]}
+        if entry["features"] is not None:
+            out["features"] = entry["features"][rows]
+        options.advance(len(rows))
+        return out
+
+
+def _read(file: Path) -> dict[str, dict[str, Any]]:
+    raw: dict[str, dict[str, Any]] = {}
+    if file.suffix == ".npz":
+        try:
+            with np.load(file, allow_pickle=False) as archive:
+                for key in archive.files:
+                    split, _, field = key.rpartition(".")
+                    if field not in ("ids", "logits", "features") or not split:
+                        raise HarnessError(
+                            f"unexpected array {key!r}",
+                            where=str(file),
+                            fix="name arrays <split>.ids, <split>.logits, <split>.features",
+                        )
+                    raw.setdefault(split, {})[field] = archive[key]
+        except ValueError as error:
+            raise HarnessError(f"cannot read npz: {error}", where=str(file)) from None
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(file).to_pydict()
+        for column in ("split", "sample_id", "logits"):
+            if column not in table:
+                raise HarnessError(
+                    f"missing column {column!r}", where=str(file), fix="columns: split, sample_id, logits[, features]"
+                )
+        splits = np.asarray(table["split"])
+        for split in sorted(set(splits.tolist())):
+            rows = np.flatnonzero(splits == split)
+            entry = {
+                "ids": np.asarray(table["sample_id"])[rows],
+                "logits": np.asarray([table["logits"][i] for i in rows]),
+            }
+            if "features" in table:
+                entry["features"] = np.asarray([table["features"][i] for i in rows])
+            raw[split] = entry
+    return {split: _check(split, entry, file) for split, entry in raw.items()}
+
+
+def _check(split: str, entry: dict[str, Any], file: Path) -> dict[str, Any]:
+    where = f"{file} (split {split})"
+    if "ids" not in entry or "logits" not in entry:
+        raise HarnessError("each split needs ids and logits", where=where)
+    ids = [str(i) for i in entry["ids"]]
+    logits = np.asarray(entry["logits"], dtype=np.float32)
+    if logits.ndim != 2 or logits.shape[0] != len(ids):
+        raise HarnessError(f"logits must have shape ({len(ids)}, n_classes), got {logits.shape}", where=where)
+    if len(set(ids)) != len(ids):
+        raise HarnessError("duplicate sample ids", where=where)
+    if not np.isfinite(logits).all():
+        raise HarnessError("logits contain NaN or inf", where=where, fix="export finite logits")
+    features = entry.get("features")
+    if features is not None:
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[0] != len(ids):
+            raise HarnessError(f"features must have shape ({len(ids)}, dim), got {features.shape}", where=where)
+    return {"ids": {i: row for row, i in enumerate(ids)}, "logits": logits, "features": features}
+
+
+class PredictionsLoader:
+    kind = "predictions"
+    description = "per-split logits (and features) in predictions.npz or predictions.parquet"
+    expects = "predictions.npz (<split>.ids, <split>.logits[, <split>.features]) or predictions.parquet"
+
+    def detect(self, path: Path) -> bool:
+        return predictions_file(path) is not None
+
+    def load(self, path: Path, options: LoadOptions) -> ModelHandle:
+        file = predictions_file(path)
+        assert file is not None
+        table = _read(file)
+        has_features = all(entry["features"] is not None for entry in table.values())
+        folder = path if path.is_dir() else path.parent
+        card = read_card(folder, self.kind) if (folder / "card.json").exists() else None
+        if card is None:
+            from harness.schema import ModelCard
+
+            card = ModelCard(name=(path.name if path.is_dir() else file.stem), kind=self.kind)
+        capabilities = {Capability.LOGITS} | ({Capability.FEATURES} if has_features else set())
+        return PredictionsHandle(
+            table=table,
+            path=path,
+            kind=self.kind,
+            card=card,
+            checkpoint_hash=checkpoint_hash([file], file),
+            capabilities=frozenset(capabilities),
+        )
+
+
+LOADER = PredictionsLoader()

@@ -1,0 +1,115 @@
+"""Task adapter `longtail`: recognition under a long-tailed training distribution.
+
+Evaluated on a class-balanced test split. Classes are grouped by their number of training
+samples in the suite's train split: many-shot (> `many_shot_min`), medium-shot
+(`few_shot_max` to `many_shot_min`, inclusive) and few-shot (< `few_shot_max`); the thresholds
+are task parameters and are recorded with every run.
+
+Metrics: balanced_accuracy (mean per-class accuracy), many/medium/few_shot_accuracy,
+worst_class_accuracy, and test-agnostic accuracy (SADE protocol) under test class priors
+pi: acc_uniform, acc_forward_lt_<r> and acc_backward_lt_<r> for each ratio r in `test_ratios`,
+computed as sum_c pi_c * acc_c with classes ordered by training frequency (head first).
+CIs: bootstrap that resamples test samples within each class. Per-class accuracies and shot
+groups are stored as the `per_class` artifact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.data import load_suite
+from harness.metrics import longtail as lt
+from harness.models.base import Capability
+from harness.schema import MetricValue, TaskSpec
+from harness.stats import stratified_resamples
+from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, logit_samples
+
+GROUP_METRICS = (
+    "balanced_accuracy",
+    "many_shot_accuracy",
+    "medium_shot_accuracy",
+    "few_shot_accuracy",
+    "worst_class_accuracy",
+)
+
+
+def _ratios(spec: TaskSpec) -> list[float]:
+    ratios = spec.parameters.get("test_ratios", [2, 5, 10, 25, 50])
+    assert isinstance(ratios, list)
+    return [float(r) for r in ratios]  # type: ignore[arg-type]
+
+
+class LongTailAdapter:
+    name = "longtail"
+    description = "long-tailed recognition: many/medium/few-shot, balanced, worst-class and test-agnostic accuracy"
+    capability = Capability.LOGITS
+
+    def metric_names(self, spec: TaskSpec) -> list[str]:
+        agnostic = [f"acc_{d}_lt_{r:g}" for d in ("forward", "backward") for r in _ratios(spec)]
+        return [*GROUP_METRICS, "acc_uniform", *agnostic]
+
+    def requests(self, spec: TaskSpec) -> list[Request]:
+        return [Request("classify", "test")]
+
+    def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
+        return [logit_samples("test", inputs["test"])]
+
+    def score(self, spec: TaskSpec, samples: dict[str, Samples], seed: int) -> Outcome:
+        many = int(spec.parameters.get("many_shot_min", 100))  # type: ignore[arg-type]
+        few = int(spec.parameters.get("few_shot_max", 20))  # type: ignore[arg-type]
+        n_resamples = int(spec.parameters.get("n_resamples", 1000))  # type: ignore[arg-type]
+        suite = load_suite(spec.dataset)
+        train_counts = suite.train_counts()
+        n_classes = int(suite.n_classes)
+        test = samples["test"]
+        labels = test.labels
+        predictions = test.values.argmax(axis=1)
+        groups = lt.shot_groups(train_counts, many=many, few=few)
+        ratios = tuple(_ratios(spec))
+
+        def summarise(rows: np.ndarray) -> dict[str, float]:
+            per_class = lt.per_class_accuracy(predictions[rows], labels[rows], n_classes)
+            out = {
+                "balanced_accuracy": float(np.nanmean(per_class)),
+                "worst_class_accuracy": float(np.nanmin(per_class)),
+                **{f"{g}_shot_accuracy": lt.group_accuracy(per_class, groups[g]) for g in ("many", "medium", "few")},
+            }
+            # Test-agnostic priors rank classes by training frequency, head first.
+            return out | lt.prior_shift_accuracies(per_class, train_counts, ratios)
+
+        by_class = [np.flatnonzero(labels == c) for c in range(n_classes)]
+        point = summarise(np.arange(len(labels)))
+        resampled: dict[str, list[float]] = {name: [] for name in point}
+        for rows in stratified_resamples([len(r) for r in by_class], n_resamples, seed):
+            chosen = np.concatenate([members[r] for members, r in zip(by_class, rows, strict=True)])
+            for name, value in summarise(chosen).items():
+                resampled[name].append(value)
+        metrics: list[MetricValue] = [
+            bootstrap_metric(name, value, np.asarray(resampled[name]), len(labels))
+            for name, value in point.items()
+            if np.isfinite(value)  # a shot group with no classes reports nothing
+        ]
+        per_class = lt.per_class_accuracy(predictions, labels, n_classes)
+        artifacts: dict[str, Any] = {
+            "per_class": {
+                "accuracy": per_class.tolist(),
+                "train_count": train_counts.tolist(),
+                "group": [next(g for g in ("many", "medium", "few") if c in groups[g]) for c in range(n_classes)],
+            }
+        }
+        return Outcome(
+            metrics=metrics,
+            artifacts=artifacts,
+            parameters={
+                "many_shot_min": many,
+                "few_shot_max": few,
+                "test_ratios": [float(r) for r in _ratios(spec)],
+                "n_resamples": n_resamples,
+                "shot_groups": "many: > many_shot_min; medium: few_shot_max..many_shot_min; few: < few_shot_max",
+            },
+        )
+
+
+ADAPTER = LongTailAdapter()

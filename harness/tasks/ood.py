@@ -1,0 +1,187 @@
+"""Task adapter `ood`: out-of-distribution detection scores and their metrics.
+
+Score convention: higher = more in-distribution. Scores: msp, max_logit, energy (T = 1) from
+the logits; mahalanobis (class means and a shared covariance of the training features) and knn
+(cosine, k = `knn_k`) from penultimate features, when the model exposes them.
+
+Metrics per OOD set and score: auroc, aupr_in (ID positive), aupr_out (OOD positive),
+fpr95 (share of OOD samples accepted at the threshold that keeps 95% of ID samples; lower is
+better). Names are `<metric>.<score>.<set>`; the sets are the spec's `near_ood` and `far_ood`
+lists, plus the averages `near`, `far` and `mean` (the mean of the near and far averages).
+CIs: stratified bootstrap (ID and each OOD set resampled separately, same resamples for all).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from harness.errors import HarnessError
+from harness.metrics import ood as ood_metrics
+from harness.models.base import Capability
+from harness.schema import MetricValue, TaskSpec
+from harness.stats import stratified_resamples
+from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, logit_samples
+
+METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
+LOGIT_SCORES = ("msp", "max_logit", "energy")
+FEATURE_SCORES = ("mahalanobis", "knn")
+ROC_GRID = np.linspace(0.0, 1.0, 101)
+
+
+def _names(spec: TaskSpec, key: str) -> list[str]:
+    value = spec.parameters.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise HarnessError(f"parameter {key!r} must be a list of split names", where=f"task {spec.name}")
+    return [str(v) for v in value]
+
+
+class OODAdapter:
+    name = "ood"
+    description = "OOD detection: MSP, MaxLogit, Energy, Mahalanobis, KNN scores; AUROC, AUPR-In/Out, FPR@95TPR"
+    capability = Capability.LOGITS
+
+    def scores(self, spec: TaskSpec) -> list[str]:
+        requested = spec.parameters.get("scores", [*LOGIT_SCORES, *FEATURE_SCORES])
+        assert isinstance(requested, list)
+        unknown = [s for s in requested if s not in (*LOGIT_SCORES, *FEATURE_SCORES)]
+        if unknown:
+            raise HarnessError(
+                f"unknown OOD score(s) {unknown}", where=f"task {spec.name}", fix=f"use {LOGIT_SCORES + FEATURE_SCORES}"
+            )
+        return [str(s) for s in requested]
+
+    def sets(self, spec: TaskSpec) -> dict[str, str]:
+        """OOD split name -> group ("near" or "far")."""
+        return {**{s: "near" for s in _names(spec, "near_ood")}, **{s: "far" for s in _names(spec, "far_ood")}}
+
+    def metric_names(self, spec: TaskSpec) -> list[str]:
+        groups = sorted(set(self.sets(spec).values()))
+        columns = [*self.sets(spec), *groups, "mean"]
+        return [f"{m}.{s}.{c}" for m in METRICS for s in self.scores(spec) for c in columns]
+
+    def requests(self, spec: TaskSpec) -> list[Request]:
+        splits = ["train", "test", *self.sets(spec)]
+        return [Request("classify", split) for split in splits]
+
+    def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
+        """Per split (test and each OOD set): every score of every sample (label -1 for OOD)."""
+        k = int(spec.parameters.get("knn_k", 10))  # type: ignore[arg-type]
+        splits = ["test", *self.sets(spec)]
+        has_features = all("features" in inputs[s].outputs for s in ("train", *splits))
+        scores = [s for s in self.scores(spec) if s in LOGIT_SCORES or has_features]
+        values = self._score_splits(inputs, splits, scores, k)
+        return [
+            Samples(
+                split=split,
+                ids=list(inputs[split].split.ids),
+                labels=np.asarray(inputs[split].split.y, dtype=np.int64),
+                values=np.stack([values[split][s] for s in scores], axis=1).astype(np.float32),
+                fields=list(scores),
+            )
+            for split in splits
+        ]
+
+    def score(self, spec: TaskSpec, samples: dict[str, Samples], seed: int) -> Outcome:
+        n_resamples = int(spec.parameters.get("n_resamples", 1000))  # type: ignore[arg-type]
+        sets = self.sets(spec)
+        set_names = list(sets)
+        scores = samples["test"].fields
+        columns = {
+            split: {score: samples[split].values[:, i].astype(np.float64) for i, score in enumerate(scores)}
+            for split in ["test", *set_names]
+        }
+        id_scores = columns["test"]
+        groups = {g: [s for s in set_names if sets[s] == g] for g in sorted(set(sets.values()))}
+
+        def summarise(id_rows: np.ndarray, ood_rows: list[np.ndarray]) -> dict[str, float]:
+            out: dict[str, float] = {}
+            for score in scores:
+                per_set = {
+                    name: ood_metrics.ood_summary(id_scores[score][id_rows], columns[name][score][rows])
+                    for name, rows in zip(set_names, ood_rows, strict=True)
+                }
+                for metric in METRICS:
+                    for name in set_names:
+                        out[f"{metric}.{score}.{name}"] = per_set[name][metric]
+                    group_means = []
+                    for group, members in groups.items():
+                        value = float(np.mean([per_set[m][metric] for m in members]))
+                        out[f"{metric}.{score}.{group}"] = value
+                        group_means.append(value)
+                    out[f"{metric}.{score}.mean"] = float(np.mean(group_means))
+            return out
+
+        sizes = [len(samples[s].ids) for s in ["test", *set_names]]
+        point = summarise(np.arange(sizes[0]), [np.arange(n) for n in sizes[1:]])
+        resampled: dict[str, list[float]] = {name: [] for name in point}
+        for rows in stratified_resamples(sizes, n_resamples, seed):
+            for name, value in summarise(rows[0], rows[1:]).items():
+                resampled[name].append(value)
+        metrics: list[MetricValue] = [
+            bootstrap_metric(name, value, np.asarray(resampled[name]), sum(sizes)) for name, value in point.items()
+        ]
+        return Outcome(
+            metrics=metrics,
+            artifacts={"roc": self._roc_curves(id_scores, columns, set_names, scores), "ood_groups": sets},
+            parameters={
+                "scores": list(scores),
+                "knn_k": int(spec.parameters.get("knn_k", 10)),  # type: ignore[arg-type]
+                "n_resamples": n_resamples,
+                "score_convention": "higher = more in-distribution",
+                "fpr95": "share of OOD accepted at the threshold keeping 95% of ID",
+                "skipped_scores": [s for s in self.scores(spec) if s not in scores],
+            },
+        )
+
+    def _score_splits(
+        self, inputs: dict[str, SplitOutputs], splits: list[str], scores: list[str], k: int
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """score name -> values, for each split (features statistics come from the train split)."""
+        fitted: dict[str, Any] = {}
+        if "mahalanobis" in scores:
+            train = inputs["train"]
+            fitted["mahalanobis"] = ood_metrics.mahalanobis_fit(train.outputs["features"], train.split.y)
+        values: dict[str, dict[str, np.ndarray]] = {}
+        for split in splits:
+            logits = logit_samples(split, inputs[split]).values.astype(np.float64)
+            out: dict[str, np.ndarray] = {}
+            for score in scores:
+                if score == "msp":
+                    out[score] = ood_metrics.msp(logits)
+                elif score == "max_logit":
+                    out[score] = ood_metrics.max_logit(logits)
+                elif score == "energy":
+                    out[score] = ood_metrics.energy(logits)
+                elif score == "mahalanobis":
+                    means, precision = fitted["mahalanobis"]
+                    out[score] = ood_metrics.mahalanobis(inputs[split].outputs["features"], means, precision)
+                elif score == "knn":
+                    out[score] = ood_metrics.knn_score(
+                        inputs["train"].outputs["features"], inputs[split].outputs["features"], k
+                    )
+            values[split] = {name: np.asarray(v, dtype=np.float64) for name, v in out.items()}
+        return values
+
+    def _roc_curves(
+        self,
+        id_scores: dict[str, np.ndarray],
+        score_values: dict[str, dict[str, np.ndarray]],
+        set_names: list[str],
+        scores: list[str],
+    ) -> dict[str, Any]:
+        """TPR (share of ID kept) at 101 evenly spaced FPRs (share of OOD accepted), per score and set."""
+        curves: dict[str, dict[str, list[float]]] = {}
+        for score in scores:
+            curves[score] = {}
+            for name in set_names:
+                ood = score_values[name][score]
+                truth = np.r_[np.ones(len(id_scores[score])), np.zeros(len(ood))]
+                fpr, tpr, _ = roc_curve(truth, np.r_[id_scores[score], ood])
+                curves[score][name] = np.round(np.interp(ROC_GRID, fpr, tpr), 5).tolist()
+        return {"fpr": ROC_GRID.round(2).tolist(), "tpr": curves}
+
+
+ADAPTER = OODAdapter()

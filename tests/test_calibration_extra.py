@@ -1,0 +1,377 @@
+"""ece_em, mce, classwise ECE, AURC, temperature scaling and the fused calibration_summary.
+
+References: torchmetrics (MCE) and brute-force re-implementations in plain Python (sorted lists,
+loops) written from the documented definitions, on random and adversarial inputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+from harness.metrics import calibration as cal
+
+# ---------------------------------------------------------------------------------------------------------
+# Brute-force references (plain Python)
+
+
+def top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[list[float], list[int]]:
+    confidence, correct = [], []
+    for row, label in zip(probs.tolist(), labels.tolist(), strict=True):
+        best = max(range(len(row)), key=lambda c: (row[c], -c))  # first index of the maximum
+        confidence.append(row[best])
+        correct.append(int(best == label))
+    return confidence, correct
+
+
+def tie_averaged_pairs(confidence: list[float], correct: list[int]) -> list[tuple[float, float]]:
+    """(confidence, mean correctness of all samples with that confidence), sorted ascending."""
+    groups: dict[float, list[int]] = {}
+    for c, ok in zip(confidence, correct, strict=True):
+        groups.setdefault(c, []).append(ok)
+    return [(c, sum(groups[c]) / len(groups[c])) for c in sorted(confidence)]
+
+
+def ece_em_reference(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> float:
+    pairs = tie_averaged_pairs(*top_label(probs, labels))
+    n = len(pairs)
+    total, start = 0.0, 0
+    for b in range(n_bins):
+        size = n // n_bins + (1 if b < n % n_bins else 0)
+        chunk = pairs[start : start + size]
+        start += size
+        total += abs(sum(ok - c for c, ok in chunk))
+    return total / n
+
+
+def aurc_reference(probs: np.ndarray, labels: np.ndarray) -> float:
+    pairs = tie_averaged_pairs(*top_label(probs, labels))[::-1]  # most confident first
+    errors, area = 0.0, 0.0
+    for k, (_, ok) in enumerate(pairs, start=1):
+        errors += 1.0 - ok
+        area += errors / k
+    return area / len(pairs)
+
+
+def width_bin(p: float, n_bins: int) -> int:
+    return min(max(math.ceil(min(max(p, 0.0), 1.0) * n_bins) - 1, 0), n_bins - 1)
+
+
+def classwise_reference(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> float:
+    n, k = probs.shape
+    total = 0.0
+    for c in range(k):
+        gaps = [0.0] * n_bins
+        for i in range(n):
+            p = float(probs[i, c])
+            gaps[width_bin(p, n_bins)] += (1.0 if labels[i] == c else 0.0) - p
+        total += sum(abs(g) for g in gaps) / n
+    return total / k
+
+
+def random_case(seed: int, n: int, k: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, k)) * scale, rng.integers(0, k, size=n)
+
+
+def tied_case(seed: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer logits in a tiny range: many equal confidences and tied argmaxes."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 3, size=(n, k)).astype(np.float64), rng.integers(0, k, size=n)
+
+
+def duplicated_case(seed: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A few distinct rows repeated: exact ties in confidence however the softmax sum is rounded."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(3, k)) * 2.0
+    return rows[rng.integers(0, 3, size=n)], rng.integers(0, k, size=n)
+
+
+CASES = [(50, 2, 1.0), (301, 10, 3.0), (7, 3, 8.0), (1, 4, 1.0), (16, 1, 1.0), (200, 5, 0.01)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Against references
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("n", "k", "scale"), CASES)
+def test_new_metrics_match_brute_force(seed: int, n: int, k: int, scale: float) -> None:
+    for logits, labels in (random_case(seed, n, k, scale), tied_case(seed, n, k)):
+        probs = cal.softmax(logits)
+        for n_bins in (15, 4):
+            assert cal.equal_mass_calibration_error(probs, labels, n_bins) == pytest.approx(
+                ece_em_reference(probs, labels, n_bins), abs=1e-12
+            )
+            assert cal.classwise_calibration_error(probs, labels, n_bins) == pytest.approx(
+                classwise_reference(probs, labels, n_bins), abs=1e-12
+            )
+        assert cal.area_under_risk_coverage(probs, labels) == pytest.approx(aurc_reference(probs, labels), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("n", "k", "scale"), [(50, 2, 1.0), (500, 10, 3.0), (2000, 5, 0.3), (7, 3, 2.0)])
+def test_mce_matches_torchmetrics(seed: int, n: int, k: int, scale: float) -> None:
+    logits, labels = random_case(seed, n, k, scale)
+    probs = cal.softmax(logits)
+    # torchmetrics bins are [a, b) with a separate bin for confidence 1.0; ours are (a, b]. They agree
+    # unless a confidence sits exactly on an edge, which these (non-saturated) inputs avoid.
+    edges = np.arange(16) / 15
+    assert np.abs(probs.max(axis=1)[:, None] - edges).min() > 1e-9
+    expected = multiclass_calibration_error(
+        torch.as_tensor(probs), torch.as_tensor(labels), num_classes=k, n_bins=15, norm="max"
+    ).item()
+    assert cal.max_calibration_error(probs, labels) == pytest.approx(expected, abs=1e-6)  # torchmetrics: float32
+
+
+def summary_by_parts(logits: np.ndarray, labels: np.ndarray, n_bins: int) -> dict[str, float]:
+    probs = cal.softmax(logits)
+    return {
+        "accuracy": cal.accuracy(probs, labels),
+        "ece": cal.expected_calibration_error(probs, labels, n_bins),
+        "ece_em": cal.equal_mass_calibration_error(probs, labels, n_bins),
+        "mce": cal.max_calibration_error(probs, labels, n_bins),
+        "classwise_ece": cal.classwise_calibration_error(probs, labels, n_bins),
+        "brier": cal.brier_score(probs, labels),
+        "nll": cal.negative_log_likelihood(logits, labels),
+        "aurc": cal.area_under_risk_coverage(probs, labels),
+    }
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("n", "k", "scale"), [*CASES, (3000, 7, 2.0), (40, 300, 2.0)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_summary_agrees_with_per_metric_functions(
+    seed: int, n: int, k: int, scale: float, dtype: type[np.floating]
+) -> None:
+    # Ties come from repeated rows here: integer logits can tie in one softmax and not in the other, as
+    # the two sum the exponentials in different orders (1-ulp differences in confidence).
+    for logits, labels in (random_case(seed, n, k, scale), duplicated_case(seed, n, k)):
+        logits = logits.astype(dtype)
+        summary = cal.calibration_summary(logits, labels)
+        assert list(summary) == ["accuracy", "ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc"]
+        assert summary == pytest.approx(summary_by_parts(logits.astype(np.float64), labels, 15), abs=1e-12)
+
+
+def test_summary_over_many_chunks_with_a_partial_last_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    logits, labels = random_case(5, 1003, 6, 2.0)
+    expected = summary_by_parts(logits, labels, 10)
+    monkeypatch.setattr(cal, "_CHUNK_CELLS", 6 * 64)  # 64 rows per chunk: 15 full chunks + 43 rows
+    assert cal.calibration_summary(logits, labels, n_bins=10) == pytest.approx(expected, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 5).flatmap(
+        lambda k: st.tuples(
+            st.lists(st.lists(st.integers(-3, 3), min_size=k, max_size=k), min_size=1, max_size=40),
+            st.lists(st.integers(0, k - 1), min_size=40, max_size=40),
+        )
+    )
+)
+def test_summary_property_integer_logits(case: tuple[list[list[int]], list[int]]) -> None:
+    rows, all_labels = case
+    # Rows are sorted so that equal multisets of logits are equal rows: then both softmaxes tie the same
+    # samples (a permuted row can differ by one ulp between the two summation orders).
+    logits = np.sort(np.array(rows, dtype=np.float64), axis=1)
+    labels = np.array(all_labels[: len(rows)])
+    summary = cal.calibration_summary(logits, labels, n_bins=7)
+    assert summary == pytest.approx(summary_by_parts(logits, labels, 7), abs=1e-12)
+    for name in ("accuracy", "ece", "ece_em", "mce", "classwise_ece", "aurc"):
+        assert 0.0 <= summary[name] <= 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Known values, ties, invariances
+
+
+def test_known_values() -> None:
+    # Equal mass, 2 bins: confidences .6 (correct) and .9 (wrong) -> (.4 + .9) / 2.
+    probs = np.array([[0.6, 0.4], [0.1, 0.9]])
+    labels = np.array([0, 0])
+    assert cal.equal_mass_calibration_error(probs, labels, n_bins=2) == pytest.approx(0.65)
+    # One bin: equal mass = equal width = |accuracy - mean confidence| = |.5 - .75|.
+    assert cal.equal_mass_calibration_error(probs, labels, n_bins=1) == pytest.approx(0.25)
+    # AURC: the most confident (.9) is wrong -> risks 1/1 and 1/2 -> 0.75.
+    assert cal.area_under_risk_coverage(probs, labels) == pytest.approx(0.75)
+    # MCE: .95 correct and .55 wrong in separate bins -> max(.05, .55).
+    probs = np.array([[0.95, 0.05], [0.55, 0.45]])
+    assert cal.max_calibration_error(probs, np.array([0, 1])) == pytest.approx(0.55)
+    # Classwise: one sample [.8, .2], label 0 -> (|1 - .8| + |0 - .2|) / 2.
+    assert cal.classwise_calibration_error(np.array([[0.8, 0.2]]), np.array([0])) == pytest.approx(0.2)
+    # Summary of logits [0, 0], label 1: argmax tie -> class 0 (wrong).
+    summary = cal.calibration_summary(np.array([[0.0, 0.0]]), np.array([1]))
+    assert summary == pytest.approx(
+        {
+            "accuracy": 0.0,
+            "ece": 0.5,
+            "ece_em": 0.5,
+            "mce": 0.5,
+            "classwise_ece": 0.5,
+            "brier": 0.5,
+            "nll": math.log(2),
+            "aurc": 1.0,
+        }
+    )
+
+
+def test_perfect_and_single_class_models() -> None:
+    probs = np.eye(4)[[0, 1, 2, 3, 0]]
+    labels = np.array([0, 1, 2, 3, 0])
+    for fn in (
+        cal.equal_mass_calibration_error,
+        cal.max_calibration_error,
+        cal.classwise_calibration_error,
+        cal.area_under_risk_coverage,
+    ):
+        assert fn(probs, labels) == 0.0
+    summary = cal.calibration_summary(np.zeros((3, 1)), np.zeros(3, dtype=int))
+    assert summary["accuracy"] == 1.0 and summary["aurc"] == 0.0 and summary["nll"] == 0.0
+
+
+def test_ties_do_not_depend_on_sample_order() -> None:
+    # Four samples share one confidence; the tie straddles the 2-bin boundary and the AURC coverage steps.
+    probs = np.array([[0.7, 0.3]] * 4 + [[0.9, 0.1]] * 2)
+    labels = np.array([0, 0, 0, 1, 0, 1])
+    rng = np.random.default_rng(0)
+    values = set()
+    for _ in range(10):
+        order = rng.permutation(6)
+        values.add(
+            (
+                round(cal.equal_mass_calibration_error(probs[order], labels[order], n_bins=2), 12),
+                round(cal.area_under_risk_coverage(probs[order], labels[order]), 12),
+            )
+        )
+    assert len(values) == 1
+    # Hand computation: bins {.7, .7, .7} and {.7, .9, .9}; tied .7s count accuracy 3/4, tied .9s 1/2.
+    # Bin 1: |2.25 - 2.1| = .15; bin 2: |(.75 + .5 + .5) - 2.5| = .75 -> .9 / 6.
+    ece_em, aurc = values.pop()
+    assert ece_em == pytest.approx(0.9 / 6)
+    # Descending: two .9s with error 1/2 each, then four .7s with error 1/4 each.
+    errors = np.cumsum([0.5, 0.5, 0.25, 0.25, 0.25, 0.25])
+    assert aurc == pytest.approx(float(np.mean(errors / np.arange(1, 7))))
+
+
+def test_n_smaller_than_bins_and_confidence_zero() -> None:
+    probs = np.array([[0.5, 0.5], [1.0, 0.0]])
+    labels = np.array([1, 0])
+    assert cal.equal_mass_calibration_error(probs, labels, n_bins=15) == pytest.approx(
+        ece_em_reference(probs, labels, 15)
+    )
+    # p_c = 0 goes to the first bin of class c (classwise), exactly as equal_width_bin does.
+    assert cal.classwise_calibration_error(probs, labels) == pytest.approx(classwise_reference(probs, labels, 15))
+
+
+def test_summary_accepts_float32_without_copying_inputs() -> None:
+    logits, labels = random_case(1, 500, 10, 3.0)
+    logits32 = logits.astype(np.float32)
+    before = logits32.copy()
+    summary = cal.calibration_summary(logits32, labels.astype(np.int32))
+    assert np.array_equal(logits32, before)
+    assert summary == pytest.approx(summary_by_parts(logits32.astype(np.float64), labels, 15), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("logits", "labels", "message"),
+    [
+        (np.zeros((0, 3)), np.zeros(0, dtype=int), "no samples"),
+        (np.array([[0.5, np.nan]]), np.array([0]), "NaN or inf"),
+        (np.array([[0.5, -np.inf]]), np.array([0]), "NaN or inf"),
+        (np.array([[0.5, np.inf]]), np.array([0]), "NaN or inf"),
+        (np.array([[0.5, 0.5]]), np.array([2]), "labels must lie"),
+        (np.array([0.5, 0.5]), np.array([0]), "2-D"),
+        (np.array([["a", "b"]]), np.array([0]), "real-valued"),
+    ],
+)
+def test_summary_bad_inputs(logits: np.ndarray, labels: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cal.calibration_summary(logits, labels)
+
+
+def test_bad_bin_count() -> None:
+    with pytest.raises(ValueError, match="n_bins"):
+        cal.equal_mass_calibration_error(np.array([[1.0]]), np.array([0]), n_bins=0)
+    with pytest.raises(ValueError, match="n_bins"):
+        cal.calibration_summary(np.array([[1.0]]), np.array([0]), n_bins=2.5)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Temperature scaling
+
+
+def calibrated_logits(seed: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits whose softmax is the true label distribution: labels are drawn from it."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, k)) * 2.0
+    probs = cal.softmax(logits)
+    labels = (rng.random(n)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    return logits, np.minimum(labels, k - 1)
+
+
+def mean_nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    return cal.negative_log_likelihood(logits, labels, temperature)
+
+
+@pytest.mark.parametrize("factor", [1 / 3, 1.0, 3.0])
+def test_fitted_temperature_recovers_a_known_scaling(factor: float) -> None:
+    logits, labels = calibrated_logits(0, 20_000, 5)
+    fitted = cal.fit_temperature(logits * factor, labels)
+    assert fitted == pytest.approx(factor, rel=0.05)
+
+
+def test_fitted_temperature_minimises_nll() -> None:
+    logits, labels = random_case(2, 2000, 6, 4.0)  # random labels: very over-confident, T >> 1
+    fitted = cal.fit_temperature(logits, labels)
+    best = mean_nll(logits, labels, fitted)
+    assert best < mean_nll(logits, labels, 1.0)
+    for t in np.exp(np.linspace(-4, 4, 81)):
+        assert best <= mean_nll(logits, labels, float(t)) + 1e-9
+    # Deterministic.
+    assert cal.fit_temperature(logits, labels) == fitted
+
+
+def test_temperature_scaled_metrics_use_the_calibration_split() -> None:
+    logits, labels = calibrated_logits(1, 4000, 4)
+    calib, test = slice(0, 2000), slice(2000, 4000)
+    out = cal.temperature_scaled_metrics(logits[calib] * 2, labels[calib], logits[test] * 2, labels[test])
+    t = cal.fit_temperature(logits[calib] * 2, labels[calib])
+    assert out["temperature"] == t
+    assert out["ece_ts"] == cal.expected_calibration_error(cal.softmax(logits[test] * 2, t), labels[test])
+    assert out["nll_ts"] == cal.negative_log_likelihood(logits[test] * 2, labels[test], t)
+    # Scaling repairs the over-confidence introduced by the factor 2.
+    assert out["ece_ts"] < cal.expected_calibration_error(cal.softmax(logits[test] * 2), labels[test])
+
+
+def test_metric_infos() -> None:
+    for info, name in [
+        (cal.ECE_EM, "ece_em"),
+        (cal.MCE, "mce"),
+        (cal.CLASSWISE_ECE, "classwise_ece"),
+        (cal.AURC, "aurc"),
+        (cal.TEMPERATURE, "temperature"),
+        (cal.ECE_TS, "ece_ts"),
+        (cal.NLL_TS, "nll_ts"),
+    ]:
+        assert info.name == name and info.higher_is_better is False
+    assert "direction does not apply" in cal.TEMPERATURE.convention
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (1000, 3), (70_000, 10), (300, 200)])
+def test_top_label_is_exactly_numpy_max_and_argmax(n: int, k: int) -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.integers(0, 4, size=(n, k)).astype(np.float64)  # many tied maxima: the first must win
+    confidence, prediction = cal.top_label(probs)
+    np.testing.assert_array_equal(confidence, probs.max(axis=1))
+    np.testing.assert_array_equal(prediction, probs.argmax(axis=1))
+
+
+def test_probs_without_classes_are_rejected() -> None:
+    with pytest.raises(ValueError, match="no classes"):
+        cal.expected_calibration_error(np.zeros((3, 0)), np.zeros(3, dtype=int))
