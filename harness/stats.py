@@ -58,6 +58,19 @@ def stratified_resamples(
         yield [rng.integers(0, size, size=size) for size in sizes]
 
 
+def stratified_counts(sizes: Sequence[int], n_resamples: int = 1000, seed: int = 0) -> list[NDArray[np.float64]]:
+    """The resamples of `stratified_resamples` as multiplicities: one (n_resamples, size) matrix per group.
+
+    Row b, column i says how often sample i occurs in resample b (the same draws, in the same order).
+    Metrics that take per-sample weights evaluate every resample at once from these.
+    """
+    counts = [np.zeros((n_resamples, size)) for size in sizes]
+    for b, rows in enumerate(stratified_resamples(sizes, n_resamples, seed)):
+        for matrix, drawn, size in zip(counts, rows, sizes, strict=True):
+            matrix[b] = np.bincount(drawn, minlength=size)
+    return counts
+
+
 def percentile_interval(distribution: NDArray[np.float64], confidence: float = 0.95) -> tuple[float, float]:
     """The central `confidence` interval of a bootstrap distribution."""
     tail = (1.0 - confidence) / 2.0 * 100.0

@@ -298,3 +298,21 @@ def test_scores_feed_the_metrics_in_the_right_direction() -> None:
     ood_logits = rng.normal(size=(100, 5)) * 0.1
     for score in (ood.msp, ood.max_logit, ood.energy):
         assert ood.auroc(score(id_logits), score(ood_logits)) == 1.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resampled_summary_equals_summary_of_each_resample(seed: int) -> None:
+    from harness.metrics.ood import ood_summary, ood_summary_resampled
+    from harness.stats import stratified_counts, stratified_resamples
+
+    rng = np.random.default_rng(seed)
+    n_id, n_ood = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+    # Rounded scores give many ties, the hard case for run-based formulas.
+    id_scores = np.round(rng.normal(1.0, 1.0, n_id), 1)
+    ood_scores = np.round(rng.normal(0.0, 1.0, n_ood), 1)
+    id_counts, ood_counts = stratified_counts([n_id, n_ood], n_resamples=40, seed=seed)
+    batched = ood_summary_resampled(id_scores, ood_scores, id_counts, ood_counts)
+    for b, (id_rows, ood_rows) in enumerate(stratified_resamples([n_id, n_ood], n_resamples=40, seed=seed)):
+        expected = ood_summary(id_scores[id_rows], ood_scores[ood_rows])
+        for name, value in expected.items():
+            assert batched[name][b] == pytest.approx(value, abs=1e-12), (name, b)

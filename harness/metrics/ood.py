@@ -196,6 +196,60 @@ def ood_summary(id_scores: NDArray[Any], ood_scores: NDArray[Any], tpr: float = 
     }
 
 
+def ood_summary_resampled(
+    id_scores: NDArray[Any],
+    ood_scores: NDArray[Any],
+    id_counts: NDArray[Any],
+    ood_counts: NDArray[Any],
+    tpr: float = 0.95,
+) -> dict[str, FloatArray]:
+    """`ood_summary` of many resamples at once, each resample given by sample multiplicities.
+
+    `id_counts` (B, n_id) and `ood_counts` (B, n_ood) say how often each sample occurs in each of B
+    resamples (e.g. bootstrap draws as counts; each row sums to n_id and n_ood). Row b of every
+    returned array equals `ood_summary` of the resampled scores: the scores are merged and split into
+    runs of equal value once, then every metric is a weighted sum over those runs, for all rows at once.
+    """
+    _check_tpr(tpr)
+    id_scores, ood_scores = check_scores(id_scores, ood_scores)
+    id_counts = np.asarray(id_counts, dtype=np.float64)
+    ood_counts = np.asarray(ood_counts, dtype=np.float64)
+    if (
+        id_counts.ndim != 2
+        or id_counts.shape[1] != id_scores.size
+        or ood_counts.shape != (id_counts.shape[0], ood_scores.size)
+    ):
+        raise ValueError(
+            f"counts must have shapes (B, {id_scores.size}) and (B, {ood_scores.size}), got {id_counts.shape}, {ood_counts.shape}"
+        )
+    n_id, n_ood = id_counts.sum(axis=1), ood_counts.sum(axis=1)
+    if (n_id == 0).any() or (n_ood == 0).any():
+        raise ValueError("every resample needs at least one ID and one OOD sample")
+    values = np.concatenate((id_scores, ood_scores))
+    order = np.argsort(values, kind="stable")
+    is_id = order < id_scores.size
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])  # runs of equal score, ascending
+    weights = np.concatenate((id_counts, ood_counts), axis=1)[:, order]
+    id_in, ood_in = weights * is_id, weights * ~is_id
+    if starts.size < values.size:  # ties: sum the weights within each run of equal scores
+        id_in, ood_in = np.add.reduceat(id_in, starts, axis=1), np.add.reduceat(ood_in, starts, axis=1)
+    id_le, ood_le = np.cumsum(id_in, axis=1), np.cumsum(ood_in, axis=1)
+    auroc = (id_in * (2 * ood_le - ood_in)).sum(axis=1) / (2 * n_id * n_ood)
+    id_ge = n_id[:, None] - id_le + id_in
+    all_ge = (n_id + n_ood)[:, None] - id_le - ood_le + id_in + ood_in
+    aupr_in = (id_in * np.divide(id_ge, all_ge, out=np.zeros_like(id_ge), where=all_ge > 0)).sum(axis=1) / n_id
+    all_le = id_le + ood_le
+    aupr_out = (ood_in * np.divide(ood_le, all_le, out=np.zeros_like(ood_le), where=all_le > 0)).sum(axis=1) / n_ood
+    needed = np.maximum(1.0, np.ceil(tpr * n_id * (1.0 - 1e-12)))
+    # Highest run whose score keeps >= needed ID samples at or above it (ID strictly below <= n_id - needed).
+    keeps = (id_le - id_in) <= (n_id - needed)[:, None]
+    g = keeps.shape[1] - 1 - np.argmax(keeps[:, ::-1], axis=1)
+    rows = np.arange(keeps.shape[0])
+    fpr = (n_ood - ood_le[rows, g] + ood_in[rows, g]) / n_ood
+    return {"auroc": auroc, "aupr_in": aupr_in, "aupr_out": aupr_out, f"fpr{100 * tpr:g}": fpr}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Scores (higher = more in-distribution)
 

@@ -23,7 +23,7 @@ from harness.data import load_suite
 from harness.metrics import longtail as lt
 from harness.models.base import Capability
 from harness.schema import MetricValue, TaskSpec
-from harness.stats import stratified_resamples
+from harness.stats import stratified_counts
 from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, logit_samples
 
 GROUP_METRICS = (
@@ -69,27 +69,39 @@ class LongTailAdapter:
         groups = lt.shot_groups(train_counts, many=many, few=few)
         ratios = tuple(_ratios(spec))
 
-        def summarise(rows: np.ndarray) -> dict[str, float]:
-            per_class = lt.per_class_accuracy(predictions[rows], labels[rows], n_classes)
-            out = {
-                "balanced_accuracy": float(np.nanmean(per_class)),
-                "worst_class_accuracy": float(np.nanmin(per_class)),
-                **{f"{g}_shot_accuracy": lt.group_accuracy(per_class, groups[g]) for g in ("many", "medium", "few")},
-            }
-            # Test-agnostic priors rank classes by training frequency, head first.
-            return out | lt.prior_shift_accuracies(per_class, train_counts, ratios)
-
+        correct = (predictions == labels).astype(np.float64)
         by_class = [np.flatnonzero(labels == c) for c in range(n_classes)]
-        point = summarise(np.arange(len(labels)))
-        resampled: dict[str, list[float]] = {name: [] for name in point}
-        for rows in stratified_resamples([len(r) for r in by_class], n_resamples, seed):
-            chosen = np.concatenate([members[r] for members, r in zip(by_class, rows, strict=True)])
-            for name, value in summarise(chosen).items():
-                resampled[name].append(value)
+        present = [c for c in range(n_classes) if len(by_class[c])]
+        # Per-class accuracy of the test split (point) and of every resample at once: resampling
+        # within each class keeps the class sizes, so accuracy_c = counts_c @ correct_c / n_c.
+        counts = stratified_counts([len(by_class[c]) for c in present], n_resamples, seed)
+        accuracy = np.full((n_resamples + 1, n_classes), np.nan)
+        for c, class_counts in zip(present, counts, strict=True):
+            members = correct[by_class[c]]
+            accuracy[0, c] = members.mean()
+            accuracy[1:, c] = class_counts @ members / len(members)
+        # Test-agnostic priors rank classes by training frequency, head first; absent classes drop out.
+        priors = {
+            lt.prior_shift_name("uniform"): np.full(n_classes, 1.0 / n_classes),
+            **{
+                lt.prior_shift_name(order, r): lt.long_tailed_prior(n_classes, r, order, train_counts)
+                for order in ("forward", "backward")
+                for r in ratios
+            },
+        }
+        values: dict[str, np.ndarray] = {
+            "balanced_accuracy": np.nanmean(accuracy, axis=1),
+            "worst_class_accuracy": np.nanmin(accuracy, axis=1),
+        }
+        for group in ("many", "medium", "few"):
+            members = [c for c in groups[group] if c in present]
+            if members:  # a shot group with no classes reports nothing
+                values[f"{group}_shot_accuracy"] = accuracy[:, members].mean(axis=1)
+        for name, prior in priors.items():
+            weights = prior[present] / prior[present].sum()
+            values[name] = accuracy[:, present] @ weights
         metrics: list[MetricValue] = [
-            bootstrap_metric(name, value, np.asarray(resampled[name]), len(labels))
-            for name, value in point.items()
-            if np.isfinite(value)  # a shot group with no classes reports nothing
+            bootstrap_metric(name, float(v[0]), v[1:], len(labels)) for name, v in values.items()
         ]
         per_class = lt.per_class_accuracy(predictions, labels, n_classes)
         artifacts: dict[str, Any] = {

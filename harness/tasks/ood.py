@@ -22,7 +22,7 @@ from harness.errors import HarnessError
 from harness.metrics import ood as ood_metrics
 from harness.models.base import Capability
 from harness.schema import MetricValue, TaskSpec
-from harness.stats import stratified_resamples
+from harness.stats import stratified_counts
 from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, logit_samples
 
 METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
@@ -96,33 +96,34 @@ class OODAdapter:
         id_scores = columns["test"]
         groups = {g: [s for s in set_names if sets[s] == g] for g in sorted(set(sets.values()))}
 
-        def summarise(id_rows: np.ndarray, ood_rows: list[np.ndarray]) -> dict[str, float]:
-            out: dict[str, float] = {}
-            for score in scores:
-                per_set = {
-                    name: ood_metrics.ood_summary(id_scores[score][id_rows], columns[name][score][rows])
-                    for name, rows in zip(set_names, ood_rows, strict=True)
-                }
-                for metric in METRICS:
-                    for name in set_names:
-                        out[f"{metric}.{score}.{name}"] = per_set[name][metric]
-                    group_means = []
-                    for group, members in groups.items():
-                        value = float(np.mean([per_set[m][metric] for m in members]))
-                        out[f"{metric}.{score}.{group}"] = value
-                        group_means.append(value)
-                    out[f"{metric}.{score}.mean"] = float(np.mean(group_means))
-            return out
-
         sizes = [len(samples[s].ids) for s in ["test", *set_names]]
-        point = summarise(np.arange(sizes[0]), [np.arange(n) for n in sizes[1:]])
-        resampled: dict[str, list[float]] = {name: [] for name in point}
-        for rows in stratified_resamples(sizes, n_resamples, seed):
-            for name, value in summarise(rows[0], rows[1:]).items():
-                resampled[name].append(value)
-        metrics: list[MetricValue] = [
-            bootstrap_metric(name, value, np.asarray(resampled[name]), sum(sizes)) for name, value in point.items()
-        ]
+        counts = stratified_counts(sizes, n_resamples, seed)
+        metrics: list[MetricValue] = []
+        for score in scores:
+            # Point values, then every bootstrap resample at once (ID and each OOD set resampled separately).
+            point = {name: ood_metrics.ood_summary(id_scores[score], columns[name][score]) for name in set_names}
+            resampled = {
+                name: ood_metrics.ood_summary_resampled(id_scores[score], columns[name][score], counts[0], ood_counts)
+                for name, ood_counts in zip(set_names, counts[1:], strict=True)
+            }
+            for metric in METRICS:
+                values = {name: (point[name][metric], resampled[name][metric]) for name in set_names}
+                group_values = {
+                    group: (
+                        float(np.mean([values[m][0] for m in members])),
+                        np.mean([values[m][1] for m in members], axis=0),
+                    )
+                    for group, members in groups.items()
+                }
+                values |= group_values
+                values["mean"] = (
+                    float(np.mean([v[0] for v in group_values.values()])),
+                    np.mean([v[1] for v in group_values.values()], axis=0),
+                )
+                metrics += [
+                    bootstrap_metric(f"{metric}.{score}.{name}", value, distribution, sum(sizes))
+                    for name, (value, distribution) in values.items()
+                ]
         return Outcome(
             metrics=metrics,
             artifacts={"roc": self._roc_curves(id_scores, columns, set_names, scores), "ood_groups": sets},
