@@ -97,22 +97,26 @@ TASK_ADAPTERS: Registry[Any] = Registry("task adapter")
 TASK_ADAPTERS.add("calibration", "harness.tasks.calibration:ADAPTER")
 TASK_ADAPTERS.add("ood", "harness.tasks.ood:ADAPTER")
 TASK_ADAPTERS.add("longtail", "harness.tasks.longtail:ADAPTER")
+TASK_ADAPTERS.add("retrieval", "harness.tasks.retrieval:ADAPTER")
 
 #: model loaders: kind -> ModelLoader (harness/models/); detection tries them in this order
 MODEL_LOADERS: Registry[Any] = Registry("model kind")
 MODEL_LOADERS.add("torch-classifier", "harness.models.torch_classifier:LOADER")
 MODEL_LOADERS.add("hf-classifier", "harness.models.hf_classifier:LOADER")
 MODEL_LOADERS.add("predictions", "harness.models.predictions:LOADER")
+MODEL_LOADERS.add("sentence-transformers", "harness.models.sentence_encoder:LOADER")
 
 #: inference kinds: name -> Inference (what a forward pass produces; cached by the runner)
 INFERENCE: Registry[Any] = Registry("inference kind")
 INFERENCE.add("classify", "harness.models.inference:CLASSIFY")
+INFERENCE.add("encode", "harness.models.encode:ENCODE")
 
 #: built-in dataset suites: name -> factory(**params)
 DATASETS: Registry[Any] = Registry("dataset")
 DATASETS.add("digits", "harness.data.digits:digits_suite")
 DATASETS.add("digits-ood", "harness.data.digits:digits_ood_suite")
 DATASETS.add("digits-lt", "harness.data.digits:digits_lt_suite")
+DATASETS.add("pydocs", "harness.data.retrieval:pydocs_suite")
 
 #: metrics: name -> MetricInfo (direction and convention; the functions live in harness/metrics/)
 METRICS: Registry[Any] = Registry("metric")

@@ -128,7 +128,8 @@ class Runner:
         for spec in specs:
             suite = load_suite(spec.dataset)
             planned[spec.name] = {
-                r.split: (get_split(suite, r.split, self.options.limit), r.inference) for r in adapter_for(spec).requests(spec)
+                r.split: (get_split(suite, r.split, self.options.limit), r.inference)
+                for r in adapter_for(spec).requests(spec)
             }
         outputs: dict[tuple[str, str], SplitOutputs] = {}
         for requests in planned.values():
@@ -143,7 +144,9 @@ class Runner:
         task_bar = self._add_task(f"{handle.card.name}: tasks", len(specs))
         for spec in specs:
             adapter = adapter_for(spec)
-            inputs = {name: outputs[(split.fingerprint, inference)] for name, (split, inference) in planned[spec.name].items()}
+            inputs = {
+                name: outputs[(split.fingerprint, inference)] for name, (split, inference) in planned[spec.name].items()
+            }
             fingerprints[spec.name] = {split: value.split.fingerprint for split, value in inputs.items()}
             task_started = time.perf_counter()
             try:
@@ -182,7 +185,9 @@ class Runner:
 
     def _infer(self, handle: ModelHandle, split: Any, inference: Inference) -> tuple[SplitOutputs, bool]:
         """Outputs of `inference` on a split: from the cache, or one forward pass (then cached)."""
-        key = cache_key(handle.checkpoint_hash + handle.cache_salt, split.fingerprint, inference.name, inference.version)
+        key = cache_key(
+            handle.checkpoint_hash + handle.cache_salt, split.fingerprint, inference.name, inference.version
+        )
         cached = self.cache.get(key)
         if cached is not None:
             return SplitOutputs(split, cached), True

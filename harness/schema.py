@@ -55,10 +55,14 @@ class DatasetSource(_Strict):
     - kind "local": a folder or file at `path` (ImageFolder, <split>.npz or <split>.parquet).
     - kind "hf": a Hugging Face dataset: `name` is the hub id (read from the local cache when
       HF_DATASETS_OFFLINE=1) at `revision`, or `path` a folder written by `Dataset.save_to_disk`.
+    - kind "beir": a BEIR retrieval folder at `path` (corpus.jsonl, queries.jsonl, qrels/<split>.tsv);
+      params `split` (default "test") and `empty_documents` ("error" or "keep").
+    - kind "mteb": an MTEB retrieval task called `name`, read through mteb's task objects from the
+      local cache; params `split` and `subset`.
     `params` go to the source (builtin factory arguments; column names and split names for hf).
     """
 
-    kind: Literal["builtin", "local", "hf"] = "builtin"
+    kind: Literal["builtin", "local", "hf", "beir", "mteb"] = "builtin"
     name: Annotated[str, Field(min_length=1, max_length=200)]
     path: str | None = None
     revision: str = "1"
@@ -66,8 +70,8 @@ class DatasetSource(_Strict):
 
     @model_validator(mode="after")
     def _path_for_local(self) -> DatasetSource:
-        if self.kind == "local" and not self.path:
-            raise ValueError("a local dataset source needs a 'path'")
+        if self.kind in ("local", "beir") and not self.path:
+            raise ValueError(f"a {self.kind} dataset source needs a 'path'")
         return self
 
 

@@ -30,7 +30,9 @@ def test_models_lists_kinds_and_inspects_a_checkpoint(capsys, monkeypatch, tiny_
 
 
 def test_zoo_build_writes_cards_and_weights(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    result = run_cli(capsys, monkeypatch, "zoo", "build", "--dir", str(tmp_path), "--profile", "tiny")
+    result = run_cli(
+        capsys, monkeypatch, "zoo", "build", "--dir", str(tmp_path), "--family", "digits", "--profile", "tiny"
+    )
     assert result.code == 0, result.err
     folders = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
     assert len(folders) >= 4

@@ -44,10 +44,18 @@ def load_suite(source: DatasetSource) -> Any:
             from harness.data.local import local_suite
 
             _SUITES[key] = local_suite(str(source.path), source.name)
-        else:
+        elif source.kind == "hf":
             from harness.data.hf import hf_suite
 
             _SUITES[key] = hf_suite(source)
+        elif source.kind == "beir":
+            from harness.data.retrieval import beir_suite
+
+            _SUITES[key] = beir_suite(source)
+        else:
+            from harness.data.retrieval import mteb_suite
+
+            _SUITES[key] = mteb_suite(source)
     return _SUITES[key]
 
 

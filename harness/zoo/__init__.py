@@ -17,6 +17,7 @@ from harness.schema import ModelCard
 #: zoo families: name -> build(out_dir, profile, progress_callback) -> list of model folders
 FAMILIES: Registry[object] = Registry("zoo family")
 FAMILIES.add("digits", "harness.zoo.digits:build")
+FAMILIES.add("minilm", "harness.zoo.minilm:build")
 
 PROFILES = ("full", "tiny")
 
