@@ -24,7 +24,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
 
 
-def cache_key(checkpoint_hash: str, split_fingerprint: str, inference: str, version: int) -> str:
+def cache_key(checkpoint_hash: str, split_fingerprint: str, inference: str, version: int | str) -> str:
     text = f"{checkpoint_hash}|{split_fingerprint}|{inference}|v{version}"
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -144,12 +144,10 @@ def eval_(
     """Evaluate checkpoints on tasks; write submission files and add the runs to the store."""
     from harness.runner import check_fit, load_models, resolve_device
     from harness.store import check_store
-    from harness.tasks import load_specs
 
     options = _options(seed, limit, device, batch_size, allow_pickle, cache_dir, dtype)
     # Validate every input before anything runs or is written.
-    specs_registry = load_specs()
-    specs = [specs_registry.get(name) for name in _split_csv(tasks)]
+    specs = resolve_tasks(_split_csv(tasks))
     if not specs:
         raise HarnessError("no task given", fix="pass --tasks, e.g. --tasks calib (see `harness tasks`)")
     paths = [Path(p) for p in _split_csv(model)]
@@ -161,6 +159,15 @@ def eval_(
     failed = _run(handles, specs, options, out, store_path, details)
     if failed:
         raise typer.Exit(2)
+
+
+def resolve_tasks(names: list[str]) -> list[TaskSpec]:
+    """Task specs by name; `lm_eval:<task>` is any lm-evaluation-harness task."""
+    from harness.tasks import load_specs
+    from harness.tasks.lm_eval import dynamic_spec
+
+    registry = load_specs()
+    return [dynamic_spec(name) if name.startswith("lm_eval:") else registry.get(name) for name in names]
 
 
 def _options(

@@ -97,6 +97,10 @@ TASK_ADAPTERS: Registry[Any] = Registry("task adapter")
 TASK_ADAPTERS.add("calibration", "harness.tasks.calibration:ADAPTER")
 TASK_ADAPTERS.add("ood", "harness.tasks.ood:ADAPTER")
 TASK_ADAPTERS.add("longtail", "harness.tasks.longtail:ADAPTER")
+TASK_ADAPTERS.add("lm_loss", "harness.tasks.lm_loss:ADAPTER")
+TASK_ADAPTERS.add("flatness", "harness.tasks.flatness:ADAPTER")
+TASK_ADAPTERS.add("probe", "harness.tasks.probe:ADAPTER")
+TASK_ADAPTERS.add("lm_eval", "harness.tasks.lm_eval:ADAPTER")
 TASK_ADAPTERS.add("retrieval", "harness.tasks.retrieval:ADAPTER")
 
 #: model loaders: kind -> ModelLoader (harness/models/); detection tries them in this order
@@ -104,12 +108,17 @@ MODEL_LOADERS: Registry[Any] = Registry("model kind")
 MODEL_LOADERS.add("torch-classifier", "harness.models.torch_classifier:LOADER")
 MODEL_LOADERS.add("hf-classifier", "harness.models.hf_classifier:LOADER")
 MODEL_LOADERS.add("predictions", "harness.models.predictions:LOADER")
+MODEL_LOADERS.add("hf-causal-lm", "harness.models.causal_lm:LOADER")
 MODEL_LOADERS.add("sentence-transformers", "harness.models.sentence_encoder:LOADER")
 
 #: inference kinds: name -> Inference (what a forward pass produces; cached by the runner)
 INFERENCE: Registry[Any] = Registry("inference kind")
 INFERENCE.add("classify", "harness.models.inference:CLASSIFY")
 INFERENCE.add("encode", "harness.models.encode:ENCODE")
+INFERENCE.add("lm-rolling-nll", "harness.models.lm_inference:LM_ROLLING_NLL")
+INFERENCE.add("lm-span-features", "harness.models.lm_inference:LM_SPAN_FEATURES")
+INFERENCE.add("lm-flatness", "harness.models.lm_inference:LM_FLATNESS")
+INFERENCE.add("lm-eval", "harness.models.lm_inference:LM_EVAL")
 
 #: built-in dataset suites: name -> factory(**params)
 DATASETS: Registry[Any] = Registry("dataset")
@@ -117,6 +126,10 @@ DATASETS.add("digits", "harness.data.digits:digits_suite")
 DATASETS.add("digits-ood", "harness.data.digits:digits_ood_suite")
 DATASETS.add("digits-lt", "harness.data.digits:digits_lt_suite")
 DATASETS.add("pydocs", "harness.data.retrieval:pydocs_suite")
+DATASETS.add("synthlang", "harness.data.language:language_suite")
+DATASETS.add("synthlang-mc", "harness.data.choices:synthlang_choice_suite")
+DATASETS.add("lm-eval", "harness.data.lm_eval_source:lm_eval_suite")
+DATASETS.add("synthlang-lm-eval", "harness.data.lm_eval_source:synthlang_lm_eval_suite")
 
 #: metrics: name -> MetricInfo (direction and convention; the functions live in harness/metrics/)
 METRICS: Registry[Any] = Registry("metric")
@@ -132,7 +145,8 @@ _METRIC_MODULES = {
     ),
     "lm": (
         "fdtm_mean", "fdtm_median", "sdtm", "js_mean", "kl_mean", "top1_agreement", "ppl_reference", "ppl_candidate",
-        "ppl_ratio", "mc_flips", "loss_nats", "perplexity",
+        "ppl_ratio", "mc_flips", "loss_nats", "perplexity", "hessian_trace", "hessian_trace_hutchinson",
+        "noise_loss_increase", "probe_accuracy", "choice_accuracy", "lm_eval",
     ),
     "retrieval": ("ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100"),
 }  # fmt: skip

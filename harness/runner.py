@@ -26,7 +26,7 @@ from harness.models.base import Arrays, Inference, InferenceOptions, LoadOptions
 from harness.registry import INFERENCE
 from harness.schema import RunResult, Submission, TaskSpec, canonical_hash
 from harness.tasks import adapter_for
-from harness.tasks.base import Samples, SplitOutputs, evaluate
+from harness.tasks.base import Request, Samples, SplitOutputs, evaluate
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,12 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise HarnessError(f"unknown device {device!r}", fix="use auto, cpu or cuda")
     return device
+
+
+def resolve_spec(spec: TaskSpec, handle: ModelHandle) -> TaskSpec:
+    """The spec with model-dependent parts filled in by its adapter (when the adapter has `resolve`)."""
+    resolve = getattr(adapter_for(spec), "resolve", None)
+    return spec if resolve is None else resolve(spec, handle)
 
 
 def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
@@ -124,19 +130,21 @@ class Runner:
         hits = misses = 0
         # Plan: resolve every task's requests to data splits; a forward pass runs once per
         # (split fingerprint, inference kind), however many tasks (or datasets) share that split.
-        planned: dict[str, dict[str, tuple[Any, str]]] = {}
+        specs = [resolve_spec(spec, handle) for spec in specs]
+        planned: dict[str, dict[str, tuple[Any, Request]]] = {}
         for spec in specs:
             suite = load_suite(spec.dataset)
             planned[spec.name] = {
-                r.split: (get_split(suite, r.split, self.options.limit), r.inference)
-                for r in adapter_for(spec).requests(spec)
+                r.split: (get_split(suite, r.split, self.options.limit), r) for r in adapter_for(spec).requests(spec)
             }
-        outputs: dict[tuple[str, str], SplitOutputs] = {}
+        outputs: dict[tuple[str, str, tuple[tuple[str, Any], ...]], SplitOutputs] = {}
         for requests in planned.values():
-            for split, inference in requests.values():
-                key = (split.fingerprint, inference)
+            for split, request in requests.values():
+                key = (split.fingerprint, request.inference, request.params)
                 if key not in outputs:
-                    outputs[key], hit = self._infer(handle, split, INFERENCE.get(inference))
+                    outputs[key], hit = self._infer(
+                        handle, split, INFERENCE.get(request.inference), dict(request.params)
+                    )
                     hits, misses = hits + hit, misses + (not hit)
         results: list[RunResult] = []
         samples: list[tuple[str, Samples]] = []
@@ -145,7 +153,8 @@ class Runner:
         for spec in specs:
             adapter = adapter_for(spec)
             inputs = {
-                name: outputs[(split.fingerprint, inference)] for name, (split, inference) in planned[spec.name].items()
+                name: outputs[(split.fingerprint, r.inference, r.params)]
+                for name, (split, r) in planned[spec.name].items()
             }
             fingerprints[spec.name] = {split: value.split.fingerprint for split, value in inputs.items()}
             task_started = time.perf_counter()
@@ -183,11 +192,12 @@ class Runner:
         )
         return ModelResult(submission, samples, cache_hits=hits, cache_misses=misses)
 
-    def _infer(self, handle: ModelHandle, split: Any, inference: Inference) -> tuple[SplitOutputs, bool]:
+    def _infer(
+        self, handle: ModelHandle, split: Any, inference: Inference, params: dict[str, Any]
+    ) -> tuple[SplitOutputs, bool]:
         """Outputs of `inference` on a split: from the cache, or one forward pass (then cached)."""
-        key = cache_key(
-            handle.checkpoint_hash + handle.cache_salt, split.fingerprint, inference.name, inference.version
-        )
+        version = f"{inference.version}|{canonical_hash(params)}" if params else inference.version
+        key = cache_key(handle.checkpoint_hash + handle.cache_salt, split.fingerprint, inference.name, version)
         cached = self.cache.get(key)
         if cached is not None:
             return SplitOutputs(split, cached), True
@@ -197,7 +207,7 @@ class Runner:
             self._advance(bar, n)
 
         arrays: Arrays = inference.run(
-            handle, split, InferenceOptions(batch_size=self.options.batch_size, advance=advance)
+            handle, split, InferenceOptions(batch_size=self.options.batch_size, advance=advance, params=params)
         )
         self.cache.put(key, arrays)
         return SplitOutputs(split, arrays), False

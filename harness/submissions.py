@@ -47,7 +47,7 @@ def samples_table(samples: Sequence[tuple[str, Samples]]) -> pa.Table:
             ("split", pa.string()),
             ("sample_id", pa.string()),
             ("label", pa.int64()),
-            ("values", pa.list_(pa.float32())),
+            ("values", pa.list_(pa.float64())),
         ],
         metadata={b"harness.fields": json.dumps(fields).encode()},
     )

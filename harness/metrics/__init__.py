@@ -20,5 +20,12 @@ def metric_info(name: str) -> MetricInfo:
     """The registered info of a metric name; a qualified name ("auroc.msp.near") uses its base ("auroc")."""
     from harness.registry import METRICS
 
-    info: MetricInfo = METRICS.get(name.split(".", 1)[0])
+    base, _, qualifier = name.partition(".")
+    info: MetricInfo = METRICS.get(base)
+    if base == "lm_eval" and qualifier.split(".")[0] in LOWER_IS_BETTER_LM_EVAL:
+        return MetricInfo(name, False, info.convention)
     return info
+
+
+#: lm-evaluation-harness metrics where lower is better (every other lm_eval.* metric: higher)
+LOWER_IS_BETTER_LM_EVAL = ("word_perplexity", "byte_perplexity", "bits_per_byte", "perplexity", "ter")

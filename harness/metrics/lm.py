@@ -90,6 +90,38 @@ LOSS_NATS = MetricInfo(
     "loss_nats", False, "held-out mean per-token cross-entropy, natural log (nats): total NLL / total tokens"
 )
 PERPLEXITY = MetricInfo("perplexity", False, "held-out perplexity: exp(total NLL / total tokens) = exp(loss_nats)")
+HESSIAN_TRACE = MetricInfo(
+    "hessian_trace",
+    False,
+    "trace of the Hessian of the held-out loss per token, estimated by the Fisher trace: sum over documents of "
+    "||grad log p(y)||^2 with y sampled from the model, / tokens (Liu et al. 2023); lower = flatter",
+)
+HESSIAN_TRACE_HUTCHINSON = MetricInfo(
+    "hessian_trace_hutchinson",
+    False,
+    "Hutchinson estimate of the trace of the Hessian of the mean held-out loss: mean of v^T H v, v Rademacher",
+)
+NOISE_LOSS_INCREASE = MetricInfo(
+    "noise_loss_increase",
+    False,
+    "expected held-out loss increase (nats) under relative Gaussian weight noise theta + s * |theta| * eps; "
+    "qualified by the scale s",
+)
+PROBE_ACCURACY = MetricInfo(
+    "probe_accuracy",
+    True,
+    "accuracy of a linear probe (logistic regression on frozen mean-pooled span representations) predicting which "
+    "grammar non-terminal generated a span; held-out sentences, mean over seeds",
+)
+CHOICE_ACCURACY = MetricInfo(
+    "choice_accuracy", True, "share of items whose correct choice has the highest summed log-likelihood"
+)
+LM_EVAL = MetricInfo(
+    "lm_eval",
+    True,
+    "a metric reported by lm-evaluation-harness (qualified by its name, e.g. lm_eval.acc); its direction is "
+    "the one lm-eval declares for the task",
+)
 
 
 def check_logits(logits: ArrayLike, name: str = "logits") -> FloatArray:

@@ -39,6 +39,8 @@ class InferenceOptions:
     batch_size: int = 256
     #: called with the number of samples just processed (drives progress bars)
     advance: Callable[[int], None] = field(default=lambda n: None)
+    #: the request's parameters (part of the cache key)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

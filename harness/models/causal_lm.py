@@ -149,6 +149,17 @@ class CausalLMHandle(ModelHandle):
             options.advance(len(batch))
         return out
 
+    def classify(self, split: Any, options: InferenceOptions) -> dict[str, NDArray[Any]]:
+        """Multiple-choice items as classification: logits = each choice's summed log-likelihood."""
+        choices = getattr(split, "choices", None)
+        if choices is None:
+            raise HarnessError(
+                f"a language model classifies multiple-choice items, but split {split.name!r} has none",
+                where=str(self.path),
+                fix="evaluate it on a multiple-choice dataset (e.g. synthlang-mc)",
+            )
+        return {"logits": self.choice_logliks(split.contexts, choices, options)}
+
     @torch.inference_mode()
     def greedy_continue(self, prompts: Sequence[str], n_tokens: int, options: InferenceOptions) -> NDArray[np.int64]:
         """(n_prompts, n_tokens) greedy continuation token ids of each prompt (after the prefix token)."""

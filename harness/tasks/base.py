@@ -27,10 +27,12 @@ from harness.stats import percentile_interval
 
 @dataclass(frozen=True)
 class Request:
-    """Inference `inference` on split `split` of the task's dataset."""
+    """Inference `inference` on split `split` of the task's dataset, with `params` (hashable pairs)
+    passed to the inference and made part of its cache key (e.g. seeds and probe counts)."""
 
     inference: str
     split: str
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Samples:
     split: str
     ids: list[str]
     labels: NDArray[np.int64]
-    values: NDArray[np.float32]
+    values: NDArray[np.float64]
     fields: list[str]
 
 
@@ -76,6 +78,9 @@ class TaskAdapter(Protocol):
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]: ...
 
+    # Optional: `resolve(spec, handle) -> TaskSpec` fills model-dependent parts of a spec (e.g. the
+    # reference model of a compression task) before the runner plans anything.
+
     def score(self, spec: TaskSpec, samples: dict[str, Samples], seed: int) -> Outcome: ...
 
 
@@ -88,8 +93,8 @@ def evaluate(
 
 
 def logit_samples(split: str, outputs: SplitOutputs) -> Samples:
-    """A split's logits as per-sample values (float32, as stored); NaN or inf is a HarnessError."""
-    logits = np.asarray(outputs.outputs["logits"], dtype=np.float32)
+    """A split's logits as per-sample values (float64); NaN or inf is a HarnessError."""
+    logits = np.asarray(outputs.outputs["logits"], dtype=np.float64)
     if not np.isfinite(logits).all():
         raise HarnessError(
             f"the model produced NaN or inf logits on the {split} split",
@@ -122,6 +127,24 @@ def bootstrap_metric(name: str, value: float, distribution: NDArray[np.float64],
         ci_high=high,
         ci_method="bootstrap",
         n=n,
+    )
+
+
+def stderr_metric(name: str, values: NDArray[np.float64]) -> MetricValue:
+    """The mean of independent estimates with a 95% CI of mean +- 1.96 standard errors."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    info = metric_info(name)
+    return MetricValue(
+        name=name,
+        value=mean,
+        higher_is_better=info.higher_is_better,
+        stderr=stderr,
+        ci_low=mean - 1.96 * stderr,
+        ci_high=mean + 1.96 * stderr,
+        ci_method="stderr",
+        n=len(values),
     )
 
 

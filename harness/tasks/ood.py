@@ -78,7 +78,7 @@ class OODAdapter:
                 split=split,
                 ids=list(inputs[split].split.ids),
                 labels=np.asarray(inputs[split].split.y, dtype=np.int64),
-                values=np.stack([values[split][s] for s in scores], axis=1).astype(np.float32),
+                values=np.stack([values[split][s] for s in scores], axis=1).astype(np.float64),
                 fields=list(scores),
             )
             for split in splits

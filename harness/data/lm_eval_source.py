@@ -1,0 +1,92 @@
+"""lm-evaluation-harness tasks as dataset splits: the split named X is lm-eval's task X.
+
+- Suite `lm-eval` (param `include_path`: an optional folder of extra task YAMLs): any task lm-eval
+  knows. Its data must be available offline (lm-eval's own datasets are read from the HF cache when
+  HF_DATASETS_OFFLINE=1; tasks with local data files work anywhere).
+- Suite `synthlang-lm-eval`: the synthetic language's downstream tasks (synth_blimp, synth_mc,
+  synth_heldout, see harness/data/lm_eval_tasks.py), written once into the output cache folder
+  under a name derived from the data's fingerprint.
+
+A split's fingerprint covers the task name, the YAML and data files of its include folder, the
+lm-eval version and the sample limit, so cached per-sample results are reused only for the same task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from harness.cache import default_cache_dir
+from harness.errors import HarnessError
+
+
+def _folder_digest(folder: str | None) -> str:
+    if folder is None:
+        return ""
+    digest = hashlib.sha256()
+    for file in sorted(Path(folder).rglob("*")):
+        if file.is_file() and file.suffix in (".yaml", ".yml", ".jsonl", ".json", ".py", ".txt"):
+            digest.update(file.relative_to(folder).as_posix().encode() + b"\x00" + file.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LMEvalTask:
+    """One lm-eval task; `limit` caps the number of documents (lm-eval's --limit)."""
+
+    name: str
+    include_path: str | None
+    n_docs: int = 0  # known for the built-in synthetic tasks; 0 when unknown
+    limit: int | None = None
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        version = metadata.version("lm_eval")
+        payload = f"{self.name}|{_folder_digest(self.include_path)}|lm_eval {version}|limit {self.limit}"
+        object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
+
+    def __len__(self) -> int:
+        if self.limit is not None:
+            return self.limit if not self.n_docs else min(self.limit, self.n_docs)
+        return self.n_docs or 1
+
+    def head(self, n: int) -> LMEvalTask:
+        return LMEvalTask(self.name, self.include_path, self.n_docs, n)
+
+
+@dataclass(frozen=True)
+class LMEvalSuite:
+    name: str
+    include_path: str | None
+    known: dict[str, int]  # task name -> number of documents, for suites that know their tasks
+    description: str
+
+    def split(self, name: str) -> LMEvalTask:
+        if self.known and name not in self.known:
+            raise HarnessError(f"dataset {self.name!r} has no task {name!r}", fix="known: " + ", ".join(self.known))
+        return LMEvalTask(name, self.include_path, self.known.get(name, 0))
+
+
+def lm_eval_suite(include_path: str | None = None) -> LMEvalSuite:
+    if include_path is not None and not Path(include_path).is_dir():
+        raise HarnessError("lm-eval include_path is not a folder", where=include_path)
+    return LMEvalSuite("lm-eval", include_path, {}, "tasks known to lm-evaluation-harness")
+
+
+def synthlang_lm_eval_suite(seed: int = 0) -> LMEvalSuite:
+    from harness.data.language import language_suite
+    from harness.data.lm_eval_tasks import write_lm_eval_tasks
+
+    language = language_suite(seed=seed)
+    digest = hashlib.sha256("|".join(sorted(language.fingerprints.values())).encode()).hexdigest()[:16]
+    folder = default_cache_dir() / "lm_eval_tasks" / f"synthlang-{seed}-{digest}"
+    if not (folder / "synth_heldout.yaml").exists():
+        write_lm_eval_tasks(folder, language)
+    known = {
+        "synth_blimp": len(language.minimal_pairs),
+        "synth_mc": len(language.multiple_choice),
+        "synth_heldout": len(language.heldout),
+    }
+    return LMEvalSuite("synthlang-lm-eval", str(folder), known, f"the synthetic language's lm-eval tasks, seed {seed}")

@@ -1,0 +1,215 @@
+"""Inference kinds of causal language models (cached by the runner like any forward pass).
+
+- `lm-rolling-nll`: per document, summed NLL (nats) and token count (lm-evaluation-harness's
+  rolling log-likelihood convention, see harness/models/causal_lm.py).
+- `lm-span-features`: per probe span, the mean of the last-layer hidden states over the span's
+  tokens (the synthetic language is word-level: token i is word i).
+- `lm-flatness`: sharpness of the held-out loss (params: n_docs, n_probes, noise_scales,
+  n_noise_seeds, seed):
+  * `fisher` per document d: ||grad_theta sum_t log p(y_t | x_<t)||^2 with y_t sampled from the
+    model's own predictive distribution at each position of the held-out text. Positions are sampled
+    independently and each score has mean zero, so E||sum_t g_t||^2 = sum_t E||g_t||^2; summed over
+    documents and divided by the number of tokens this estimates the trace of the Fisher information
+    per token, which equals the Hessian trace of the loss at a minimiser (Liu et al., ICML 2023).
+  * `hutchinson` per probe: v^T H v with Rademacher v, H the Hessian of the mean held-out loss of the
+    n_docs documents (double backward); its mean over probes estimates tr(H) directly.
+  * `noise_delta` (scale, seed): loss(theta + scale * |theta| * eps) - loss(theta), eps ~ N(0, 1),
+    every parameter perturbed relative to its own magnitude.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+from harness.models.base import Arrays, Capability, Inference, InferenceOptions
+
+
+def _rolling(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
+    return dict(handle.rolling_nll([document.text for document in split], options))
+
+
+def _span_features(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
+    spans = list(split)
+    by_sentence: dict[str, list[int]] = defaultdict(list)
+    for index, span in enumerate(spans):
+        by_sentence[span.sentence].append(index)
+    sentences = list(by_sentence)
+    states = handle.hidden_states(sentences, options)
+    features = np.zeros((len(spans), states[0].shape[1] if states else 0), dtype=np.float32)
+    for sentence, hidden in zip(sentences, states, strict=True):
+        if hidden.shape[0] != len(sentence.split()):
+            raise HarnessError(
+                "span features need one token per word, but the tokenizer split a probe sentence differently",
+                where=str(handle.path),
+                fix="the probe task is defined for word-level tokenizers such as the synthetic language's",
+            )
+        for index in by_sentence[sentence]:
+            features[index] = hidden[spans[index].start : spans[index].end].mean(axis=0)
+    return {"features": features}
+
+
+def _mean_loss(handle: Any, batch: list[list[int]]) -> torch.Tensor:
+    """Mean token NLL of documents given as [prefix, w1, ..., wT] (padded; padding not scored)."""
+    width = max(len(b) for b in batch) - 1
+    ids = torch.full((len(batch), width), handle.pad, dtype=torch.long)
+    targets = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, tokens in enumerate(batch):
+        n = len(tokens) - 1
+        ids[row, :n] = torch.as_tensor(tokens[:-1])
+        targets[row, :n] = torch.as_tensor(tokens[1:])
+        mask[row, :n] = 1
+    logits = handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device)).logits.float()
+    return torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.to(handle.device), ignore_index=-100)
+
+
+def _flatness(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
+    # Hessian-vector products need double backward, which the fused CPU attention kernels lack.
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        return _flatness_estimates(handle, split, options)
+
+
+def _flatness_estimates(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
+    params = options.params
+    n_docs = min(int(params.get("n_docs", 32)), len(split))
+    n_probes = int(params.get("n_probes", 8))
+    scales = [float(s) for s in params.get("noise_scales", (0.01, 0.03, 0.1))]
+    n_seeds = int(params.get("n_noise_seeds", 4))
+    seed = int(params.get("seed", 0))
+    model = handle.model
+    weights = [p for p in model.parameters() if p.requires_grad]
+    documents = [
+        ([handle.prefix, *handle.encode(document.text)])[: handle.max_length + 1] for document in list(split)[:n_docs]
+    ]
+    generator = torch.Generator().manual_seed(seed)
+
+    fisher = np.zeros(n_docs)
+    tokens = np.zeros(n_docs)
+    for index, document in enumerate(documents):
+        inputs = torch.as_tensor([document[:-1]], device=handle.device)
+        logits = model(input_ids=inputs).logits[0].float()
+        with torch.no_grad():
+            sampled = torch.multinomial(torch.softmax(logits, dim=-1).cpu(), 1, generator=generator)[:, 0]
+        log_likelihood = torch.log_softmax(logits, dim=-1).gather(1, sampled.to(handle.device)[:, None]).sum()
+        grads = torch.autograd.grad(log_likelihood, weights)
+        fisher[index] = float(sum((g.double() ** 2).sum() for g in grads))
+        tokens[index] = len(document) - 1
+        options.advance(1)
+
+    loss = _mean_loss(handle, documents)
+    grads = torch.autograd.grad(loss, weights, create_graph=True)
+    hutchinson = np.zeros(n_probes)
+    for probe in range(n_probes):
+        vectors = [torch.randint(0, 2, w.shape, generator=generator).to(w) * 2 - 1 for w in weights]
+        dot = torch.stack([(g * v).sum() for g, v in zip(grads, vectors, strict=True)]).sum()
+        hessian_vector = torch.autograd.grad(dot, weights, retain_graph=probe < n_probes - 1)
+        hutchinson[probe] = float(sum((h * v).sum() for h, v in zip(hessian_vector, vectors, strict=True)))
+    del grads
+
+    noise_delta = np.zeros((len(scales), n_seeds))
+    with torch.no_grad():
+        base = float(_mean_loss(handle, documents))
+        originals = [w.detach().clone() for w in weights]
+        for i, scale in enumerate(scales):
+            for s in range(n_seeds):
+                noise = torch.Generator().manual_seed(seed * 1_000_003 + i * 1_009 + s)
+                for w, original in zip(weights, originals, strict=True):
+                    w.copy_(original + scale * original.abs() * torch.randn(w.shape, generator=noise).to(w))
+                noise_delta[i, s] = float(_mean_loss(handle, documents)) - base
+        for w, original in zip(weights, originals, strict=True):
+            w.copy_(original)
+    return {
+        "fisher": fisher,
+        "tokens": tokens,
+        "hutchinson": hutchinson,
+        "noise_scales": np.asarray(scales),
+        "noise_delta": noise_delta,
+        "base_loss": np.asarray([base]),
+    }
+
+
+LM_ROLLING_NLL = Inference(name="lm-rolling-nll", version=1, capability=Capability.CAUSAL_LM, run=_rolling)
+LM_SPAN_FEATURES = Inference(name="lm-span-features", version=1, capability=Capability.CAUSAL_LM, run=_span_features)
+LM_FLATNESS = Inference(name="lm-flatness", version=1, capability=Capability.CAUSAL_LM, run=_flatness)
+
+
+def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
+    """Run one lm-eval task through its Python API on the loaded model; per-document results.
+
+    Outputs: `doc_id`, `target` (-1 when not an integer), one array per per-document metric value
+    (`metric:<name>`; metrics whose value is a (numerator, weight) pair, such as word_perplexity,
+    give `metric:<name>:0` and `:1`), the choice log-likelihoods of multiple-choice tasks
+    (`choice_logliks`, -inf padded), lm-eval's own aggregates and stderrs (`aggregate:<name>`,
+    `stderr:<name>`) and directions (`higher:<name>`).
+    """
+    import logging
+
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    lm = HFLM(
+        pretrained=handle.model,
+        tokenizer=handle.tokenizer,
+        batch_size=options.batch_size,
+        max_length=handle.max_length,
+        device=str(handle.device),
+    )
+    try:
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[split.name],
+            task_manager=TaskManager(include_path=split.include_path, verbosity="ERROR"),
+            limit=split.limit,
+            log_samples=True,
+            bootstrap_iters=1000,
+            verbosity="ERROR",
+        )
+    except (KeyError, ValueError, FileNotFoundError, ConnectionError) as error:
+        raise HarnessError(
+            f"lm-evaluation-harness could not run task {split.name!r}: {str(error).splitlines()[0] if str(error) else error!r}",
+            fix="check the task name (`lm_eval --tasks list`) and that its data is available offline",
+        ) from None
+    if results is None or split.name not in results.get("samples", {}):
+        raise HarnessError(f"lm-evaluation-harness returned no samples for task {split.name!r}")
+    logged = sorted(results["samples"][split.name], key=lambda s: int(s["doc_id"]))
+    summary = results["results"][split.name]
+    higher = results.get("higher_is_better", {}).get(split.name, {})
+    names = [key.split(",")[0] for key in summary if "," in key and "_stderr" not in key]
+    out: Arrays = {
+        "doc_id": np.asarray([int(s["doc_id"]) for s in logged], dtype=np.int64),
+        "target": np.asarray([s["target"] if isinstance(s.get("target"), int) else -1 for s in logged], dtype=np.int64),
+    }
+    for name in names:
+        values = [s.get(name) for s in logged]
+        if all(isinstance(v, int | float) for v in values):
+            out[f"metric:{name}"] = np.asarray(values, dtype=np.float64)
+        elif all(isinstance(v, list | tuple) and len(v) == 2 for v in values):
+            out[f"metric:{name}:0"] = np.asarray([float(v[0]) for v in values])
+            out[f"metric:{name}:1"] = np.asarray([float(v[1]) for v in values])
+        else:
+            continue
+        out[f"aggregate:{name}"] = np.asarray([float(summary[f"{name},none"])])
+        stderr = summary.get(f"{name}_stderr,none")
+        out[f"stderr:{name}"] = np.asarray([float(stderr) if isinstance(stderr, int | float) else np.nan])
+        out[f"higher:{name}"] = np.asarray([bool(higher.get(name, True))])
+    responses = [s.get("resps") or [] for s in logged]
+    if responses and all(r and isinstance(r[0], list) and isinstance(r[0][0], list | tuple) for r in responses):
+        width = max(len(r) for r in responses)
+        logliks = np.full((len(responses), width), -np.inf)
+        for row, response in enumerate(responses):
+            logliks[row, : len(response)] = [float(choice[0][0]) for choice in response]
+        out["choice_logliks"] = logliks
+    options.advance(len(split))
+    return out
+
+
+LM_EVAL = Inference(name="lm-eval", version=1, capability=Capability.CAUSAL_LM, run=_lm_eval)
