@@ -5,6 +5,7 @@ Every user-input problem is a HarnessError, printed as one line on stderr with e
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
@@ -140,6 +141,9 @@ def eval_(
         str, typer.Option(help="weights dtype for language models: float32, bfloat16, float16")
     ] = "float32",
     details: Annotated[bool, typer.Option(help="print every metric, not only each task's main metric")] = False,
+    reference: Annotated[
+        Optional[Path], typer.Option(help="reference model for the compression task (default: the card's reference)")
+    ] = None,
 ) -> None:
     """Evaluate checkpoints on tasks; write submission files and add the runs to the store."""
     from harness.runner import check_fit, load_models, resolve_device
@@ -148,6 +152,12 @@ def eval_(
     options = _options(seed, limit, device, batch_size, allow_pickle, cache_dir, dtype)
     # Validate every input before anything runs or is written.
     specs = resolve_tasks(_split_csv(tasks))
+    if reference is not None:
+        from harness.tasks.compression import with_reference
+
+        if not reference.exists():
+            raise HarnessError("reference model path does not exist", where=str(reference), fix="check --reference")
+        specs = [with_reference(s, str(reference)) if s.adapter == "compression" else s for s in specs]
     if not specs:
         raise HarnessError("no task given", fix="pass --tasks, e.g. --tasks calib (see `harness tasks`)")
     paths = [Path(p) for p in _split_csv(model)]
@@ -182,6 +192,8 @@ def _options(
     from harness.runner import EvalOptions
 
     extra = {"cache_dir": cache_dir} if cache_dir is not None else {}
+    if cache_dir is not None:  # one cache for everything this process computes (reference models included)
+        os.environ["HARNESS_CACHE_DIR"] = str(cache_dir)
     return EvalOptions(
         seed=seed,
         limit=limit,

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from harness.errors import HarnessError
 from harness.models.base import Arrays, Capability, Inference, InferenceOptions
@@ -213,3 +214,68 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
 
 
 LM_EVAL = Inference(name="lm-eval", version=1, capability=Capability.CAUSAL_LM, run=_lm_eval)
+
+
+def _compare(handle: Any, split: Any, logprobs: Any) -> dict[str, NDArray[Any]]:
+    """Candidate vs reference per prompt and position: argmax token, JS and KL(reference || candidate)."""
+    from harness.metrics.lm import js_divergence, kl_divergence
+
+    predictions, js, kl = [], [], []
+    for candidate, reference in zip(logprobs, split.reference_logprobs, strict=True):
+        candidate = candidate.double().numpy()
+        predictions.append(candidate.argmax(axis=1))
+        js.append(js_divergence(reference, candidate))
+        kl.append(kl_divergence(reference, candidate))
+    return {"prediction": np.asarray(predictions, dtype=np.int64), "js": np.asarray(js), "kl": np.asarray(kl)}
+
+
+def _teacher_forced(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
+    prefixes = [[handle.prefix, *tokens] for tokens in split.prompts]
+    return dict(_compare(handle, split, handle.teacher_forced(prefixes, split.continuations, options)))
+
+
+def _component_sweep(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
+    """Compress one component at a time (params: method, bits or sparsity) and compare with the model itself.
+
+    Outputs: `components` (names), `fdt` and `sdt` (n_components, n_prompts) against the split's
+    reference continuation (the model's own greedy continuation when it is its own reference).
+    """
+    from harness.compress import CompressionSpec, components, compress
+    from harness.metrics.lm import first_divergent_token, share_divergent_tokens
+
+    params = options.params
+    names = components(handle.model)
+    prefixes = [[handle.prefix, *tokens] for tokens in split.prompts]
+    weights = dict(handle.model.named_parameters())
+    fdt = np.zeros((len(names), len(split)))
+    sdt = np.zeros((len(names), len(split)))
+    quiet = InferenceOptions(batch_size=options.batch_size)
+    for row, name in enumerate(names):
+        spec = CompressionSpec(
+            method=params.get("method", "quantize"),
+            bits=params.get("bits"),
+            sparsity=params.get("sparsity"),
+            scope="per_component",
+            targets=(name,),
+        )
+        weight = weights[f"{name}.weight"]
+        original = weight.detach().clone()
+        try:
+            with torch.no_grad():
+                compress(handle.model, spec)
+            predictions = _compare(handle, split, handle.teacher_forced(prefixes, split.continuations, quiet))[
+                "prediction"
+            ]
+        finally:
+            with torch.no_grad():
+                weight.copy_(original)
+        fdt[row] = first_divergent_token(predictions, split.continuations)
+        sdt[row] = share_divergent_tokens(predictions, split.continuations)
+        options.advance(1)
+    return {"components": np.asarray(names), "fdt": fdt, "sdt": sdt}
+
+
+LM_TEACHER_FORCED = Inference(name="lm-teacher-forced", version=1, capability=Capability.CAUSAL_LM, run=_teacher_forced)
+LM_COMPONENT_SWEEP = Inference(
+    name="lm-component-sweep", version=1, capability=Capability.CAUSAL_LM, run=_component_sweep
+)
