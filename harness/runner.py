@@ -162,6 +162,15 @@ class Runner:
                 blocks, outcome = evaluate(adapter, spec, inputs, self.options.seed)
             except HarnessError as error:
                 raise HarnessError(f"task {spec.name}: {error.what}", where=str(handle.path), fix=error.fix) from None
+            artifacts = dict(outcome.artifacts)
+            main = next((m for m in outcome.metrics if m.name == spec.main_metric), None)
+            if main is not None and main._distribution is not None:
+                # Runs on the same samples with the same seed share their resamples, so two models'
+                # main-metric distributions pair up: the app tests differences with them.
+                artifacts["main_bootstrap"] = {
+                    "seed": self.options.seed,
+                    "values": [round(v, 7) for v in main._distribution],
+                }
             results.append(
                 RunResult(
                     run_id="",  # filled in below, once the submission id is known
@@ -173,7 +182,7 @@ class Runner:
                     metrics=outcome.metrics,
                     parameters={**spec.parameters, **outcome.parameters},
                     dataset_fingerprints=fingerprints[spec.name],
-                    artifacts=outcome.artifacts,
+                    artifacts=artifacts,
                     duration_s=time.perf_counter() - task_started,
                 )
             )

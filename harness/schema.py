@@ -15,7 +15,7 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -142,6 +142,8 @@ class MetricValue(_Strict):
     stderr: Finite | None = None
     ci_method: Literal["bootstrap", "stderr", "none"] = "none"
     n: Annotated[int, Field(ge=0)]
+    #: the bootstrap distribution behind the CI (not serialised; the runner keeps the main metric's)
+    _distribution: tuple[float, ...] | None = PrivateAttr(default=None)
 
 
 class RunResult(_Strict):

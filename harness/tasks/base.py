@@ -119,7 +119,7 @@ def bootstrap_metric(name: str, value: float, distribution: NDArray[np.float64],
     """A MetricValue with a percentile-bootstrap 95% CI; direction from the metric registry."""
     info = metric_info(name)
     low, high = percentile_interval(distribution)
-    return MetricValue(
+    metric = MetricValue(
         name=name,
         value=value,
         higher_is_better=info.higher_is_better,
@@ -128,6 +128,8 @@ def bootstrap_metric(name: str, value: float, distribution: NDArray[np.float64],
         ci_method="bootstrap",
         n=n,
     )
+    metric._distribution = tuple(float(v) for v in distribution)
+    return metric
 
 
 def stderr_metric(name: str, values: NDArray[np.float64]) -> MetricValue:
