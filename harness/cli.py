@@ -5,6 +5,7 @@ Every user-input problem is a HarnessError, printed as one line on stderr with e
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -259,19 +260,18 @@ def _run(
 
 
 @app.command()
-def validate(paths: Annotated[list[Path], typer.Argument(help="submission files or folders")]) -> None:
-    """Check submission files against the schema; each problem names the file and field."""
-    from harness.submissions import find_submissions, read_submission
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="submission files or folders (e.g. submissions/)")],
+    rescore: Annotated[bool, typer.Option(help="recompute every metric from the per-sample outputs")] = True,
+) -> None:
+    """Check submission files: schema, names, sizes, tasks, duplicates, and metrics re-scored from samples."""
+    from harness.validation import validate_files
 
-    files = find_submissions(paths)
-    problems = 0
-    for file in files:
-        try:
-            read_submission(file)
-        except HarnessError as error:
-            problems += 1
-            err_console.print(f"invalid: {error.one_line()}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"{len(files) - problems} valid, {problems} invalid submission files")
+    valid, problems = validate_files(paths, rescore=rescore)
+    for problem in problems:
+        err_console.print(f"invalid: {problem.one_line()}", markup=False, highlight=False, soft_wrap=True)
+    bad_files = len({p.file for p in problems})
+    console.print(f"{len(valid)} valid, {bad_files} invalid submission files ({len(problems)} problems)")
     if problems:
         raise typer.Exit(1)
 
@@ -281,13 +281,20 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="submission files or folders (e.g. submissions/)")],
     store: Annotated[Path, typer.Option(help="DuckDB results store")] = DEFAULT_STORE,
     rebuild: Annotated[bool, typer.Option(help="replace the store with one built from these files alone")] = False,
+    rescore: Annotated[bool, typer.Option(help="also re-score every metric from its samples before ingesting")] = False,
 ) -> None:
-    """Load submission files into the store, in one transaction (all or nothing)."""
+    """Load submission files into the store in one transaction: one invalid file and nothing is ingested."""
     from harness import store as store_module
-    from harness.submissions import find_submissions, read_submission
+    from harness.validation import validate_files
 
-    files = find_submissions(paths)
-    loaded = [(read_submission(file), str(file)) for file in files]  # all valid before anything is written
+    loaded, problems = validate_files(paths, rescore=rescore)  # every file checked before anything is written
+    if problems:
+        for problem in problems:
+            err_console.print(f"invalid: {problem.one_line()}", markup=False, highlight=False, soft_wrap=True)
+        raise HarnessError(
+            f"{len({p.file for p in problems})} invalid submission files; nothing was ingested",
+            fix="fix or remove them (`harness validate` lists every problem)",
+        )
     if rebuild:
         written = store_module.rebuild(store, loaded)
     else:
@@ -296,6 +303,104 @@ def ingest(
     console.print(
         f"ingested {len(loaded)} submissions ({written} runs) into {store}" + (" (rebuilt)" if rebuild else "")
     )
+
+
+@app.command()
+def submit(
+    files: Annotated[list[Path], typer.Argument(help="submission JSON files written by `harness eval --out`")],
+    out: Annotated[Path, typer.Option(help="the submissions folder of the leaderboard repository")] = DEFAULT_OUT,
+) -> None:
+    """Copy evaluated submissions (JSON + per-sample parquet) into submissions/<org>__<model>/, validated."""
+    import shutil
+
+    from harness.validation import validate_files
+
+    valid, problems = validate_files(files)
+    for problem in problems:
+        err_console.print(f"invalid: {problem.one_line()}", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise HarnessError("nothing was submitted", fix="fix the problems above (`harness validate` checks a file)")
+    for submission, file in valid:
+        folder = out / f"{submission.model.org}__{submission.model.name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        source = Path(file)
+        targets = [(source, folder / source.name)]
+        if submission.samples_file:
+            targets.append((source.parent / submission.samples_file, folder / submission.samples_file))
+        for origin, target in targets:
+            if origin.resolve() != target.resolve():
+                shutil.copyfile(origin, target)
+        console.print(f"submitted {folder / source.name}")
+    console.print("next: commit the files and open a pull request (see CONTRIBUTING.md)", style="dim")
+
+
+@app.command()
+def verify(
+    submission: Annotated[Path, typer.Argument(help="a submission JSON file")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="the checkpoint the submission claims to evaluate")],
+    limit: Annotated[Optional[int], typer.Option(min=1, help="re-run only the first N samples of each split")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="reference model for compression runs")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    allow_pickle: Annotated[bool, typer.Option(help="allow loading pickle weight files (can execute code)")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="per-sample output cache")] = None,
+) -> None:
+    """Re-run a checkpoint (on a subset with --limit) and compare with the submitted samples and metrics."""
+    from harness.runner import load_models, resolve_device
+    from harness.validation import verify_submission
+
+    if not submission.is_file():
+        raise HarnessError("submission file does not exist", where=str(submission))
+    options = _options(0, limit, device, 256, allow_pickle, cache_dir)
+    handle = load_models([model], options, resolve_device(device))[0]
+    seed = json.loads(submission.read_text()).get("seed", 0)
+    options = _options(int(seed), limit, device, 256, allow_pickle, cache_dir)
+    checks = verify_submission(submission, handle, options, reference)
+    table = Table(title=f"verify {submission.name} against {model}")
+    for column in ("task", "check", "detail", "ok"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        table.add_row(check.task, check.what, check.detail, "yes" if check.ok else "NO")
+    console.print(table)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+import_app = typer.Typer(help="Import results written by other tools as submissions.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("lm-eval")
+def import_lm_eval(
+    results: Annotated[Path, typer.Argument(help="an lm-evaluation-harness results JSON (from --output_path)")],
+    org: Annotated[str, typer.Option(help="organisation of the model")] = "imported",
+    name: Annotated[Optional[str], typer.Option(help="model name (default: from the results file)")] = None,
+    out: Annotated[Path, typer.Option(help="submissions folder")] = DEFAULT_OUT,
+) -> None:
+    """Import an lm-evaluation-harness results file as a submission (provenance: imported)."""
+    from harness.imports import from_lm_eval
+    from harness.submissions import write_submission
+
+    if not results.is_file():
+        raise HarnessError("results file does not exist", where=str(results))
+    path = write_submission(out, from_lm_eval(results, org, name), [])
+    console.print(f"imported {results} -> {path}")
+
+
+@import_app.command("mteb")
+def import_mteb(
+    results: Annotated[Path, typer.Argument(help="an MTEB results folder (one <Task>.json per task)")],
+    org: Annotated[str, typer.Option(help="organisation of the model")] = "imported",
+    name: Annotated[
+        Optional[str], typer.Option(help="model name (default: from model_meta.json or the folder)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="submissions folder")] = DEFAULT_OUT,
+) -> None:
+    """Import an MTEB results folder as a submission (provenance: imported)."""
+    from harness.imports import from_mteb
+    from harness.submissions import write_submission
+
+    path = write_submission(out, from_mteb(results, org, name), [])
+    console.print(f"imported {results} -> {path}")
 
 
 @app.command()

@@ -153,7 +153,7 @@ _METRIC_MODULES = {
         "ppl_ratio", "mc_flips", "loss_nats", "perplexity", "hessian_trace", "hessian_trace_hutchinson",
         "noise_loss_increase", "probe_accuracy", "choice_accuracy", "lm_eval",
     ),
-    "retrieval": ("ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100"),
+    "retrieval": ("ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100", "mteb"),
 }  # fmt: skip
 for _module, _names in _METRIC_MODULES.items():
     for _name in _names:

@@ -135,7 +135,8 @@ class Runner:
         for spec in specs:
             suite = load_suite(spec.dataset)
             planned[spec.name] = {
-                r.split: (get_split(suite, r.split, self.options.limit), r) for r in adapter_for(spec).requests(spec)
+                r.split: (get_split(suite, r.split, None if r.whole else self.options.limit), r)
+                for r in adapter_for(spec).requests(spec)
             }
         outputs: dict[tuple[str, str, tuple[tuple[str, Any], ...]], SplitOutputs] = {}
         for requests in planned.values():
@@ -194,7 +195,7 @@ class Runner:
             model=handle.card,
             checkpoint_hash=handle.checkpoint_hash,
             seed=self.options.seed,
-            limit=self.options.limit,
+            sample_limit=self.options.limit,
             provenance=provenance.collect(self.device, time.perf_counter() - started, self.options.command),
             results=[r.model_copy(update={"run_id": f"{sid}-{r.task}"}) for r in results],
             samples_file=f"{sid}.parquet" if samples else None,

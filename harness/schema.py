@@ -5,7 +5,9 @@ renders the same information for contributors). Models are strict: unknown field
 floats must be finite, names must be safe to use as file names.
 
 Versioning: `Submission.schema_version` is bumped on any incompatible change; readers upgrade
-older versions on read (see `harness.submissions`).
+older versions on read (`harness.submissions.upgrade`). History:
+- 1: the first format.
+- 2: `limit` renamed `sample_limit` (it caps samples per split, and "limit" was ambiguous).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -90,7 +92,11 @@ class TaskSpec(_Strict):
     license: str | None = None
 
     def spec_hash(self) -> str:
-        return canonical_hash(self.model_dump(mode="json"))
+        """sha256 of the spec as declared. A model-dependent dataset parameter (the `reference` of a
+        compression task, filled in per model) is left out: the dataset fingerprints identify it."""
+        payload = self.model_dump(mode="json")
+        payload["dataset"]["params"].pop("reference", None)
+        return canonical_hash(payload)
 
 
 # --------------------------------------------------------------------------- model cards
@@ -186,12 +192,13 @@ class Provenance(_Strict):
 class Submission(_Strict):
     """One evaluation of one checkpoint on one or more tasks: the file contributors add."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     submission_id: SafeName
     model: ModelCard
     checkpoint_hash: Sha256
     seed: int
-    limit: Annotated[int, Field(ge=1)] | None = None
+    #: `--limit N`: only the first N samples of each split were evaluated (marked, never ranked)
+    sample_limit: Annotated[int, Field(ge=1)] | None = None
     provenance: Provenance
     results: list[RunResult]
     samples_file: SafeName | None = None
@@ -199,4 +206,4 @@ class Submission(_Strict):
     @property
     def ranked(self) -> bool:
         """Runs made with --limit are marked and never ranked."""
-        return self.limit is None
+        return self.sample_limit is None

@@ -109,7 +109,7 @@ class Store:
         db.execute(
             "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                sub.submission_id, card.model_id, sub.checkpoint_hash, sub.seed, sub.limit, sub.ranked,
+                sub.submission_id, card.model_id, sub.checkpoint_hash, sub.seed, sub.sample_limit, sub.ranked,
                 prov.source, prov.harness_version, prov.git_commit, created, prov.duration_s,
                 prov.model_dump_json(), file,
             ],

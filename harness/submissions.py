@@ -67,7 +67,12 @@ def write_submission(out: Path, submission: Submission, samples: Sequence[tuple[
 
 
 def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older submission dict to the current schema version (none older exist yet)."""
+    """Bring a submission dict of an older schema version to the current one (see harness/schema.py)."""
+    raw = dict(raw)
+    if raw.get("schema_version") == 1:
+        if "limit" in raw:
+            raw["sample_limit"] = raw.pop("limit")
+        raw["schema_version"] = 2
     return raw
 
 

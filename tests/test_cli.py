@@ -90,7 +90,7 @@ def test_limited_runs_are_marked_and_never_ranked(capsys, monkeypatch, tiny_zoo:
     result = run_cli(capsys, monkeypatch, *args, "--limit", "25")
     assert result.code == 0 and "not ranked" in result.out
     submission = json.loads(next((tmp_path / "s").rglob("*.json")).read_text())
-    assert submission["limit"] == 25
+    assert submission["sample_limit"] == 25
     assert all(m["n"] == 25 for m in submission["results"][0]["metrics"])
     with open_store(store, read_only=True) as opened:
         assert opened.leaderboard("calib").empty

@@ -19,7 +19,7 @@ def test_submission_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "s1.json"
     path.write_text(submission.model_dump_json())
     assert read_submission(path) == submission
-    assert submission.ranked and not make_submission(limit=5).ranked
+    assert submission.ranked and not make_submission(sample_limit=5).ranked
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])

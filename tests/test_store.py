@@ -73,7 +73,7 @@ def test_failed_batch_ingests_nothing(
 
 def test_leaderboard_ranks_by_direction_ties_share_rank_and_skips_limited(tmp_path: Path) -> None:
     def sub(sid: str, model: str, value: float, limit: int | None = None) -> Submission:
-        base = make_submission(submission_id=sid, limit=limit)
+        base = make_submission(submission_id=sid, sample_limit=limit)
         run = base.results[0].model_copy(
             update={
                 "run_id": f"{sid}-calib",

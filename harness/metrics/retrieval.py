@@ -99,6 +99,9 @@ RECALL_AT_100 = MetricInfo(
     f"Recall@100 (trec_eval recall.100): relevant docs in the top 100 / relevant docs in the qrels; {_TREC}",
 )
 #: the headline retrieval metrics, nDCG@10 first
+MTEB = MetricInfo(
+    "mteb", True, "a score imported from MTEB results (mteb.main_score: the task's main score, mean over subsets)"
+)
 RETRIEVAL_METRICS = (NDCG_AT_10, MAP_AT_100, MRR_AT_10, RECALL_AT_1, RECALL_AT_10, RECALL_AT_100)
 
 

@@ -33,6 +33,9 @@ class Request:
     inference: str
     split: str
     params: tuple[tuple[str, Any], ...] = ()
+    #: fitting data (e.g. training features for OOD statistics) is used whole even under --limit,
+    #: so per-sample values of the evaluated samples do not depend on the limit
+    whole: bool = False
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ class CompressionAdapter:
             artifacts={"fdt_histogram": np.bincount(prompts[:, 0].astype(np.int64)).tolist()},
             parameters={
                 "variant": "teacher-forced",
-                "reference": str(spec.dataset.params.get("reference")),
+                "reference": Path(str(spec.dataset.params.get("reference"))).name,
                 "n_prompts": n,
                 "n_tokens": int(spec.dataset.params.get("n_tokens", 32)),  # type: ignore[arg-type]
                 "n_resamples": n_resamples,

@@ -63,8 +63,8 @@ class OODAdapter:
         return [f"{m}.{s}.{c}" for m in METRICS for s in self.scores(spec) for c in columns]
 
     def requests(self, spec: TaskSpec) -> list[Request]:
-        splits = ["train", "test", *self.sets(spec)]
-        return [Request("classify", split) for split in splits]
+        fitting = [Request("classify", "train", whole=True)]  # feature statistics for mahalanobis and knn
+        return fitting + [Request("classify", split) for split in ["test", *self.sets(spec)]]
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         """Per split (test and each OOD set): every score of every sample (label -1 for OOD)."""

@@ -1,0 +1,511 @@
+"""Validation of submission files: every file is untrusted input.
+
+`validate_files` checks, for each JSON file (and its parquet of per-sample outputs):
+- the path: a plain file (no symlink) named `<submission_id>.json` inside `<org>__<model>/`, no
+  traversal, below the size caps;
+- the content: valid JSON, a known schema version (older ones are upgraded), no unknown fields,
+  types, finite numbers, safe names, value ranges of known metrics, declared directions that match
+  the registry, ci_low <= ci_high;
+- consistency: run ids, one run per task, the main metric present, the samples file named right;
+- tasks: the task exists and its spec hash and version match the current spec; the data it was
+  evaluated on still has the recorded fingerprints (built-in suites only);
+- `--limit`: runs made with --limit are rejected (they are never ranked);
+- duplicates: the same submission or run id in two files;
+- re-scoring: the metrics are recomputed from the per-sample parquet with the task's own scoring
+  code and must match (a forged number that disagrees with its samples is caught).
+Imported submissions (provenance.source "imported") carry no samples; they are checked for
+everything else. Each problem names the file, the field and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from harness.errors import HarnessError
+from harness.schema import SCHEMA_VERSION, MetricValue, RunResult, Submission, TaskSpec
+from harness.submissions import upgrade
+from harness.tasks.base import Samples
+
+MAX_JSON_BYTES = 5_000_000
+MAX_PARQUET_BYTES = 50_000_000
+#: recomputed metrics must match to this relative (and absolute) tolerance
+TOLERANCE = 1e-9
+
+# Value ranges of metrics whose range is known (by base name).
+UNIT_INTERVAL = {
+    "accuracy", "ece", "ece_em", "mce", "classwise_ece", "aurc", "ece_ts", "auroc", "aupr_in", "aupr_out",
+    "fpr95", "balanced_accuracy", "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy",
+    "worst_class_accuracy", "acc_uniform", "sdtm", "top1_agreement", "mc_flips", "probe_accuracy",
+    "ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100",
+}  # fmt: skip
+RANGES: dict[str, tuple[float, float]] = {
+    **{name: (0.0, 1.0) for name in UNIT_INTERVAL},
+    "brier": (0.0, 2.0),
+    "js_mean": (0.0, math.log(2.0) + 1e-12),
+    "nll": (0.0, math.inf),
+    "nll_ts": (0.0, math.inf),
+    "loss_nats": (0.0, math.inf),
+    "kl_mean": (0.0, math.inf),
+    "perplexity": (1.0, math.inf),
+    "temperature": (0.0, math.inf),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    field: str
+    message: str
+    fix: str = ""
+
+    def one_line(self) -> str:
+        text = f"{self.file}: {self.field}: {self.message}" if self.field else f"{self.file}: {self.message}"
+        return text + (f" -> {self.fix}" if self.fix else "")
+
+
+def _range(name: str) -> tuple[float, float] | None:
+    base = name.split(".", 1)[0]
+    if base.startswith("acc_") and "_lt_" in base:
+        return (0.0, 1.0)
+    return RANGES.get(base)
+
+
+class _Checker:
+    def __init__(self, file: Path, root: Path | None) -> None:
+        self.file = file
+        self.root = root
+        self.problems: list[Problem] = []
+
+    def add(self, field: str, message: str, fix: str = "") -> None:
+        self.problems.append(Problem(str(self.file), field, message, fix))
+
+
+def _safe_path(check: _Checker) -> bool:
+    file = check.file
+    if file.is_symlink():
+        check.add("", "is a symbolic link", "commit the file itself")
+        return False
+    if check.root is not None:
+        try:
+            file.resolve().relative_to(check.root.resolve())
+        except ValueError:
+            check.add("", "lies outside the submissions folder", "keep submission files under submissions/")
+            return False
+    if file.suffix != ".json":
+        check.add("", "is not a .json file")
+        return False
+    size = file.stat().st_size
+    if size > MAX_JSON_BYTES:
+        check.add(
+            "",
+            f"is {size:,} bytes, over the {MAX_JSON_BYTES:,} byte cap",
+            "per-sample outputs belong in the parquet file",
+        )
+        return False
+    return True
+
+
+def _parse(check: _Checker) -> Submission | None:
+    try:
+        raw = json.loads(check.file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        check.add("", f"is not valid JSON ({error})", "write the file with `harness eval` or `harness submit`")
+        return None
+    if not isinstance(raw, dict):
+        check.add("", "must hold a JSON object")
+        return None
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+        check.add(
+            "schema_version",
+            f"unsupported version {version!r}",
+            f"this harness reads versions 1 to {SCHEMA_VERSION}; upgrade harness or fix the file",
+        )
+        return None
+    try:
+        return Submission.model_validate(upgrade(raw))
+    except ValidationError as error:
+        for item in error.errors():
+            field = ".".join(str(p) for p in item["loc"]) or "(top level)"
+            check.add(field, item["msg"], "see docs/submission-format.md")
+        return None
+
+
+def _check_layout(check: _Checker, sub: Submission) -> None:
+    folder = f"{sub.model.org}__{sub.model.name}"
+    if check.file.parent.name != folder:
+        check.add(
+            "model",
+            f"the file lies in {check.file.parent.name!r} but the model is {sub.model.model_id!r}",
+            f"move it to submissions/{folder}/",
+        )
+    if check.file.stem != sub.submission_id:
+        check.add(
+            "submission_id",
+            f"{sub.submission_id!r} does not match the file name {check.file.name!r}",
+            "name the file <submission_id>.json",
+        )
+    if sub.sample_limit is not None:
+        check.add(
+            "sample_limit",
+            f"made with --limit {sub.sample_limit}; such runs are never ranked and cannot be submitted",
+            "re-run `harness eval` without --limit",
+        )
+    if sub.provenance.source == "harness":
+        if sub.samples_file is None:
+            check.add(
+                "samples_file",
+                "missing: evaluations by harness ship their per-sample outputs",
+                "submit the .parquet beside the .json",
+            )
+        elif sub.samples_file != f"{sub.submission_id}.parquet":
+            check.add("samples_file", f"{sub.samples_file!r} should be {sub.submission_id}.parquet")
+    tasks = [run.task for run in sub.results]
+    for task in {t for t in tasks if tasks.count(t) > 1}:
+        check.add("results", f"task {task!r} appears more than once", "one run per task in a submission")
+    for index, run in enumerate(sub.results):
+        _check_run(check, f"results[{index}]", sub, run)
+
+
+def _check_run(check: _Checker, where: str, sub: Submission, run: RunResult) -> None:
+    from harness.metrics import metric_info
+    from harness.registry import METRICS
+
+    if run.run_id != f"{sub.submission_id}-{run.task}":
+        check.add(f"{where}.run_id", f"{run.run_id!r} should be {sub.submission_id}-{run.task}")
+    names = [m.name for m in run.metrics]
+    if len(set(names)) != len(names):
+        check.add(f"{where}.metrics", "a metric name appears more than once")
+    if run.main_metric not in names:
+        check.add(f"{where}.main_metric", f"{run.main_metric!r} is not among the run's metrics")
+    for m_index, metric in enumerate(run.metrics):
+        field = f"{where}.metrics[{m_index}] ({metric.name})"
+        base = metric.name.split(".", 1)[0]
+        if base not in METRICS:
+            check.add(field, f"unknown metric {base!r}", "use metric names from `harness tasks`")
+            continue
+        if base != "lm_eval" and metric_info(metric.name).higher_is_better != metric.higher_is_better:
+            check.add(field, "higher_is_better contradicts the metric's registered direction")
+        bounds = _range(metric.name)
+        if bounds is not None and not bounds[0] <= metric.value <= bounds[1]:
+            check.add(field, f"value {metric.value} is outside [{bounds[0]}, {bounds[1]}]")
+        if metric.ci_low is not None and metric.ci_high is not None and metric.ci_low > metric.ci_high:
+            check.add(field, f"ci_low {metric.ci_low} > ci_high {metric.ci_high}")
+
+
+def _current_spec(run: RunResult) -> TaskSpec | None:
+    from harness.tasks import load_specs
+
+    specs = load_specs()
+    if run.task in specs:
+        return specs.get(run.task)
+    if run.task.startswith("lm_eval."):
+        from harness.tasks.lm_eval import dynamic_spec
+
+        return dynamic_spec("lm_eval:" + run.task.removeprefix("lm_eval."))
+    return None
+
+
+def _check_tasks(check: _Checker, sub: Submission) -> dict[str, TaskSpec]:
+    specs: dict[str, TaskSpec] = {}
+    imported = sub.provenance.source == "imported"
+    for index, run in enumerate(sub.results):
+        where = f"results[{index}]"
+        if imported and run.task.startswith(("lm_eval.", "mteb.")):
+            continue  # imported runs of external tasks: no Harness spec to compare with
+        try:
+            spec = _current_spec(run)
+        except HarnessError as error:
+            check.add(f"{where}.task", error.what, error.fix or "")
+            continue
+        if spec is None:
+            check.add(f"{where}.task", f"unknown task {run.task!r}", "see `harness tasks`")
+            continue
+        if spec.spec_hash() != run.spec_hash or spec.version != run.task_version:
+            check.add(
+                f"{where}.spec_hash",
+                f"the run used another version of task {run.task!r} (version {run.task_version}, hash {run.spec_hash[:12]})",
+                f"re-run with the current spec (version {spec.version}, hash {spec.spec_hash()[:12]})",
+            )
+            continue
+        specs[run.task] = spec
+        if spec.dataset.kind == "builtin" and spec.dataset.name != "synthlang-reference":
+            _check_fingerprints(check, where, spec, run)
+    return specs
+
+
+def _check_fingerprints(check: _Checker, where: str, spec: TaskSpec, run: RunResult) -> None:
+    from harness.data import load_suite
+
+    try:
+        suite = load_suite(spec.dataset)
+        current = {name: suite.split(name).fingerprint for name in run.dataset_fingerprints}
+    except HarnessError as error:
+        check.add(f"{where}.dataset_fingerprints", error.what, error.fix or "")
+        return
+    for name, fingerprint in run.dataset_fingerprints.items():
+        if current[name] != fingerprint:
+            check.add(
+                f"{where}.dataset_fingerprints.{name}",
+                "the data differs from the data this harness evaluates on",
+                "re-run the evaluation with this version of harness",
+            )
+
+
+def read_samples(file: Path) -> dict[str, dict[str, Samples]]:
+    """A submission's parquet as Samples blocks: task -> split -> Samples (in file order)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(file)
+    expected = {"task", "split", "sample_id", "label", "values"}
+    if set(table.column_names) != expected:
+        raise HarnessError(f"columns must be {sorted(expected)}, got {table.column_names}", where=str(file))
+    metadata = table.schema.metadata or {}
+    try:
+        fields: dict[str, list[str]] = json.loads(metadata.get(b"harness.fields", b"{}"))
+    except json.JSONDecodeError:
+        raise HarnessError("metadata 'harness.fields' is not JSON", where=str(file)) from None
+    columns = table.to_pydict()
+    rows: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, (task, split) in enumerate(zip(columns["task"], columns["split"], strict=True)):
+        rows[(str(task), str(split))].append(index)
+    out: dict[str, dict[str, Samples]] = defaultdict(dict)
+    for (task, split), indices in rows.items():
+        values = [columns["values"][i] for i in indices]
+        width = {len(v) for v in values if v is not None}
+        if len(width) != 1 or any(v is None for v in values):
+            raise HarnessError(f"values of {task}/{split} have different lengths", where=str(file))
+        array = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise HarnessError(f"values of {task}/{split} contain NaN or inf", where=str(file))
+        names = fields.get(f"{task}/{split}")
+        if names is None or len(names) != array.shape[1]:
+            raise HarnessError(f"metadata 'harness.fields' does not describe {task}/{split}", where=str(file))
+        labels = [columns["label"][i] for i in indices]
+        out[task][split] = Samples(
+            split=split,
+            ids=[str(columns["sample_id"][i]) for i in indices],
+            labels=np.asarray([-1 if label is None else label for label in labels], dtype=np.int64),
+            values=array,
+            fields=list(names),
+        )
+    return dict(out)
+
+
+def close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= TOLERANCE * max(1.0, abs(a), abs(b))
+
+
+def compare_metrics(submitted: Sequence[MetricValue], recomputed: Sequence[MetricValue]) -> list[tuple[str, str]]:
+    """(metric, what differs) for every disagreement between two metric lists."""
+    ours = {m.name: m for m in recomputed}
+    theirs = {m.name: m for m in submitted}
+    out = [(name, "missing from the submission") for name in sorted(set(ours) - set(theirs))]
+    out += [(name, "not produced by the task") for name in sorted(set(theirs) - set(ours))]
+    for name in sorted(set(ours) & set(theirs)):
+        a, b = theirs[name], ours[name]
+        for attribute in ("value", "ci_low", "ci_high", "stderr"):
+            if not close(getattr(a, attribute), getattr(b, attribute)):
+                out.append((name, f"{attribute} {getattr(a, attribute)} != recomputed {getattr(b, attribute)}"))
+        if (a.n, a.ci_method, a.higher_is_better) != (b.n, b.ci_method, b.higher_is_better):
+            out.append((name, "n, ci_method or direction differs from the recomputed metric"))
+    return out
+
+
+def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec]) -> None:
+    from harness.tasks import adapter_for
+
+    if sub.provenance.source != "harness" or sub.samples_file is None:
+        return
+    file = check.file.parent / sub.samples_file
+    if not file.is_file() or file.is_symlink():
+        check.add("samples_file", f"{sub.samples_file} is missing", "submit the parquet written by `harness eval`")
+        return
+    if file.stat().st_size > MAX_PARQUET_BYTES:
+        check.add("samples_file", f"{file.name} is over the {MAX_PARQUET_BYTES:,} byte cap")
+        return
+    try:
+        samples = read_samples(file)
+    except HarnessError as error:
+        check.add("samples_file", error.what, "re-export it with `harness eval`")
+        return
+    except Exception as error:  # a parquet reader error on untrusted bytes
+        check.add(
+            "samples_file", f"cannot read {file.name}: {type(error).__name__}", "re-export it with `harness eval`"
+        )
+        return
+    for index, run in enumerate(sub.results):
+        spec = specs.get(run.task)
+        if spec is None:
+            continue
+        if run.task not in samples:
+            check.add(f"results[{index}]", f"no per-sample outputs for task {run.task!r} in {file.name}")
+            continue
+        try:
+            outcome = adapter_for(spec).score(spec, samples[run.task], sub.seed)
+        except (HarnessError, ValueError, KeyError, IndexError) as error:
+            check.add(f"results[{index}]", f"per-sample outputs cannot be scored ({type(error).__name__}: {error})")
+            continue
+        for name, difference in compare_metrics(run.metrics, outcome.metrics):
+            check.add(
+                f"results[{index}].metrics ({name})",
+                f"{difference} from the per-sample outputs",
+                "report the numbers `harness eval` computed; do not edit them",
+            )
+
+
+def validate_file(
+    file: Path, root: Path | None = None, *, rescore: bool = True
+) -> tuple[Submission | None, list[Problem]]:
+    check = _Checker(file, root)
+    if not _safe_path(check):
+        return None, check.problems
+    sub = _parse(check)
+    if sub is None:
+        return None, check.problems
+    _check_layout(check, sub)
+    specs = _check_tasks(check, sub)
+    if rescore:
+        _rescore(check, sub, specs)
+    return sub, check.problems
+
+
+def submission_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]]:
+    """(file, root) for every submission JSON under the given files and folders."""
+    for path in paths:
+        if not path.exists():
+            raise HarnessError("path does not exist", where=str(path))
+        if path.is_dir():
+            for file in sorted(path.rglob("*.json")):
+                yield file, path
+        else:
+            yield path, None
+
+
+def validate_files(
+    paths: Sequence[Path], *, rescore: bool = True
+) -> tuple[list[tuple[Submission, str]], list[Problem]]:
+    """Valid submissions (with their file) and every problem found, duplicates across files included."""
+    valid: list[tuple[Submission, str]] = []
+    problems: list[Problem] = []
+    seen_submissions: dict[str, str] = {}
+    seen_runs: dict[str, str] = {}
+    for file, root in submission_files(paths):
+        sub, found = validate_file(file, root, rescore=rescore)
+        if sub is not None:
+            if sub.submission_id in seen_submissions:
+                found.append(
+                    Problem(
+                        str(file),
+                        "submission_id",
+                        f"duplicate of {seen_submissions[sub.submission_id]}",
+                        "remove one of them",
+                    )
+                )
+            for run in sub.results:
+                if run.run_id in seen_runs and seen_runs[run.run_id] != str(file):
+                    found.append(
+                        Problem(
+                            str(file),
+                            "run_id",
+                            f"run {run.run_id} also in {seen_runs[run.run_id]}",
+                            "remove the duplicate",
+                        )
+                    )
+                seen_runs.setdefault(run.run_id, str(file))
+            seen_submissions.setdefault(sub.submission_id, str(file))
+        if found:
+            problems += found
+        elif sub is not None:
+            valid.append((sub, str(file)))
+    return valid, problems
+
+
+@dataclass(frozen=True)
+class Check:
+    task: str
+    what: str
+    detail: str
+    ok: bool
+
+
+#: re-running a checkpoint on other hardware or software changes float32 outputs slightly
+VERIFY_ATOL = 1e-4
+VERIFY_RTOL = 1e-3
+
+
+def verify_submission(file: Path, handle: Any, options: Any, reference: Path | None = None) -> list[Check]:
+    """Re-run `handle` on the submission's tasks (on `options.limit` samples per split when set) and
+    compare its per-sample outputs with the submitted ones, and, without a limit, its metrics."""
+    from harness.runner import Runner
+    from harness.tasks.compression import with_reference
+
+    sub, problems = validate_file(file, rescore=False)
+    if sub is None:
+        raise HarnessError(problems[0].message, where=problems[0].file, fix=problems[0].fix)
+    checks = [
+        Check(
+            "-",
+            "checkpoint sha256",
+            "matches"
+            if handle.checkpoint_hash == sub.checkpoint_hash
+            else f"{handle.checkpoint_hash[:16]} != submitted {sub.checkpoint_hash[:16]}",
+            handle.checkpoint_hash == sub.checkpoint_hash,
+        )
+    ]
+    specs = []
+    for run in sub.results:
+        spec = _current_spec(run)
+        if spec is None:
+            checks.append(Check(run.task, "task", "unknown to this harness", False))
+            continue
+        if reference is not None and spec.adapter == "compression":
+            spec = with_reference(spec, str(reference))
+        specs.append(spec)
+    result = Runner(options).evaluate(handle, specs)
+    submitted = read_samples(file.parent / sub.samples_file) if sub.samples_file else {}
+    for task, block in result.samples:
+        theirs = submitted.get(task, {}).get(block.split)
+        if theirs is None:
+            checks.append(Check(task, f"samples {block.split}", "not in the submission", False))
+            continue
+        position = {sample: i for i, sample in enumerate(theirs.ids)}
+        common = [i for i, sample in enumerate(block.ids) if sample in position]
+        if not common:
+            checks.append(Check(task, f"samples {block.split}", "no sample ids in common", False))
+            continue
+        ours = block.values[common]
+        their_values = theirs.values[[position[block.ids[i]] for i in common]]
+        if ours.shape != their_values.shape:
+            checks.append(Check(task, f"samples {block.split}", f"shape {ours.shape} != {their_values.shape}", False))
+            continue
+        difference = float(np.max(np.abs(ours - their_values))) if ours.size else 0.0
+        ok = bool(np.allclose(ours, their_values, atol=VERIFY_ATOL, rtol=VERIFY_RTOL))
+        checks.append(
+            Check(task, f"samples {block.split}", f"{len(common)} samples, max |difference| {difference:.2e}", ok)
+        )
+    if options.limit is None:
+        by_task = {run.task: run for run in sub.results}
+        for run in result.submission.results:
+            mismatches = [
+                name
+                for name, m in ((m.name, m) for m in run.metrics)
+                if name in {x.name for x in by_task[run.task].metrics}
+                and not math.isclose(
+                    m.value, by_task[run.task].metric(name).value, rel_tol=VERIFY_RTOL, abs_tol=VERIFY_ATOL
+                )
+            ]
+            detail = "all metrics agree" if not mismatches else "differ: " + ", ".join(mismatches[:5])
+            checks.append(Check(run.task, "metrics", detail, not mismatches))
+    return checks
