@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli_helpers import run_cli
 from harness.imports import from_lm_eval, from_mteb
 from harness.store import open_store
 from harness.submissions import read_submission, write_submission
@@ -47,7 +47,7 @@ def test_schema_v1_is_upgraded_on_read() -> None:
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_each_malformed_submission_is_rejected_with_its_own_message(case: str) -> None:
-    valid, problems = validate_files([CORPUS / "malformed" / case])
+    _valid, problems = validate_files([CORPUS / "malformed" / case])
     assert problems, f"{case} was accepted"
     text = "\n".join(p.one_line() for p in problems)
     assert EXPECTED[case] in text, text

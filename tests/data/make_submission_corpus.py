@@ -28,12 +28,12 @@ OUT = HERE / "submissions"
 
 def base_submission(work: Path) -> tuple[dict[str, Any], Path]:
     """Train one tiny digits model, evaluate it on calib, return (submission dict, its parquet)."""
-    from harness.runner import EvalOptions, load_models, run_and_record
-    from harness.tasks import load_specs
-    from harness.zoo.digits import GROUPS, Recipe, classifier_files, train_classifier
     from harness.registry import DATASETS
+    from harness.runner import EvalOptions, load_models, run_and_record
     from harness.schema import ModelCard
+    from harness.tasks import load_specs
     from harness.zoo import save_checkpoint
+    from harness.zoo.digits import Recipe, classifier_files, train_classifier
 
     suite = DATASETS.get("digits-ood")(seed=0)
     recipe = Recipe("corpus-mlp", (16,), epochs=3)
@@ -48,7 +48,6 @@ def base_submission(work: Path) -> tuple[dict[str, Any], Path]:
         trained_on="digits-ood",
     )
     folder = save_checkpoint(work / "corpus-mlp", classifier_files(model, config), card)
-    assert GROUPS  # the zoo's recipes are unchanged by this script
     options = EvalOptions(cache_dir=work / "cache")
     handles = load_models([folder], options, "cpu")
     (recorded,) = run_and_record(handles, [load_specs().get("calib")], options, out=work / "subs", store_path=None)
@@ -182,7 +181,6 @@ def cases() -> list[Case]:
 
 
 def rewrite_parquet(source: Path, target: Path, how: str) -> None:
-    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -195,12 +193,11 @@ def rewrite_parquet(source: Path, target: Path, how: str) -> None:
             b"harness.fields": json.dumps({k.replace("calib/", "other/"): v for k, v in fields.items()}).encode()
         }
     else:
-        columns["values"][0] = [float("nan")] + list(columns["values"][0][1:])
+        columns["values"][0] = [float("nan"), *list(columns["values"][0][1:])]
         metadata = table.schema.metadata
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pydict(columns, schema=table.schema.with_metadata(metadata)), buffer)
     target.write_bytes(buffer.getvalue())
-    assert np.isfinite(1.0)
 
 
 def main() -> int:
