@@ -74,3 +74,8 @@ def get_split(suite: Any, name: str, limit: int | None = None) -> Any:
 
 
 _SUITES: dict[tuple[Any, ...], Any] = {}
+
+
+def clear_suites() -> None:
+    """Forget the suites loaded in this process (benchmarks that time cold starts call this)."""
+    _SUITES.clear()

@@ -18,6 +18,7 @@ from harness.schema import ModelCard
 FAMILIES: Registry[object] = Registry("zoo family")
 FAMILIES.add("digits", "harness.zoo.digits:build")
 FAMILIES.add("minilm", "harness.zoo.minilm:build")
+FAMILIES.add("lm", "harness.zoo.lm:build")
 
 PROFILES = ("full", "tiny")
 
