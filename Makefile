@@ -29,9 +29,12 @@ test-fast: venv
 	$(OFFLINE) $(PY) -m pytest -m "not slow"
 
 lint: venv
-	$(VENV)/bin/ruff check harness tests bench
-	$(VENV)/bin/ruff format --check harness tests bench
+	$(VENV)/bin/ruff check harness tests bench app
+	$(VENV)/bin/ruff format --check harness tests bench app
 	$(VENV)/bin/mypy harness
+
+app: venv
+	$(OFFLINE) $(VENV)/bin/harness app --store results.duckdb
 
 bench: venv
 	$(OFFLINE) $(PY) bench/run_all.py

@@ -1,4 +1,5 @@
-"""The `harness` command line: eval, tasks, models, validate, ingest, leaderboard, zoo, demo.
+"""The `harness` command line: eval, tasks, models, submit, validate, ingest, verify, import, leaderboard,
+zoo, demo, app.
 
 Every user-input problem is a HarnessError, printed as one line on stderr with exit code 2.
 """
@@ -445,7 +446,9 @@ def _print_leaderboards(opened: Store, task_names: list[str]) -> None:
 def zoo_build(
     dir: Annotated[Path, typer.Option("--dir", help="where to write the checkpoints")] = DEFAULT_ZOO,
     family: Annotated[Optional[list[str]], typer.Option(help="zoo families to build (default: all)")] = None,
-    profile: Annotated[str, typer.Option(help="full, or tiny (fast, for tests)")] = "full",
+    profile: Annotated[
+        str, typer.Option(help="full (every model), demo (what `harness demo` builds) or tiny (seconds, for tests)")
+    ] = "full",
 ) -> None:
     """Train the zoo's checkpoints on the CPU and write them under --dir."""
     _build_zoo(dir, _split_csv(family or []), profile)
@@ -469,7 +472,7 @@ def demo(
     zoo: Annotated[Path, typer.Option(help="zoo folder (built if missing)")] = DEFAULT_ZOO,
     store: Annotated[Path, typer.Option(help="DuckDB results store")] = DEFAULT_STORE,
     out: Annotated[Path, typer.Option(help="folder for submission files")] = DEFAULT_OUT,
-    profile: Annotated[str, typer.Option(help="zoo profile when building: full or tiny")] = "full",
+    profile: Annotated[str, typer.Option(help="zoo profile when building: demo (default), full or tiny")] = "demo",
     seed: Annotated[int, typer.Option(help="seed for bootstrap CIs")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="per-sample output cache")] = None,
@@ -492,7 +495,12 @@ def demo(
     # Models that fit the same set of tasks are evaluated together.
     groups: dict[tuple[str, ...], list[ModelHandle]] = {}
     for handle in handles:
-        fitting = tuple(s.name for s in specs if unfit_reason(s, handle) is None)
+        fitting = tuple(
+            s.name
+            for s in specs
+            if unfit_reason(s, handle) is None
+            and (not s.demo_models_tagged or set(s.demo_models_tagged) & set(handle.card.tags))
+        )
         if fitting:
             groups.setdefault(fitting, []).append(handle)
     for fitting, members in groups.items():
@@ -502,6 +510,35 @@ def demo(
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s: {len(handles)} models, store {store}")
     if failed:
         raise typer.Exit(2)
+
+
+@app.command(name="app")
+def app_(
+    store: Annotated[Path, typer.Option(help="DuckDB results store (opened read-only)")] = DEFAULT_STORE,
+    port: Annotated[int, typer.Option(help="port")] = 8501,
+    host: Annotated[str, typer.Option(help="address to bind")] = "localhost",
+    headless: Annotated[bool, typer.Option(help="do not open a browser")] = False,
+) -> None:
+    """Serve the leaderboard app (Streamlit) on a results store, read-only."""
+    import subprocess
+
+    from harness.store import open_store
+
+    with open_store(store, read_only=True):  # missing or not DuckDB: a clear error before starting
+        pass
+    script = Path(__file__).resolve().parents[1] / "app" / "leaderboard.py"
+    if not script.exists():
+        raise HarnessError(
+            "the app is not in this installation",
+            where=str(script),
+            fix="run from a source checkout (pip install -e .)",
+        )
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.address", host,
+        "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer", "--", "--store", str(store.resolve()),
+    ]  # fmt: skip
+    raise typer.Exit(subprocess.call(command))
 
 
 def main() -> None:

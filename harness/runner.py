@@ -72,7 +72,7 @@ def resolve_spec(spec: TaskSpec, handle: ModelHandle) -> TaskSpec:
 
 
 def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
-    """Why `handle` cannot run `spec`, or None when it can."""
+    """Why `handle` cannot run `spec`, or None when it can (capability, training data, adapter's own check)."""
     adapter = adapter_for(spec)
     if adapter.capability not in handle.capabilities:
         have = ", ".join(sorted(handle.capabilities)) or "none"
@@ -84,7 +84,8 @@ def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
             f"task {spec.name!r} is for models trained on {', '.join(spec.models_trained_on)}; "
             f"the card says trained_on={handle.card.trained_on!r}"
         )
-    return None
+    fits = getattr(adapter, "fits", None)
+    return None if fits is None else fits(spec, handle)
 
 
 def load_models(paths: Sequence[Path], options: EvalOptions, device: str) -> list[ModelHandle]:

@@ -89,6 +89,9 @@ class TaskSpec(_Strict):
     main_metric: str
     #: only models whose card says they were trained on one of these datasets (empty: any model)
     models_trained_on: list[str] = Field(default_factory=list)
+    #: `harness demo` runs the task only on models with one of these tags (empty: every model that
+    #: fits); asked for by name with `--tasks`, it runs on any model that fits otherwise
+    demo_models_tagged: list[str] = Field(default_factory=list)
     license: str | None = None
 
     def spec_hash(self) -> str:

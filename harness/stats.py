@@ -375,7 +375,7 @@ def correlation_with_ci(
         return Correlation(method, estimate, nan, nan, n, 0)
     function = _CORRELATIONS[method]
     (counts,) = stratified_counts([n], n_resamples, seed)
-    chunk = max(1, 2_000_000 // max(n * (n if method == "kendall" else 4), 1))
+    chunk = max(1, 4_000_000 // n)  # resamples per block: (chunk, n) intermediates of bounded size
     distribution = np.concatenate(
         [function(x, y, counts[start : start + chunk]) for start in range(0, n_resamples, chunk)]
     )

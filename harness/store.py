@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
@@ -184,6 +187,502 @@ class Store:
     def close(self) -> None:
         self.connection.close()
 
+    # ------------------------------------------------------------------ bulk writing (synthetic stores)
+
+    def ingest_bulk(self, submissions: Sequence[tuple[Submission, str | None]]) -> int:
+        """The same rows as `ingest`, written with one column-wise insert per table (one transaction).
+
+        For large generated batches (harness.synthetic): `ingest` runs a few statements per run
+        and metric, which takes minutes at a million metric rows. Semantics are those of `ingest`
+        applied in order: a submission id replaces its earlier rows, a model's card is the one of
+        its newest submission (the later one on equal timestamps), the last direction seen of a
+        metric name wins.
+        """
+        import pyarrow as pa
+
+        if self.read_only:
+            raise HarnessError("the store is open read-only", where=str(self.path))
+        batch: dict[str, tuple[Submission, str | None]] = {}
+        for submission, file in submissions:  # a repeated id: the last one wins, as in `ingest`
+            batch.pop(submission.submission_id, None)
+            batch[submission.submission_id] = (submission, file)
+        db = self.connection
+        ids = list(batch)
+        model_ids = sorted({s.model.model_id for s, _ in batch.values()})
+        existing = dict(
+            db.execute(
+                "SELECT model_id, card_created_at FROM models WHERE list_contains($ids, model_id)", {"ids": model_ids}
+            ).fetchall()
+        )
+        cards: dict[str, Submission] = {}
+        for submission, _ in batch.values():
+            card_id = submission.model.model_id
+            created = submission.provenance.created_at
+            current = cards[card_id].provenance.created_at if card_id in cards else existing.get(card_id)
+            if current is None or (current or "") <= created:
+                cards[card_id] = submission
+        columns: dict[str, dict[str, list[Any]]] = {t: {} for t in ("models", "submissions", "runs", "metrics")}
+
+        def add(table: str, **values: Any) -> None:
+            for key, value in values.items():
+                columns[table].setdefault(key, []).append(value)
+
+        for sub in cards.values():
+            card = sub.model
+            add(
+                "models", model_id=card.model_id, org=card.org, name=card.name, family=card.family, kind=card.kind,
+                n_parameters=card.n_parameters, train_loss_nats=card.train_loss_nats,
+                pretrain_loss_nats=card.pretrain_loss_nats, reference=card.reference, tags=list(card.tags),
+                card=card.model_dump_json(), card_created_at=sub.provenance.created_at,
+            )  # fmt: skip
+        info: dict[str, bool] = {}
+        conventions: dict[str, str] = {}
+        runs = 0
+        for sub, file in batch.values():
+            prov = sub.provenance
+            add(
+                "submissions", submission_id=sub.submission_id, model_id=sub.model.model_id,
+                checkpoint_hash=sub.checkpoint_hash, seed=sub.seed, sample_limit=sub.sample_limit, ranked=sub.ranked,
+                source=prov.source, harness_version=prov.harness_version, git_commit=prov.git_commit,
+                created_at=prov.created_at, duration_s=prov.duration_s, provenance=prov.model_dump_json(), file=file,
+            )  # fmt: skip
+            for run in sub.results:
+                runs += 1
+                add(
+                    "runs", run_id=run.run_id, submission_id=sub.submission_id, model_id=sub.model.model_id,
+                    task=run.task, task_version=run.task_version, spec_hash=run.spec_hash, adapter=run.adapter,
+                    main_metric=run.main_metric, ranked=sub.ranked, created_at=prov.created_at,
+                    duration_s=run.duration_s, dataset_fingerprints=json.dumps(run.dataset_fingerprints),
+                    parameters=json.dumps(run.parameters), artifacts=json.dumps(run.artifacts),
+                )  # fmt: skip
+                for m in run.metrics:
+                    add(
+                        "metrics", run_id=run.run_id, metric=m.name, value=m.value,
+                        higher_is_better=m.higher_is_better, ci_low=m.ci_low, ci_high=m.ci_high, stderr=m.stderr,
+                        ci_method=m.ci_method, n=m.n,
+                    )  # fmt: skip
+                    info[m.name] = m.higher_is_better
+                    if m.name not in conventions:
+                        base = m.name.split(".", 1)[0]
+                        conventions[m.name] = metric_info(m.name).convention if base in METRICS else ""
+        columns["metric_info"] = {
+            "metric": list(info),
+            "higher_is_better": list(info.values()),
+            "convention": [conventions[name] for name in info],
+        }
+        types = {
+            "tags": pa.list_(pa.string()), "n_parameters": pa.int64(), "seed": pa.int64(), "sample_limit": pa.int64(),
+            "n": pa.int64(), "task_version": pa.int32(), "ranked": pa.bool_(), "higher_is_better": pa.bool_(),
+        }  # fmt: skip
+        floats = {"train_loss_nats", "pretrain_loss_nats", "duration_s", "value", "ci_low", "ci_high", "stderr"}
+        db.begin()
+        try:
+            db.execute(
+                "DELETE FROM metrics WHERE run_id IN (SELECT run_id FROM runs WHERE list_contains($ids, submission_id))",
+                {"ids": ids},
+            )
+            db.execute("DELETE FROM runs WHERE list_contains($ids, submission_id)", {"ids": ids})
+            db.execute("DELETE FROM submissions WHERE list_contains($ids, submission_id)", {"ids": ids})
+            db.execute("DELETE FROM models WHERE list_contains($ids, model_id)", {"ids": list(cards)})
+            db.execute("DELETE FROM metric_info WHERE list_contains($names, metric)", {"names": list(info)})
+            for table, data in columns.items():
+                if not data or not next(iter(data.values())):
+                    continue
+                arrays = {
+                    key: pa.array(values, type=types.get(key, pa.float64() if key in floats else pa.string()))
+                    for key, values in data.items()
+                }
+                order = ", ".join(f'"{c}"' for c in data)
+                db.register("bulk_rows", pa.table(arrays))
+                try:
+                    db.execute(f"INSERT INTO {table} ({order}) SELECT {order} FROM bulk_rows")
+                finally:
+                    db.unregister("bulk_rows")
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        return runs
+
+    # ------------------------------------------------------------------ queries for the app (read-only)
+    # Every query below is parameterised. "Latest ranked run" means what `leaderboard` means: per
+    # model and task, the newest run of a submission made without --limit.
+
+    def summary(self) -> dict[str, int]:
+        """Counts: models, tasks, runs, unranked_runs (made with --limit), metric rows."""
+        row = self.connection.execute(
+            """
+            SELECT (SELECT count(*) FROM models), (SELECT count(DISTINCT task) FROM runs), (SELECT count(*) FROM runs),
+                (SELECT count(*) FROM runs WHERE NOT ranked), (SELECT count(*) FROM metrics)
+            """
+        ).fetchone()
+        assert row is not None
+        return dict(zip(("models", "tasks", "runs", "unranked_runs", "metrics"), map(int, row), strict=True))
+
+    def task_overview(self) -> pd.DataFrame:
+        """One row per task: main metric (of the newest run), its direction and convention, counts."""
+        return self.connection.execute(
+            """
+            WITH per_task AS (
+                SELECT task, arg_max(main_metric, created_at) AS main_metric, arg_max(adapter, created_at) AS adapter,
+                    count(DISTINCT model_id) FILTER (WHERE ranked) AS ranked_models,
+                    count(*) FILTER (WHERE NOT ranked) AS unranked_runs, max(created_at) AS last_run
+                FROM runs GROUP BY task
+            )
+            SELECT p.*, i.higher_is_better, i.convention
+            FROM per_task p LEFT JOIN metric_info i ON i.metric = p.main_metric
+            ORDER BY p.task
+            """
+        ).df()
+
+    def task_metrics(self, task: str) -> pd.DataFrame:
+        """Every metric the ranked runs of `task` report, with its direction and convention."""
+        return self.connection.execute(
+            """
+            SELECT DISTINCT m.metric, i.higher_is_better, i.convention
+            FROM runs r JOIN metrics m ON m.run_id = r.run_id LEFT JOIN metric_info i ON i.metric = m.metric
+            WHERE r.task = $task AND r.ranked
+            ORDER BY m.metric
+            """,
+            {"task": task},
+        ).df()
+
+    def families(self) -> list[str]:
+        rows = self.connection.execute("SELECT DISTINCT family FROM models WHERE family IS NOT NULL ORDER BY 1")
+        return [r[0] for r in rows.fetchall()]
+
+    def tags(self) -> list[str]:
+        rows = self.connection.execute("SELECT DISTINCT unnest(tags) AS tag FROM models ORDER BY 1")
+        return [r[0] for r in rows.fetchall()]
+
+    def board_rows(
+        self,
+        tasks: Sequence[str] | None = None,
+        metric: str | None = None,
+        *,
+        families: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        models: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The latest ranked run per model and task, with `metric` (default: the task's main metric).
+
+        Filters: `tasks` (None: all), model `families`, `tags` (a model with any of them), `models`
+        (ids; None: all). Columns: task, model_id, family, tags, n_parameters, metric, value,
+        ci_low, ci_high, n, ci_method, higher_is_better, is_main, run_id, created_at.
+        """
+        query = """
+        WITH latest AS (
+            SELECT r.run_id, r.model_id, r.task, r.main_metric, r.created_at, row_number() OVER (
+                PARTITION BY r.task, r.model_id ORDER BY r.created_at DESC, r.run_id DESC) AS recency
+            FROM runs r
+            WHERE r.ranked AND ($tasks IS NULL OR list_contains($tasks, r.task))
+        )
+        SELECT l.task, l.model_id, md.family, md.tags, md.n_parameters, m.metric, m.value, m.ci_low, m.ci_high,
+            m.n, m.ci_method, m.higher_is_better, m.metric = l.main_metric AS is_main, l.run_id, l.created_at
+        FROM latest l
+        JOIN metrics m ON m.run_id = l.run_id AND m.metric = coalesce($metric, l.main_metric)
+        JOIN models md ON md.model_id = l.model_id
+        WHERE l.recency = 1
+            AND (len($families) = 0 OR list_contains($families, md.family))
+            AND (len($tags) = 0 OR list_has_any(md.tags, $tags))
+            AND ($models IS NULL OR list_contains($models, l.model_id))
+        ORDER BY l.task, l.model_id
+        """
+        params = {
+            "tasks": list(tasks) if tasks is not None else None,
+            "metric": metric,
+            "families": list(families),
+            "tags": list(tags),
+            "models": list(models) if models is not None else None,
+        }
+        return self.connection.execute(query, params).df()
+
+    def task_sets(self, *, families: Sequence[str] = (), tags: Sequence[str] = ()) -> pd.DataFrame:
+        """The distinct sets of tasks models have ranked runs on: tasks (sorted list), models (count)."""
+        return self.connection.execute(
+            """
+            WITH per_model AS (
+                SELECT r.model_id, list(DISTINCT r.task ORDER BY r.task) AS tasks
+                FROM runs r JOIN models md ON md.model_id = r.model_id
+                WHERE r.ranked
+                    AND (len($families) = 0 OR list_contains($families, md.family))
+                    AND (len($tags) = 0 OR list_has_any(md.tags, $tags))
+                GROUP BY r.model_id
+            )
+            SELECT tasks, count(*) AS models FROM per_model GROUP BY tasks ORDER BY models DESC, len(tasks) DESC, tasks
+            """,
+            {"families": list(families), "tags": list(tags)},
+        ).df()
+
+    def main_bootstraps(self, run_ids: Sequence[str]) -> pd.DataFrame:
+        """Stored main-metric bootstrap distributions: run_id, seed, values (array), fingerprints (JSON text).
+
+        Runs without one are absent. Two runs pair up when seed, len(values) and fingerprints agree.
+        """
+        frame = self.connection.execute(
+            """
+            SELECT run_id, CAST(json_extract(artifacts, '$.main_bootstrap.seed') AS BIGINT) AS seed,
+                CAST(json_extract(artifacts, '$.main_bootstrap.values') AS DOUBLE[]) AS "values",
+                CAST(dataset_fingerprints AS VARCHAR) AS fingerprints
+            FROM runs
+            WHERE list_contains($ids, run_id) AND json_exists(artifacts, '$.main_bootstrap.values')
+            """,
+            {"ids": list(run_ids)},
+        ).df()
+        return frame
+
+    def ranked_leaderboard(
+        self,
+        task: str,
+        metric: str | None = None,
+        *,
+        families: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        models: Sequence[str] | None = None,
+        paired_limit: int | None = None,
+    ) -> RankedBoard:
+        """`board_rows` of one task with significance-aware ranks (see `rank_rows`)."""
+        rows = self.board_rows([task], metric, families=families, tags=tags, models=models)
+        return self.rank_rows(rows, paired_limit=paired_limit)
+
+    def rank_rows(self, rows: pd.DataFrame, *, paired_limit: int | None = None) -> RankedBoard:
+        """Rank `board_rows` of one task and metric: rank = 1 + number of models significantly better.
+
+        Paired bootstrap (stats.significance_ranks) between runs whose main-metric distributions
+        pair up (same seed, same number of values, same dataset fingerprints), when the ranked
+        metric is the main one and there are at most `paired_limit` (default PAIRED_LIMIT) models; every other pair by
+        non-overlapping 95% CIs. Sorted by rank, then value (best first), then model id.
+        """
+        from harness.stats import significance_ranks
+
+        limit = PAIRED_LIMIT if paired_limit is None else paired_limit
+        rows = rows.reset_index(drop=True)
+        if rows.empty:
+            return RankedBoard(rows.assign(rank=[], paired=[]), 0, False)
+        higher = bool(rows["higher_is_better"].iloc[0])
+        groups: list[tuple[Any, Any]] = []
+        too_many = len(rows) > limit
+        main_rows = rows[rows["is_main"].astype(bool)]
+        if not too_many and not main_rows.empty:
+            boots = self.main_bootstraps(main_rows["run_id"].tolist())
+            if not boots.empty:
+                boots["n_values"] = boots["values"].map(len)
+                position = {run_id: i for i, run_id in enumerate(rows["run_id"])}
+                for _, group in boots.groupby(["seed", "n_values", "fingerprints"], dropna=False):
+                    if len(group) < 2:
+                        continue
+                    indices = np.asarray([position[r] for r in group["run_id"]], dtype=np.int64)
+                    groups.append((indices, np.stack(group["values"].to_numpy())))
+        ranks = significance_ranks(
+            rows["value"].to_numpy(np.float64),
+            rows["ci_low"].to_numpy(np.float64, na_value=np.nan),
+            rows["ci_high"].to_numpy(np.float64, na_value=np.nan),
+            higher_is_better=higher,
+            paired_groups=groups,
+        )
+        table = rows.assign(rank=ranks.rank, paired=ranks.paired)
+        table = table.assign(_key=-table["value"] if higher else table["value"])
+        table = table.sort_values(["rank", "_key", "model_id"]).drop(columns="_key").reset_index(drop=True)
+        return RankedBoard(table, int(ranks.paired.sum()), too_many)
+
+    def mean_ranks(
+        self,
+        tasks: Sequence[str],
+        *,
+        families: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        paired_limit: int | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Aggregate view: each model's mean significance-aware rank over `tasks` (main metrics).
+
+        Only models with a ranked run on every task are aggregated, and each task's ranks are
+        computed among those models alone, so every mean is over the same tasks and competitors.
+        Returns (table, missing): table has model_id, family, mean_rank, overall (competition rank
+        of the mean), and one rank column per task; missing lists the other models and the tasks
+        they lack.
+        """
+        rows = self.board_rows(list(tasks), families=families, tags=tags)
+        empty = pd.DataFrame(columns=["model_id", "family", "mean_rank", "overall", *tasks])
+        if rows.empty or not tasks:
+            return empty, pd.DataFrame(columns=["model_id", "family", "missing"])
+        coverage = rows.groupby("model_id")["task"].agg(set)
+        complete = sorted(m for m, have in coverage.items() if have >= set(tasks))
+        family = rows.drop_duplicates("model_id").set_index("model_id")["family"]
+        missing = pd.DataFrame(
+            [
+                {"model_id": m, "family": family[m], "missing": ", ".join(sorted(set(tasks) - have))}
+                for m, have in coverage.items()
+                if not have >= set(tasks)
+            ],
+            columns=["model_id", "family", "missing"],
+        )
+        if not complete:
+            return empty, missing
+        rows = rows[rows["model_id"].isin(complete)]
+        table = pd.DataFrame({"model_id": complete, "family": [family[m] for m in complete]})
+        for task in tasks:
+            board = self.rank_rows(rows[rows["task"] == task], paired_limit=paired_limit).table
+            table[task] = table["model_id"].map(dict(zip(board["model_id"], board["rank"], strict=True)))
+        table["mean_rank"] = table[list(tasks)].mean(axis=1)
+        table["overall"] = table["mean_rank"].rank(method="min").astype(int)
+        table = table.sort_values(["overall", "model_id"]).reset_index(drop=True)
+        return table[["overall", "model_id", "family", "mean_rank", *tasks]], missing
+
+    def model_table(self, *, families: Sequence[str] = (), tags: Sequence[str] = ()) -> pd.DataFrame:
+        """Models with their card fields (card: the JSON text) and run counts."""
+        return self.connection.execute(
+            """
+            SELECT md.model_id, md.org, md.name, md.family, md.kind, md.n_parameters, md.train_loss_nats,
+                md.pretrain_loss_nats, md.reference, md.tags, CAST(md.card AS VARCHAR) AS card,
+                md.card_created_at,
+                (SELECT count(*) FROM runs r WHERE r.model_id = md.model_id) AS runs,
+                (SELECT count(*) FROM runs r WHERE r.model_id = md.model_id AND NOT r.ranked) AS unranked_runs
+            FROM models md
+            WHERE (len($families) = 0 OR list_contains($families, md.family))
+                AND (len($tags) = 0 OR list_has_any(md.tags, $tags))
+            ORDER BY md.model_id
+            """,
+            {"families": list(families), "tags": list(tags)},
+        ).df()
+
+    def model_card(self, model_id: str) -> dict[str, Any] | None:
+        """The stored card of `model_id` (its newest submission's), or None when unknown."""
+        row = self.connection.execute(
+            "SELECT CAST(card AS VARCHAR) FROM models WHERE model_id = ?", [model_id]
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def model_runs(self, model_id: str) -> pd.DataFrame:
+        """Every run of `model_id`, ranked or not, newest first, with its main metric and submission."""
+        return self.connection.execute(
+            """
+            SELECT r.task, r.run_id, r.ranked, s.sample_limit, s.seed, r.submission_id, r.created_at,
+                r.main_metric, m.value, m.ci_low, m.ci_high, m.n, m.higher_is_better, r.spec_hash, r.adapter,
+                r.task_version, r.duration_s,
+                row_number() OVER (PARTITION BY r.task, r.ranked ORDER BY r.created_at DESC, r.run_id DESC) = 1
+                    AND r.ranked AS latest_ranked
+            FROM runs r
+            JOIN submissions s ON s.submission_id = r.submission_id
+            LEFT JOIN metrics m ON m.run_id = r.run_id AND m.metric = r.main_metric
+            WHERE r.model_id = ?
+            ORDER BY r.task, r.created_at DESC, r.run_id DESC
+            """,
+            [model_id],
+        ).df()
+
+    def run_metric_table(self, run_id: str) -> pd.DataFrame:
+        """Every metric of one run with its interval, direction and convention."""
+        return self.connection.execute(
+            """
+            SELECT m.metric, m.value, m.ci_low, m.ci_high, m.ci_method, m.stderr, m.n, m.higher_is_better,
+                i.convention
+            FROM metrics m LEFT JOIN metric_info i ON i.metric = m.metric
+            WHERE m.run_id = ?
+            ORDER BY m.metric
+            """,
+            [run_id],
+        ).df()
+
+    def run_details(self, run_id: str) -> dict[str, Any] | None:
+        """Parameters, dataset fingerprints, artifact names and the submission's provenance of a run."""
+        row = self.connection.execute(
+            """
+            SELECT CAST(r.parameters AS VARCHAR), CAST(r.dataset_fingerprints AS VARCHAR), json_keys(r.artifacts),
+                CAST(s.provenance AS VARCHAR), s.checkpoint_hash, s.file, s.seed, s.sample_limit, r.spec_hash
+            FROM runs r JOIN submissions s ON s.submission_id = r.submission_id
+            WHERE r.run_id = ?
+            """,
+            [run_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "parameters": json.loads(row[0]),
+            "dataset_fingerprints": json.loads(row[1]),
+            "artifacts": list(row[2] or []),
+            "provenance": json.loads(row[3]),
+            "checkpoint_hash": row[4],
+            "file": row[5],
+            "seed": row[6],
+            "sample_limit": row[7],
+            "spec_hash": row[8],
+        }
+
+    def run_artifact(self, run_id: str, key: str) -> Any:
+        """artifacts[key] of a run (parsed JSON), or None when the run or the artifact is absent."""
+        if not re.fullmatch(r"[A-Za-z0-9_]+", key):
+            raise ValueError(f"artifact names are letters, digits and '_', got {key!r}")
+        row = self.connection.execute(
+            "SELECT CAST(json_extract(artifacts, '$.' || $key) AS VARCHAR) FROM runs WHERE run_id = $run",
+            {"key": key, "run": run_id},
+        ).fetchone()
+        return None if row is None or row[0] is None else json.loads(row[0])
+
+    def metric_catalog(
+        self, *, families: Sequence[str] = (), tags: Sequence[str] = (), models: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Every (task, metric) of latest ranked runs: models reporting it, direction, convention.
+
+        Filters as in `board_rows`; the main metric of each task comes first.
+        """
+        return self.connection.execute(
+            """
+            WITH latest AS (
+                SELECT r.run_id, r.model_id, r.task, r.main_metric, row_number() OVER (
+                    PARTITION BY r.task, r.model_id ORDER BY r.created_at DESC, r.run_id DESC) AS recency
+                FROM runs r WHERE r.ranked
+            )
+            SELECT l.task, m.metric, bool_or(m.metric = l.main_metric) AS is_main, count(*) AS models,
+                any_value(i.higher_is_better) AS higher_is_better, any_value(i.convention) AS convention
+            FROM latest l
+            JOIN metrics m ON m.run_id = l.run_id
+            JOIN models md ON md.model_id = l.model_id
+            LEFT JOIN metric_info i ON i.metric = m.metric
+            WHERE l.recency = 1
+                AND (len($families) = 0 OR list_contains($families, md.family))
+                AND (len($tags) = 0 OR list_has_any(md.tags, $tags))
+                AND ($models IS NULL OR list_contains($models, l.model_id))
+            GROUP BY l.task, m.metric
+            ORDER BY l.task, NOT bool_or(m.metric = l.main_metric), m.metric
+            """,
+            {"families": list(families), "tags": list(tags), "models": list(models) if models is not None else None},
+        ).df()
+
+    def compression_references(self) -> pd.DataFrame:
+        """References of compressed models (cards with `reference` and a `compression` object).
+
+        Columns: reference, variants (count), families of the variants, in_store (the reference's own runs).
+        """
+        return self.connection.execute(
+            """
+            SELECT v.reference, count(*) AS variants, list(DISTINCT v.family ORDER BY v.family) AS families,
+                bool_or(r.model_id IS NOT NULL) AS in_store
+            FROM models v LEFT JOIN models r ON r.model_id = v.reference
+            WHERE v.reference IS NOT NULL AND json_type(v.card, '$.compression') = 'OBJECT'
+            GROUP BY v.reference
+            ORDER BY variants DESC, v.reference
+            """
+        ).df()
+
+    def compression_variants(self, reference: str) -> pd.DataFrame:
+        """The reference (method "none") and every compressed model whose card names it, with its compression fields."""
+        return self.connection.execute(
+            """
+            SELECT model_id, name, family, reference IS NULL AS is_reference,
+                coalesce(json_extract_string(card, '$.compression.method'), 'none') AS method,
+                TRY_CAST(json_extract_string(card, '$.compression.sparsity') AS DOUBLE) AS sparsity,
+                TRY_CAST(json_extract_string(card, '$.compression.achieved_sparsity') AS DOUBLE) AS achieved_sparsity,
+                TRY_CAST(json_extract_string(card, '$.compression.bits') AS DOUBLE) AS bits,
+                json_extract_string(card, '$.compression.scope') AS scope,
+                json_extract_string(card, '$.compression.granularity') AS granularity,
+                CAST(json_extract(card, '$.compression') AS VARCHAR) AS compression
+            FROM models
+            WHERE (reference = $reference AND json_type(card, '$.compression') = 'OBJECT') OR model_id = $reference
+            ORDER BY is_reference DESC, method, sparsity, bits DESC, model_id
+            """,
+            {"reference": reference},
+        ).df()
+
 
 @contextmanager
 def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
@@ -257,3 +756,21 @@ def rebuild(path: Path, submissions: Sequence[tuple[Submission, str | None]]) ->
         Path(tmp).unlink(missing_ok=True)
         Path(tmp + ".wal").unlink(missing_ok=True)
     return written
+
+
+#: the largest leaderboard whose ranks use paired bootstrap tests (cost: O(models^2 x resamples))
+PAIRED_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class RankedBoard:
+    """A leaderboard with significance-aware ranks (`Store.rank_rows`).
+
+    table: board_rows columns plus rank (1 + models significantly better) and paired (whether
+    the row was compared by paired bootstrap with others); paired_models: how many rows were;
+    over_paired_limit: True when the board was too large for paired tests (CIs only).
+    """
+
+    table: pd.DataFrame
+    paired_models: int
+    over_paired_limit: bool

@@ -13,10 +13,12 @@ lm-eval version and the sample limit, so cached per-sample results are reused on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from harness.cache import default_cache_dir
 from harness.errors import HarnessError
@@ -90,3 +92,15 @@ def synthlang_lm_eval_suite(seed: int = 0) -> LMEvalSuite:
         "synth_heldout": len(language.heldout),
     }
     return LMEvalSuite("synthlang-lm-eval", str(folder), known, f"the synthetic language's lm-eval tasks, seed {seed}")
+
+
+@functools.lru_cache(maxsize=8)
+def task_manager(include_path: str | None = None) -> Any:
+    """lm-eval's TaskManager for `include_path`, built once per process (indexing every task YAML
+    lm-eval ships takes seconds)."""
+    import logging
+
+    from lm_eval.tasks import TaskManager
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    return TaskManager(include_path=include_path)

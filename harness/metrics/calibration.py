@@ -474,17 +474,21 @@ def calibration_summary(logits: NDArray[np.floating], labels: IntArray, n_bins: 
     }
 
 
-# Search interval of log T in `fit_temperature`: T in [e^-5, e^5] ~ [0.0067, 148].
-_LOG_T_BOUNDS = (-5.0, 5.0)
+#: Search interval of T in `fit_temperature`. A calibration split whose predictions are all correct
+#: keeps lowering its NLL as T -> 0, so the fit would sharpen without limit and ruin the test NLL; a
+#: T at a bound is reported as such (the split does not determine it).
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+_LOG_T_BOUNDS = (float(np.log(TEMPERATURE_BOUNDS[0])), float(np.log(TEMPERATURE_BOUNDS[1])))
 
 
 def fit_temperature(logits: FloatArray, labels: IntArray) -> float:
     """The temperature T > 0 that minimises the mean NLL of softmax(logits / T) on a calibration split.
 
     Bounded Brent search (scipy.optimize.minimize_scalar, method "bounded", xatol 1e-7) over log T in
-    [-5, 5]; deterministic. NLL is convex in 1/T, hence unimodal in log T, so the search finds the global
-    minimum within the interval; a model whose NLL keeps falling as T -> 0 (all correct, separable) gets
-    T near e^-5. T > 1 means the model was over-confident. Fit on a split disjoint from the test split.
+    [log 0.05, log 20] (`TEMPERATURE_BOUNDS`); deterministic. NLL is convex in 1/T, hence unimodal in
+    log T, so the search finds the global minimum within the interval; a model whose NLL keeps falling
+    as T -> 0 (every calibration prediction correct) gets T near the lower bound, 0.05. T > 1 means the
+    model was over-confident. Fit on a split disjoint from the test split.
     Example: logits of a calibrated model multiplied by 3 -> T close to 3.
     """
     logits64, labels = check_probs(np.asarray(logits, dtype=np.float64), labels)

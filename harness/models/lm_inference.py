@@ -19,7 +19,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -141,6 +145,21 @@ LM_SPAN_FEATURES = Inference(name="lm-span-features", version=1, capability=Capa
 LM_FLATNESS = Inference(name="lm-flatness", version=1, capability=Capability.CAUSAL_LM, run=_flatness)
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null (third-party output that bypasses Python's sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
     """Run one lm-eval task through its Python API on the loaded model; per-document results.
 
@@ -150,13 +169,11 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
     (`choice_logliks`, -inf padded), lm-eval's own aggregates and stderrs (`aggregate:<name>`,
     `stderr:<name>`) and directions (`higher:<name>`).
     """
-    import logging
-
     import lm_eval
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    from harness.data.lm_eval_source import task_manager
+
     lm = HFLM(
         pretrained=handle.model,
         tokenizer=handle.tokenizer,
@@ -165,15 +182,15 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
         device=str(handle.device),
     )
     try:
-        results = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=[split.name],
-            task_manager=TaskManager(include_path=split.include_path, verbosity="ERROR"),
-            limit=split.limit,
-            log_samples=True,
-            bootstrap_iters=1000,
-            verbosity="ERROR",
-        )
+        with quiet_stderr():  # lm-eval's progress bars and its `git` probe write straight to stderr
+            results = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=[split.name],
+                task_manager=task_manager(split.include_path),
+                limit=split.limit,
+                log_samples=True,
+                bootstrap_iters=1000,
+            )
     except (KeyError, ValueError, FileNotFoundError, ConnectionError) as error:
         raise HarnessError(
             f"lm-evaluation-harness could not run task {split.name!r}: {str(error).splitlines()[0] if str(error) else error!r}",

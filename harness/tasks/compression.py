@@ -55,6 +55,11 @@ class CompressionAdapter:
     def metric_names(self, spec: TaskSpec) -> list[str]:
         return list(CANDIDATE_METRICS)
 
+    def fits(self, spec: TaskSpec, handle: ModelHandle) -> str | None:
+        if spec.dataset.params.get("reference") or handle.card.reference:
+            return None
+        return f"task {spec.name!r} compares a model with its reference: pass --reference PATH (the card names none)"
+
     def resolve(self, spec: TaskSpec, handle: ModelHandle) -> TaskSpec:
         """Without an explicit reference, use the card's reference when its folder sits beside the model."""
         if spec.dataset.params.get("reference") or not handle.card.reference:

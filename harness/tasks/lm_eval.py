@@ -47,9 +47,9 @@ def dynamic_spec(name: str) -> TaskSpec:
 
 def task_metrics(task: str, include_path: str | None = None) -> list[str]:
     """The metric names of an lm-eval task, read from its config (no data is loaded)."""
-    from lm_eval.tasks import TaskManager
+    from harness.data.lm_eval_source import task_manager
 
-    manager = TaskManager(include_path=include_path, verbosity="ERROR")
+    manager = task_manager(include_path)
     if task not in manager.all_tasks:
         from difflib import get_close_matches
 

@@ -20,7 +20,8 @@ FAMILIES.add("digits", "harness.zoo.digits:build")
 FAMILIES.add("minilm", "harness.zoo.minilm:build")
 FAMILIES.add("lm", "harness.zoo.lm:build")
 
-PROFILES = ("full", "tiny")
+#: full: every model; demo: what `harness demo` builds within its time budget; tiny: seconds, for tests
+PROFILES = ("full", "demo", "tiny")
 
 
 def save_checkpoint(folder: Path, files: dict[str, bytes], card: ModelCard) -> Path:

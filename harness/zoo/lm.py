@@ -216,6 +216,17 @@ PLANS: dict[str, Plan] = {
         variant_prefix="synthlang-gpt2-base",
         variants=_variants((30, 50, 70), (50, 70), (8, 4)),
     ),
+    # The demo keeps the optimizer contrast at matched loss (2x64 Adam at step 1250 vs AdamW at step 1500)
+    # in about two minutes of training; its checkpoints are the full profile's, byte for byte.
+    "demo": Plan(
+        runs=(
+            Recipe("synthlang-gpt2-2x64-adamw", 2, 64, 2, steps=1500, save_at=(750, 1000)),
+            Recipe("synthlang-gpt2-2x64-adam", 2, 64, 2, steps=1250, optimizer="adam", save_at=(1000,)),
+        ),
+        reference="synthlang-gpt2-2x64-adamw-step1500",
+        variant_prefix="synthlang-gpt2-demo-base",
+        variants=_variants((50, 70), (50,), (8, 4)),
+    ),
     "tiny": Plan(
         runs=(
             Recipe("synthlang-gpt2-tiny-2x32-adamw", 2, 32, 2, steps=200, lr=3e-3, batch_size=16, save_at=(50,)),

@@ -14,7 +14,8 @@ pooling and normalisation modules) with a card.json whose `reference` names the 
 - minilm-l6-pruned50: unstructured magnitude pruning of every Linear weight matrix: the 50% of
   entries with the smallest |w| in each matrix are set to zero (ties broken by position, so it is
   deterministic); {"method": "magnitude-pruning", "sparsity": 0.5, "scope": "per-matrix"}.
-Profile "full" builds all four (a few seconds each; nothing is trained); profile "tiny" builds only
+Profile "full" builds all four (a few seconds each; nothing is trained); "demo" the base copy and
+minilm-l3 (encoding dominates the demo's time); profile "tiny" builds only
 minilm-l3, the cheapest to evaluate, so tests that run the demo stay short.
 
 Cards leave `trained_on` unset: MiniLM was trained on sentence pairs, not on a Harness suite, and the
@@ -145,12 +146,14 @@ VARIANTS = (
     ),
 )
 TINY = ("minilm-l3",)
+DEMO = ("minilm-l6", "minilm-l3")
 
 
 def build(out: Path, profile: str = "full", on_model: Callable[[str], None] = lambda name: None) -> list[Path]:
     """Write the MiniLM variants of `profile` into out/<name>/ (see the module docstring)."""
     check_profile(profile)
-    variants = [v for v in VARIANTS if profile == "full" or v.name in TINY]
+    keep = {"tiny": TINY, "demo": DEMO}.get(profile)
+    variants = [v for v in VARIANTS if keep is None or v.name in keep]
     base_path = packaged_minilm_path()
     base: Any = None
     folders = []

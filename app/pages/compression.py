@@ -1,0 +1,286 @@
+"""Compression page: the variants of one reference model, quality against sparsity or bits, and the
+divergence metrics (FDTM, SDTM, JS) against the perplexity ratio."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from common import (
+    PLOT_CONFIG,
+    csv_download,
+    direction,
+    metric_caption,
+    model_url,
+    query,
+    safe_file_name,
+    short_name,
+    snapshot,
+)
+from plotly.subplots import make_subplots
+
+DIVERGENCE = (
+    ("fdtm_mean", "FDTM, tokens (higher is better)"),
+    ("sdtm", "SDTM, share (lower is better)"),
+    ("js_mean", "JS divergence, nats (lower is better)"),
+)
+REFERENCE_BITS = 32  # where the uncompressed reference sits on the bits axis
+MARGIN = {"l": 10, "r": 10, "t": 60, "b": 40}
+METHOD_COLOURS = {"none": "#222222", "prune": "#2a6f97", "quantize": "#e76f51"}
+
+
+def variant_label(row: pd.Series, reference: str) -> str:
+    name = short_name(row["model_id"])
+    prefix = short_name(reference)
+    if row["is_reference"]:
+        return "reference"
+    common = 0
+    while common < min(len(name), len(prefix)) and name[common] == prefix[common]:
+        common += 1
+    return name[common:].lstrip("-_.") or name
+
+
+def metric_values(snap: object, variable: str, ids: list[str]) -> pd.DataFrame:
+    task, metric = variable.split("/", 1)
+    rows = query(snap, "board_rows", [task], metric, models=ids)
+    return rows.set_index("model_id")[["value", "ci_low", "ci_high", "higher_is_better"]]
+
+
+def quality_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure:
+    """Two panels: pruned variants against sparsity, quantized variants against bits; the reference as a line."""
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("Pruning: quality against sparsity", "Quantization: quality against bits"),
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+    )
+    reference = data[data["is_reference"]]
+    for col, method in ((1, "prune"), (2, "quantize")):
+        rows = data[data["method"] == method]
+        if method == "prune":
+            rows = rows.assign(x=rows["achieved_sparsity"].fillna(rows["sparsity"]))
+            groups = rows.groupby(rows["scope"].fillna("unspecified"), sort=True)
+        else:
+            rows = rows.assign(x=rows["bits"])
+            groups = rows.groupby(rows["granularity"].fillna("unspecified"), sort=True)
+        for group, part in groups:
+            part = part.sort_values("x")
+            figure.add_trace(
+                go.Scatter(
+                    x=part["x"],
+                    y=part["value"],
+                    mode="lines+markers+text",
+                    text=part["label"],
+                    textposition="top center",
+                    textfont={"size": 10},
+                    name=f"{method}: {group}",
+                    error_y={
+                        "type": "data",
+                        "array": (part["ci_high"] - part["value"]).fillna(0),
+                        "arrayminus": (part["value"] - part["ci_low"]).fillna(0),
+                        "thickness": 1,
+                    },
+                    marker={"size": 9, "color": METHOD_COLOURS[method] if method == "quantize" else None},
+                ),
+                row=1,
+                col=col,
+            )
+        if not reference.empty:  # the reference at sparsity 0 and at 32 bits, with its value as a line
+            ref = reference.iloc[0]
+            figure.add_trace(
+                go.Scatter(
+                    x=[0.0 if method == "prune" else REFERENCE_BITS],
+                    y=[ref["value"]],
+                    mode="markers+text",
+                    text=["reference"],
+                    textposition="bottom center",
+                    textfont={"size": 10},
+                    marker={"symbol": "star", "size": 14, "color": METHOD_COLOURS["none"]},
+                    error_y={"type": "data", "array": [ref["ci_high"] - ref["value"]],
+                             "arrayminus": [ref["value"] - ref["ci_low"]], "thickness": 1},
+                    name="reference",
+                    showlegend=col == 1,
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+            figure.add_hline(y=float(ref["value"]), line={"dash": "dash", "color": "gray"}, row=1, col=col)
+    top = data["achieved_sparsity"].fillna(data["sparsity"]).max()
+    right = float(top) + 0.1 if pd.notna(top) else 1.0
+    figure.update_xaxes(title_text="sparsity (share of zero weights)", range=[-0.06, right], row=1, col=1)
+    figure.update_xaxes(
+        title_text="bits per weight (log scale)",
+        type="log",
+        autorange="reversed",
+        tickvals=[2, 3, 4, 6, 8, 16, 32],
+        row=1,
+        col=2,
+    )
+    figure.update_yaxes(title_text=f"{quality} ({direction(higher)})", row=1, col=1)
+    figure.update_layout(height=460, margin=MARGIN, legend_title_text="variant")
+    return figure
+
+
+def bar_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure:
+    """Quality of every variant (and the reference) as bars, for methods without a numeric axis."""
+    figure = go.Figure(
+        go.Bar(
+            x=[f"{label} ({method})" for label, method in zip(data["label"], data["method"], strict=True)],
+            y=data["value"],
+            marker_color=[METHOD_COLOURS.get(m, "#8d99ae") for m in data["method"]],
+            error_y={
+                "type": "data",
+                "array": (data["ci_high"] - data["value"]).fillna(0),
+                "arrayminus": (data["value"] - data["ci_low"]).fillna(0),
+            },
+        )
+    )
+    figure.update_layout(
+        title="Quality per variant", yaxis_title=f"{quality} ({direction(higher)})", height=420, margin=MARGIN
+    )
+    return figure
+
+
+def divergence_chart(data: pd.DataFrame) -> go.Figure:
+    figure = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title in DIVERGENCE], horizontal_spacing=0.08)
+    for col, (metric, _) in enumerate(DIVERGENCE, start=1):
+        for method, part in data.groupby("method", sort=True):
+            figure.add_trace(
+                go.Scatter(
+                    x=part["ppl_ratio"],
+                    y=part[metric],
+                    mode="markers+text",
+                    text=part["label"],
+                    textposition="top center",
+                    textfont={"size": 9},
+                    name=str(method),
+                    legendgroup=str(method),
+                    showlegend=col == 1,
+                    marker={"size": 9, "color": METHOD_COLOURS.get(str(method))},
+                    error_y={
+                        "type": "data",
+                        "array": (part[f"{metric}_ci_high"] - part[metric]).fillna(0),
+                        "arrayminus": (part[metric] - part[f"{metric}_ci_low"]).fillna(0),
+                        "thickness": 1,
+                    },
+                ),
+                row=1,
+                col=col,
+            )
+        figure.add_vline(x=1.0, line={"dash": "dot", "color": "lightgray"}, row=1, col=col)
+        figure.update_xaxes(title_text="perplexity ratio (1 = unchanged)", row=1, col=col)
+    figure.update_layout(height=460, margin=MARGIN, legend_title_text="method")
+    figure.update_annotations(font_size=13)
+    return figure
+
+
+snap = snapshot()
+st.title("Compression")
+st.caption(
+    "Compressed variants of one reference model (cards with `reference` and `compression` fields), compared "
+    "with the reference teacher-forced on its own greedy continuations (task `compression`)."
+)
+references = query(snap, "compression_references")
+if references.empty:
+    st.info(
+        "No model card in the store names a reference model, so there is nothing to compare. Compressed variants "
+        "carry `reference` and `compression` on their cards (see `harness zoo build --family lm`)."
+    )
+    st.stop()
+reference = st.selectbox(
+    "Reference model",
+    references["reference"].tolist(),
+    key="reference",
+    bind="query-params",
+)
+variants = query(snap, "compression_variants", reference)
+variants = variants.assign(label=[variant_label(row, reference) for _, row in variants.iterrows()])
+ids = variants["model_id"].tolist()
+if not variants["is_reference"].any():
+    st.warning(f"The reference `{reference}` itself is not in the store: only its variants are shown.")
+else:
+    st.markdown(f"Reference: [{reference}]({model_url(reference)})")
+
+catalog = query(snap, "metric_catalog", models=ids)
+options = [f"{t}/{m}" for t, m in zip(catalog["task"], catalog["metric"], strict=True)]
+st.subheader("Quality against compression")
+if not options:
+    st.info("None of these models has a ranked run yet.")
+    st.stop()
+preferred = ["synth_mc/lm_eval.acc", "synth_blimp/lm_eval.acc", "lm_loss/loss_nats", "compression/top1_agreement"]
+quality = st.selectbox(
+    "Quality metric",
+    options,
+    index=next((options.index(p) for p in preferred if p in options), 0),
+    key="quality",
+    bind="query-params",
+)
+values = metric_values(snap, quality, ids)
+data = variants.join(values, on="model_id", how="inner")
+info = catalog.assign(variable=catalog["task"] + "/" + catalog["metric"]).set_index("variable").loc[quality]
+st.markdown(metric_caption(quality, info["higher_is_better"], info["convention"]))
+if data.empty:
+    st.info(f"No variant of {reference} has `{quality}`.")
+else:
+    if data["method"].isin(["prune", "quantize"]).any():
+        st.plotly_chart(quality_chart(data, quality, info["higher_is_better"]), config=PLOT_CONFIG, key="chart-quality")
+        st.caption(
+            "Error bars: 95% CIs. Star and dashed line: the uncompressed reference (at sparsity 0 and 32 bits). "
+            "Sparsity is the achieved one when the card has it."
+        )
+    if not data["method"].isin(["prune", "quantize", "none"]).all():
+        st.plotly_chart(bar_chart(data, quality, info["higher_is_better"]), config=PLOT_CONFIG, key="chart-other")
+        st.caption("Variants compressed by other methods (neither pruning nor quantization); error bars: 95% CIs.")
+
+st.subheader("Where perplexity hides damage")
+st.caption(
+    "Each point is a variant. A perplexity ratio near 1 can hide large token-level divergence: FDTM (how soon the "
+    "greedy continuation diverges), SDTM (share of divergent tokens) and the Jensen-Shannon divergence of the "
+    "next-token distributions show the damage that the averaged perplexity smooths over."
+)
+divergence = variants.set_index("model_id")[["label", "method", "sparsity", "bits", "is_reference"]]
+found = True
+for metric in ("ppl_ratio", *(m for m, _ in DIVERGENCE)):
+    rows = query(snap, "board_rows", ["compression"], metric, models=ids)
+    if rows.empty:
+        found = False
+        break
+    frame = rows.set_index("model_id")[["value", "ci_low", "ci_high"]]
+    divergence = divergence.join(frame.add_prefix(f"{metric}_").rename(columns={f"{metric}_value": metric}))
+divergence = divergence.dropna(subset=["ppl_ratio"]) if found else divergence.iloc[0:0]
+if divergence.empty:
+    st.info(f"No `compression` task runs for the variants of {reference}: run `harness eval --tasks compression`.")
+else:
+    st.plotly_chart(divergence_chart(divergence), config=PLOT_CONFIG, key="chart-divergence")
+
+st.subheader("Variants")
+table = variants.drop(columns=["compression"]).merge(
+    data[["model_id", "value", "ci_low", "ci_high"]].rename(
+        columns={"value": quality, "ci_low": f"{quality} CI low", "ci_high": f"{quality} CI high"}
+    ),
+    on="model_id",
+    how="left",
+)
+if not divergence.empty:
+    table = table.merge(
+        divergence.drop(columns=["label", "method", "sparsity", "bits", "is_reference"]),
+        left_on="model_id",
+        right_index=True,
+        how="left",
+    )
+shown = table.assign(model=[model_url(m, "compression") for m in table["model_id"]])
+st.dataframe(
+    shown.drop(columns=["model_id", "name"]),
+    hide_index=True,
+    width="stretch",
+    column_order=["model", *[c for c in shown.columns if c not in ("model", "model_id", "name")]],
+    column_config={"model": st.column_config.LinkColumn("model", display_text=r"model=([^&]*)")},
+)
+csv_download(table, safe_file_name("compression", short_name(reference), quality), key="download-variants")
+if reference in ids and (catalog["task"] == "compression-components").any():
+    st.page_link(
+        "pages/model.py",
+        label="Per-component sensitivity of the reference (task compression-components)",
+        icon=":material/bar_chart:",
+        query_params={"model": reference, "task": "compression-components"},
+    )

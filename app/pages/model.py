@@ -1,0 +1,379 @@
+"""Model page: card, provenance, every metric, and the task artifacts as charts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from common import (
+    EMPTY_STORE,
+    PLOT_CONFIG,
+    csv_download,
+    direction,
+    human_count,
+    metric_caption,
+    model_url,
+    page_url,
+    query,
+    safe_file_name,
+    short_name,
+    snapshot,
+)
+from plotly.subplots import make_subplots
+
+MARGIN = {"l": 10, "r": 10, "t": 50, "b": 40}
+
+
+def card_summary(card: dict[str, Any], model_id: str, row: pd.Series) -> None:
+    cols = st.columns([2, 1, 1, 1])
+    cols[0].metric("Family", card.get("family") or "unknown")
+    cols[1].metric("Parameters", human_count(card.get("n_parameters")))
+    loss = card.get("pretrain_loss_nats")
+    if loss is not None:
+        cols[2].metric("Pre-training loss (card)", f"{loss:.4f} nats", help="self-reported on the model card")
+    elif card.get("train_loss_nats") is not None:
+        cols[2].metric("Training loss (card)", f"{card['train_loss_nats']:.4f} nats", help="final training loss")
+    else:
+        cols[2].metric("Training loss (card)", "not reported")
+    cols[3].metric("Runs", f"{int(row['runs'])}", help=f"{int(row['unranked_runs'])} made with --limit (never ranked)")
+    facts = [f"**kind** `{card.get('kind', 'unknown')}`"]
+    if card.get("trained_on"):
+        facts.append(f"**trained on** `{card['trained_on']}`")
+    if card.get("reference"):
+        facts.append(f"**reference** [{card['reference']}]({model_url(card['reference'])})")
+    if card.get("compression"):
+        text = ", ".join(f"{k}={v}" for k, v in card["compression"].items())
+        facts.append(f"**compression** {text} ([variants]({page_url('compression', reference=card['reference'])}))")
+    if card.get("tags"):
+        facts.append("**tags** " + " ".join(f"`{t}`" for t in card["tags"]))
+    st.markdown(" · ".join(facts))
+    if card.get("description"):
+        st.caption(card["description"])
+    if card.get("recipe"):
+        st.markdown("**recipe** " + " · ".join(f"{k} `{v}`" for k, v in card["recipe"].items()))
+    with st.expander("Model card (JSON)"):
+        st.json(card, expanded=True)
+
+
+def runs_table(model_id: str, runs: pd.DataFrame) -> None:
+    st.subheader("Runs")
+    status = [
+        "ranked (newest)" if latest else ("ranked, superseded" if ranked else f"not ranked: --limit {int(limit)}")
+        for latest, ranked, limit in zip(runs["latest_ranked"], runs["ranked"], runs["sample_limit"], strict=True)
+    ]
+    shown = pd.DataFrame(
+        {
+            "task": runs["task"],
+            "status": status,
+            "main metric": runs["main_metric"],
+            "value": runs["value"],
+            "CI low": runs["ci_low"],
+            "CI high": runs["ci_high"],
+            "direction": runs["higher_is_better"].map(direction),
+            "n": runs["n"],
+            "seed": runs["seed"],
+            "created": runs["created_at"],
+            "run": runs["run_id"],
+        }
+    )
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "value": st.column_config.NumberColumn(format="%.4f"),
+            "CI low": st.column_config.NumberColumn("95% CI low", format="%.4f"),
+            "CI high": st.column_config.NumberColumn("95% CI high", format="%.4f"),
+        },
+    )
+    st.caption("Runs made with `--limit` evaluate only the first N samples of each split: shown here, never ranked.")
+    csv_download(runs, safe_file_name("runs", short_name(model_id)), key="download-runs")
+
+
+def every_metric(snap: object, model_id: str, runs: pd.DataFrame) -> None:
+    """Every metric of the newest ranked run of each task (or the newest run where none is ranked)."""
+    st.subheader("Every metric")
+    chosen = runs.sort_values(["task", "latest_ranked", "created_at"], ascending=[True, False, False])
+    chosen = chosen.drop_duplicates("task")
+    frames = []
+    for task, run_id, ranked in zip(chosen["task"], chosen["run_id"], chosen["ranked"], strict=True):
+        frame = query(snap, "run_metric_table", run_id)
+        frames.append(frame.assign(task=task, ranked=bool(ranked)))
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if table.empty:
+        st.info("No metrics.")
+        return
+    table["direction"] = table["higher_is_better"].map(direction)
+    shown = table[
+        ["task", "metric", "value", "ci_low", "ci_high", "ci_method", "n", "direction", "convention", "ranked"]
+    ]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(shown), 420),
+        column_config={
+            "value": st.column_config.NumberColumn(format="%.4f"),
+            "ci_low": st.column_config.NumberColumn("95% CI low", format="%.4f"),
+            "ci_high": st.column_config.NumberColumn("95% CI high", format="%.4f"),
+            "ci_method": st.column_config.TextColumn("interval", help="bootstrap, stderr or none"),
+            "convention": st.column_config.TextColumn("convention", width="large"),
+        },
+    )
+    csv_download(shown, safe_file_name("metrics", short_name(model_id)), key="download-metrics")
+
+
+def provenance(details: dict[str, Any]) -> None:
+    prov = details["provenance"]
+    with st.expander("Provenance: harness version, commit, hardware, data fingerprints, parameters"):
+        left, right = st.columns(2)
+        left.markdown(
+            "\n".join(
+                [
+                    f"- **source** {prov.get('source')}; **harness** {prov.get('harness_version')}; "
+                    f"**commit** `{prov.get('git_commit') or 'unknown'}`",
+                    f"- **created** {prov.get('created_at')}; **duration** {prov.get('duration_s', 0):.1f} s",
+                    f"- **python** {prov.get('python')}; **platform** {prov.get('platform')}",
+                    f"- **seed** {details['seed']}; **--limit** {details['sample_limit'] or 'none (ranked)'}",
+                    f"- **checkpoint sha256** `{details['checkpoint_hash']}`",
+                    f"- **task spec hash** `{details['spec_hash']}`",
+                    f"- **submission file** `{details['file'] or 'n/a'}`",
+                ]
+            )
+        )
+        if prov.get("command"):
+            left.code(prov["command"], language="bash")
+        right.markdown("**Dataset fingerprints (sha256 per split)**")
+        right.json(details["dataset_fingerprints"])
+        right.markdown("**Task parameters**")
+        right.json(details["parameters"])
+        if prov.get("hardware") or prov.get("packages"):
+            right.markdown("**Hardware and packages**")
+            right.json({"hardware": prov.get("hardware", {}), "packages": prov.get("packages", {})}, expanded=False)
+
+
+# --------------------------------------------------------------------------- artifact charts
+
+
+def reliability_chart(bins: dict[str, Any], scaled: dict[str, Any] | None) -> go.Figure:
+    """Accuracy per confidence bin (bars) against the diagonal, before and (when stored) after scaling."""
+    panels = [("before temperature scaling", bins)] + ([("after temperature scaling", scaled)] if scaled else [])
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[p for p, _ in panels], shared_yaxes=True)
+    for col, (_, data) in enumerate(panels, start=1):
+        frame = pd.DataFrame(data)
+        frame = frame[frame["count"] > 0]
+        centres = (frame["lower"] + frame["upper"]) / 2
+        figure.add_trace(
+            go.Scatter(
+                x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", showlegend=col == 1,
+                line={"dash": "dash", "color": "gray"},
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+        figure.add_trace(
+            go.Bar(
+                x=centres,
+                y=frame["accuracy"],
+                width=(frame["upper"] - frame["lower"]) * 0.92,
+                name="accuracy in bin",
+                showlegend=col == 1,
+                marker_color="#4c78a8",
+                opacity=0.8,
+                customdata=frame[["count", "confidence"]],
+                hovertemplate="bin centre %{x:.2f}<br>accuracy %{y:.3f}<br>mean confidence %{customdata[1]:.3f}"
+                "<br>%{customdata[0]} samples<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=centres, y=frame["confidence"], mode="markers", name="mean confidence in bin", showlegend=col == 1,
+                marker={"size": 7, "color": "#e45756"},
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+        figure.update_xaxes(title_text="top-label confidence (max softmax)", range=[0, 1], row=1, col=col)
+    figure.update_yaxes(title_text="accuracy in bin", range=[0, 1.02], row=1, col=1)
+    figure.update_layout(
+        title="Reliability diagram (15 equal-width bins (a, b]; empty bins hidden)",
+        height=450,
+        margin={**MARGIN, "t": 85},
+    )
+    return figure
+
+
+def roc_chart(roc: dict[str, Any], score: str, groups: dict[str, str]) -> go.Figure:
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "gray"}))
+    for name, tpr in roc["tpr"][score].items():
+        group = groups.get(name, "")
+        figure.add_trace(
+            go.Scatter(
+                x=roc["fpr"],
+                y=tpr,
+                mode="lines",
+                name=f"{name} ({group}-OOD)" if group else name,
+                line={"dash": "solid" if group == "near" else "dashdot"},
+            )
+        )
+    figure.add_hline(
+        y=0.95,
+        line={"dash": "dot", "color": "gray"},
+        annotation_text="TPR 95%: each curve crosses it at its FPR@95TPR",
+        annotation_position="bottom right",
+    )
+    figure.update_layout(
+        title=f"ROC per OOD set, score {score} (higher score = more in-distribution)",
+        xaxis_title="FPR: share of OOD samples accepted",
+        yaxis_title="TPR: share of ID samples kept",
+        height=430,
+        margin=MARGIN,
+    )
+    return figure
+
+
+def per_class_chart(per_class: dict[str, Any]) -> go.Figure:
+    frame = pd.DataFrame(per_class).reset_index(names="class")
+    frame["label"] = [f"{c}<br>({n} train)" for c, n in zip(frame["class"], frame["train_count"], strict=True)]
+    colours = {"many": "#2a6f97", "medium": "#61a5c2", "few": "#f4a261"}
+    figure = go.Figure()
+    for group in ("many", "medium", "few"):
+        rows = frame[frame["group"] == group]
+        if rows.empty:
+            continue
+        figure.add_trace(
+            go.Bar(
+                x=rows["label"],
+                y=rows["accuracy"],
+                text=[f"{a:.2f}" for a in rows["accuracy"]],
+                textposition="outside",
+                name=f"{group}-shot",
+                marker_color=colours[group],
+                customdata=rows["train_count"],
+                hovertemplate="class %{x}<br>accuracy %{y:.3f}<br>%{customdata} training samples<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        title="Per-class accuracy (colour: shot group by number of training samples)",
+        xaxis_title="class (training samples)",
+        yaxis_title="accuracy (balanced test split)",
+        height=400,
+        margin=MARGIN,
+    )
+    figure.update_yaxes(range=[0, 1.12])
+    figure.update_xaxes(categoryorder="array", categoryarray=frame["label"].tolist())
+    return figure
+
+
+def histogram_chart(counts: list[int]) -> go.Figure:
+    figure = go.Figure(go.Bar(x=list(range(len(counts))), y=counts, marker_color="#6d597a"))
+    figure.update_layout(
+        title="First divergent token per prompt (teacher-forced; N = no divergence)",
+        xaxis_title="position of the first divergent token",
+        yaxis_title="prompts",
+        height=360,
+        margin=MARGIN,
+    )
+    return figure
+
+
+def ranking_chart(ranking: list[dict[str, Any]]) -> go.Figure:
+    frame = pd.DataFrame(ranking)
+    figure = go.Figure(go.Bar(x=frame["fdtm_mean"], y=frame["component"], orientation="h", marker_color="#b56576"))
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(
+        title="Component sensitivity: mean first divergent token when compressed alone (lower = more sensitive)",
+        xaxis_title="FDTM (tokens)",
+        height=140 + 22 * len(frame),
+        margin=MARGIN,
+    )
+    return figure
+
+
+def artifacts(snap: object, run_id: str, names: list[str]) -> None:
+    shown = False
+    if "reliability" in names:
+        bins = query(snap, "run_artifact", run_id, "reliability")
+        scaled = query(snap, "run_artifact", run_id, "reliability_ts") if "reliability_ts" in names else None
+        st.plotly_chart(reliability_chart(bins, scaled), config=PLOT_CONFIG, key="chart-reliability")
+        st.caption("ECE is the count-weighted mean gap between the bars (accuracy) and the dots (confidence).")
+        shown = True
+    if "roc" in names:
+        roc = query(snap, "run_artifact", run_id, "roc")
+        groups = query(snap, "run_artifact", run_id, "ood_groups") or {}
+        scores = list(roc["tpr"])
+        score = st.selectbox(
+            "OOD score",
+            scores,
+            index=scores.index("energy") if "energy" in scores else 0,
+            key="score",
+            bind="query-params",
+        )
+        st.plotly_chart(roc_chart(roc, score, groups), config=PLOT_CONFIG, key="chart-roc")
+        st.caption(
+            "AUROC (area under each curve): higher is better. FPR@95TPR: lower is better; the share of OOD samples "
+            "accepted at the threshold that keeps 95% of ID samples, where a curve crosses the dotted line."
+        )
+        shown = True
+    if "per_class" in names:
+        st.plotly_chart(
+            per_class_chart(query(snap, "run_artifact", run_id, "per_class")), config=PLOT_CONFIG, key="chart-per-class"
+        )
+        shown = True
+    if "fdt_histogram" in names:
+        st.plotly_chart(
+            histogram_chart(query(snap, "run_artifact", run_id, "fdt_histogram")), config=PLOT_CONFIG, key="chart-fdt"
+        )
+        shown = True
+    if "ranking" in names:
+        st.plotly_chart(
+            ranking_chart(query(snap, "run_artifact", run_id, "ranking")), config=PLOT_CONFIG, key="chart-rank"
+        )
+        shown = True
+    if not shown:
+        st.caption("This run stores no artifact with a chart (" + (", ".join(names) or "no artifacts") + ").")
+
+
+snap = snapshot()
+st.title("Model")
+models = query(snap, "model_table")
+if models.empty:
+    st.info(EMPTY_STORE)
+    st.stop()
+ids = models["model_id"].tolist()
+model_id = st.selectbox("Model", ids, key="model", bind="query-params")
+row = models.set_index("model_id").loc[model_id]
+card = query(snap, "model_card", model_id) or {}
+st.header(model_id)
+card_summary(card, model_id, row)
+runs = query(snap, "model_runs", model_id)
+if runs.empty:
+    st.info("This model has no runs.")
+    st.stop()
+runs_table(model_id, runs)
+every_metric(snap, model_id, runs)
+
+st.subheader("Task details")
+tasks = sorted(runs["task"].unique())
+task = st.selectbox("Task", tasks, key="task", bind="query-params")
+task_runs = runs[runs["task"] == task].sort_values(["latest_ranked", "created_at"], ascending=[False, False])
+run = task_runs.iloc[0]
+label = "newest ranked run" if run["latest_ranked"] else f"newest run (not ranked: --limit {int(run['sample_limit'])})"
+st.caption(f"Run `{run['run_id']}` ({label})")
+st.page_link(
+    "pages/ranking.py", label=f"Leaderboard of {task}", icon=":material/leaderboard:", query_params={"task": task}
+)
+metrics = query(snap, "run_metric_table", run["run_id"])
+main = metrics[metrics["metric"] == run["main_metric"]]
+if not main.empty:
+    st.markdown(
+        "Main metric "
+        + metric_caption(run["main_metric"], main["higher_is_better"].iloc[0], main["convention"].iloc[0])
+    )
+details = query(snap, "run_details", run["run_id"])
+if details is not None:
+    artifacts(snap, run["run_id"], details["artifacts"])
+    provenance(details)

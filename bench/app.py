@@ -1,0 +1,171 @@
+"""Bench: the leaderboard app on a synthetic store of 10,000 models x 20 tasks (about a million metric rows).
+
+Targets (issue 7): the leaderboard page renders in under 2 s; the DuckDB leaderboard query takes under
+100 ms at 1,000,000 metric rows.
+
+- store: `harness.synthetic.synthetic_store` (bulk insert; no bootstrap distributions, so ranks use
+  the CI rule; a leaderboard of 10,000 models is over the paired-test limit anyway).
+- queries: `Store.leaderboard` (the CLI's query), `Store.board_rows` and `Store.ranked_leaderboard`
+  (the page's query plus significance-aware ranks), warm, best of 5.
+- page: the Leaderboard page (10,000-row table of the first task, CI chart, sidebar counts) run by
+  streamlit's AppTest in a fresh process: the first visit (empty caches: opens the store and runs every
+  query) and a second visit (cached query results). The app's `common` module would clash with
+  bench/common.py in one process, hence the subprocess. With Chromium installed, also the time from
+  navigation to the end of the script run in a real browser (Streamlit's script state), first visit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+N_MODELS, N_TASKS = 10_000, 20
+
+RENDER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from streamlit.testing.v1 import AppTest
+    os.environ["HARNESS_STORE"] = sys.argv[1]
+    times = []
+    app = AppTest.from_file(sys.argv[2], default_timeout=300)
+    for _ in range(3):
+        started = time.perf_counter()
+        app.run()
+        times.append(time.perf_counter() - started)
+        assert not app.exception, [e.value for e in app.exception]
+    rows = len(app.dataframe[0].value)
+    print(json.dumps({"first": times[0], "cached": min(times[1:]), "rows": rows}))
+    """
+)
+
+
+def render_times(store: Path) -> dict[str, float]:
+    """First and cached run of the leaderboard page in a fresh process (AppTest)."""
+    output = subprocess.run(
+        [sys.executable, "-c", RENDER, str(store), str(ROOT / "app" / "leaderboard.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
+    result: dict[str, float] = json.loads(output.stdout.strip().splitlines()[-1])
+    return result
+
+
+def browser_times(store: Path, other_task: str) -> tuple[float, float] | None:
+    """Seconds from navigation to the end of the script run in headless Chromium (None without Chromium):
+    the first visit of a fresh server, then a visit of another task's leaderboard (its queries not cached)."""
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        return None
+    import socket
+    import urllib.request
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "leaderboard.py"), "--server.headless", "true",
+        "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--", "--store", str(store),
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1440,1000", "--no-first-run"):
+        options.add_argument(flag)
+    driver = None
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        started = time.perf_counter()
+        driver.get(f"http://127.0.0.1:{port}/")
+
+        def done(d: object) -> bool:
+            apps = d.find_elements(By.CSS_SELECTOR, '[data-testid="stApp"]')  # type: ignore[attr-defined]
+            return (
+                bool(apps)
+                and apps[0].get_attribute("data-test-script-state") == "notRunning"
+                and bool(
+                    d.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"]')  # type: ignore[attr-defined]
+                )
+            )
+
+        WebDriverWait(driver, 300, poll_frequency=0.05).until(done)
+        first = time.perf_counter() - started
+        driver.get("about:blank")
+        started = time.perf_counter()
+        driver.get(f"http://127.0.0.1:{port}/?task={other_task}")
+        WebDriverWait(driver, 300, poll_frequency=0.05).until(done)
+        return first, time.perf_counter() - started
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def run() -> list:  # type: ignore[type-arg]
+    from common import Row, best_of, timer
+
+    from harness.store import open_store
+    from harness.synthetic import synthetic_store
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "synthetic.duckdb"
+        with timer() as t:
+            synthetic_store(path, N_MODELS, N_TASKS, seed=0, bulk=True)
+        with open_store(path, read_only=True) as store:
+            counts = store.summary()
+            task, other_task = store.tasks()[:2]
+            rows.append(
+                Row("app", f"build synthetic store ({counts['models']:,} models, {counts['metrics']:,} metric rows)",
+                    t[0], "s")
+            )  # fmt: skip
+            board = store.leaderboard(task)
+            assert len(board) == N_MODELS, len(board)
+            seconds = best_of(lambda: store.leaderboard(task), repeat=5)
+            ok = counts["metrics"] >= 1_000_000 and seconds < 0.1
+            rows.append(Row("app", f"Store.leaderboard({task!r}): {len(board):,} models", seconds * 1000, "ms",
+                            "< 100 ms at 1M metric rows", ok))  # fmt: skip
+            seconds = best_of(lambda: store.board_rows([task]), repeat=5)
+            rows.append(Row("app", "Store.board_rows (the page's query)", seconds * 1000, "ms"))
+            seconds = best_of(lambda: store.ranked_leaderboard(task), repeat=3)
+            rows.append(Row("app", "Store.ranked_leaderboard (query + significance ranks)", seconds * 1000, "ms"))
+        times = render_times(path)
+        rows.append(Row("app", f"leaderboard page, first visit ({int(times['rows']):,}-row table, AppTest)",
+                        times["first"], "s", "< 2 s", times["first"] < 2.0))  # fmt: skip
+        rows.append(Row("app", "leaderboard page, cached queries (AppTest)", times["cached"], "s", "< 2 s",
+                        times["cached"] < 2.0))  # fmt: skip
+        browser = browser_times(path, other_task)
+        if browser is not None:
+            rows.append(Row("app", "leaderboard page in headless Chromium, fresh server (imports included)",
+                            browser[0], "s"))  # fmt: skip
+            rows.append(Row("app", "leaderboard page in headless Chromium, another task (queries not cached)",
+                            browser[1], "s", "< 2 s", browser[1] < 2.0))  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    from common import print_table
+
+    print_table(run(), "bench/app.py")
