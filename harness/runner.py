@@ -220,7 +220,14 @@ class Runner:
         arrays: Arrays = inference.run(
             handle, split, InferenceOptions(batch_size=self.options.batch_size, advance=advance, params=params)
         )
-        self.cache.put(key, arrays)
+        try:
+            self.cache.put(key, arrays)
+        except OSError as error:
+            raise HarnessError(
+                f"cannot write the output cache ({error.strerror})",
+                where=str(self.cache.root),
+                fix="free disk space or point HARNESS_CACHE_DIR (--cache-dir) at a writable folder",
+            ) from None
         return SplitOutputs(split, arrays), False
 
     def _add_task(self, description: str, total: int) -> Any:
@@ -277,7 +284,14 @@ def run_and_record(
                 raise
             on_error(handle, error)
             continue
-        path = write_submission(out, result.submission, result.samples) if out is not None else None
+        try:
+            path = write_submission(out, result.submission, result.samples) if out is not None else None
+        except OSError as error:
+            raise HarnessError(
+                f"cannot write the submission of {handle.card.model_id} ({error.strerror})",
+                where=str(error.filename or out),
+                fix="free disk space or choose a writable --out; submissions written before are intact",
+            ) from None
         if store_path is not None:
             with open_store(store_path) as store:
                 store.ingest([(result.submission, str(path) if path else None)])

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from harness.errors import HarnessError
 from harness.metrics import metric_info
@@ -81,6 +83,13 @@ class Store:
         try:
             written = sum(self._ingest_one(submission, file) for submission, file in submissions)
             db.commit()
+        except duckdb.Error as error:
+            db.rollback()
+            raise HarnessError(
+                f"the store could not be written ({str(error).splitlines()[0]}); nothing of this batch was stored",
+                where=str(self.path),
+                fix="free disk space or check the store's permissions; earlier results are intact",
+            ) from None
         except BaseException:
             db.rollback()
             raise
@@ -701,28 +710,76 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
             fix="pass a DuckDB file written by harness (or a new path); `harness ingest --rebuild` recreates one",
         )
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise HarnessError(f"cannot create the store's folder: {error.strerror}", where=str(path.parent)) from None
+    # Writers take a cross-process file lock (released by the OS if the process dies), so several
+    # `harness eval` processes sharing one store take turns instead of failing.
+    lock = FileLock(f"{path}.lock") if not read_only else None
+    if lock is not None:
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except Timeout:
+            raise HarnessError(
+                f"another process has held the store for more than {LOCK_TIMEOUT_S:.0f} s",
+                where=str(path),
+                fix="wait for it to finish, or raise HARNESS_STORE_LOCK_TIMEOUT",
+            ) from None
+        except OSError as error:
+            raise HarnessError(
+                f"cannot write next to the store ({error.strerror})",
+                where=str(path),
+                fix="the store's folder must be writable; use --store with a writable path",
+            ) from None
     try:
-        # Never let DuckDB fetch extensions (it would, for example, to read a SQLite file).
-        config: dict[str, str | bool | int | float | list[str]] = {
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-        }
-        connection = duckdb.connect(str(path), read_only=read_only, config=config)
-    except duckdb.Error as error:
-        raise HarnessError(
-            f"cannot open the results store: {str(error).splitlines()[0]}",
-            where=str(path),
-            fix="pass a DuckDB file written by harness (or a new path); `harness ingest --rebuild` recreates one",
-        ) from None
-    store = Store(connection, path, read_only)
-    try:
-        if not read_only:
-            connection.execute(SCHEMA)
-            connection.execute("INSERT OR REPLACE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
-        yield store
+        connection = _connect(path, read_only)
+        store = Store(connection, path, read_only)
+        try:
+            if not read_only:
+                connection.execute(SCHEMA)
+                connection.execute("INSERT OR REPLACE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
+            yield store
+        finally:
+            store.close()
     finally:
-        store.close()
+        if lock is not None:
+            lock.release()
+
+
+#: how long a writer waits for the store (another writer, or a reader holding DuckDB's file lock)
+LOCK_TIMEOUT_S = float(os.environ.get("HARNESS_STORE_LOCK_TIMEOUT", "600"))
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Connect, retrying while another process holds DuckDB's own file lock (e.g. the app reading)."""
+    # Never let DuckDB fetch extensions (it would, for example, to read a SQLite file).
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.Error as error:
+            message = str(error).splitlines()[0]
+            if "lock" in message.lower() and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if "read-only" in message.lower() or "permission" in message.lower():
+                raise HarnessError(
+                    f"the store is not writable: {message}",
+                    where=str(path),
+                    fix="use --store with a writable path (earlier results in this file are untouched)",
+                ) from None
+            raise HarnessError(
+                f"cannot open the results store: {message}",
+                where=str(path),
+                fix="pass a DuckDB file written by harness (or a new path); `harness ingest --rebuild` recreates one",
+            ) from None
 
 
 def is_duckdb_file(path: Path) -> bool:

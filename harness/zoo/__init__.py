@@ -43,7 +43,8 @@ def save_checkpoint(folder: Path, files: dict[str, bytes], card: ModelCard) -> P
 
 def zoo_models(folder: Path) -> list[Path]:
     """Checkpoint folders of a built zoo (those with a card.json), sorted by name."""
-    return sorted(p.parent for p in folder.glob("*/card.json"))
+    # Folders starting with "." are checkpoints still being written (see save_checkpoint).
+    return sorted(p.parent for p in folder.glob("*/card.json") if not p.parent.name.startswith("."))
 
 
 def check_profile(profile: str) -> None:
