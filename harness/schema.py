@@ -95,10 +95,15 @@ class TaskSpec(_Strict):
     license: str | None = None
 
     def spec_hash(self) -> str:
-        """sha256 of the spec as declared. A model-dependent dataset parameter (the `reference` of a
-        compression task, filled in per model) is left out: the dataset fingerprints identify it."""
-        payload = self.model_dump(mode="json")
-        payload["dataset"]["params"].pop("reference", None)
+        """sha256 of what determines a task's results: fields at their defaults, the description,
+        the license and `demo_models_tagged` are left out (so adding an optional field or rewording a
+        description keeps earlier submissions valid), and so is a model-dependent dataset parameter
+        (the `reference` of a compression task, filled in per model; the dataset fingerprints
+        identify it)."""
+        payload = self.model_dump(
+            mode="json", exclude_defaults=True, exclude={"description", "license", "demo_models_tagged"}
+        )
+        payload.get("dataset", {}).get("params", {}).pop("reference", None)
         return canonical_hash(payload)
 
 

@@ -331,10 +331,18 @@ def test_fitted_temperature_minimises_nll() -> None:
     fitted = cal.fit_temperature(logits, labels)
     best = mean_nll(logits, labels, fitted)
     assert best < mean_nll(logits, labels, 1.0)
-    for t in np.exp(np.linspace(-4, 4, 81)):
+    low, high = cal.TEMPERATURE_BOUNDS
+    for t in np.exp(np.linspace(np.log(low), np.log(high), 81)):
         assert best <= mean_nll(logits, labels, float(t)) + 1e-9
     # Deterministic.
     assert cal.fit_temperature(logits, labels) == fitted
+
+
+def test_a_perfectly_classified_calibration_split_puts_t_at_the_lower_bound() -> None:
+    logits = np.array([[5.0, 0.0, 0.0], [0.0, 4.0, 1.0], [1.0, 0.0, 3.0]])
+    labels = np.array([0, 1, 2])  # every prediction correct: the NLL keeps falling as T -> 0
+    # The NLL reaches 0 in float64 just above the bound: T stops where it stops changing.
+    assert cal.fit_temperature(logits, labels) < 1.2 * cal.TEMPERATURE_BOUNDS[0]
 
 
 def test_temperature_scaled_metrics_use_the_calibration_split() -> None:

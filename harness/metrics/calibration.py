@@ -477,7 +477,7 @@ def calibration_summary(logits: NDArray[np.floating], labels: IntArray, n_bins: 
 #: Search interval of T in `fit_temperature`. A calibration split whose predictions are all correct
 #: keeps lowering its NLL as T -> 0, so the fit would sharpen without limit and ruin the test NLL; a
 #: T at a bound is reported as such (the split does not determine it).
-TEMPERATURE_BOUNDS = (0.05, 20.0)
+TEMPERATURE_BOUNDS = (0.05, 100.0)
 _LOG_T_BOUNDS = (float(np.log(TEMPERATURE_BOUNDS[0])), float(np.log(TEMPERATURE_BOUNDS[1])))
 
 
@@ -485,7 +485,7 @@ def fit_temperature(logits: FloatArray, labels: IntArray) -> float:
     """The temperature T > 0 that minimises the mean NLL of softmax(logits / T) on a calibration split.
 
     Bounded Brent search (scipy.optimize.minimize_scalar, method "bounded", xatol 1e-7) over log T in
-    [log 0.05, log 20] (`TEMPERATURE_BOUNDS`); deterministic. NLL is convex in 1/T, hence unimodal in
+    [log 0.05, log 100] (`TEMPERATURE_BOUNDS`); deterministic. NLL is convex in 1/T, hence unimodal in
     log T, so the search finds the global minimum within the interval; a model whose NLL keeps falling
     as T -> 0 (every calibration prediction correct) gets T near the lower bound, 0.05. T > 1 means the
     model was over-confident. Fit on a split disjoint from the test split.

@@ -72,7 +72,7 @@ class CalibrationAdapter:
                 "n_bins": n_bins,
                 "n_resamples": n_resamples,
                 "binning": "equal-width (a, b]; ece_em: equal-mass",
-                "temperature_fit": "NLL on the calib split, T in [0.05, 20]",
+                "temperature_fit": "NLL on the calib split, T in [0.05, 100]",
                 "temperature_at_bound": bool(min(abs(np.log(temperature / b)) for b in cal.TEMPERATURE_BOUNDS) < 1e-3),
             },
         )
