@@ -425,8 +425,12 @@ def _print_leaderboards(opened: Store, task_names: list[str]) -> None:
         metric = board["metric"].iloc[0]
         direction = "higher is better" if board["higher_is_better"].iloc[0] else "lower is better"
         table = Table(title=f"{name} - {metric} ({direction})")
-        for column in ("rank", "model", "family", metric, "95% CI", "n"):
-            table.add_column(column, overflow="fold", no_wrap=column in ("model", metric))
+        table.add_column("rank", min_width=4, no_wrap=True)
+        table.add_column("model", overflow="fold", ratio=3)
+        table.add_column("family", overflow="fold", ratio=1)
+        table.add_column(metric, overflow="fold", min_width=8)
+        table.add_column("95% CI", overflow="fold", min_width=9)
+        table.add_column("n", no_wrap=True)
         for row in board.itertuples():
             table.add_row(
                 str(row.rank),
@@ -505,6 +509,16 @@ def demo(
             groups.setdefault(fitting, []).append(handle)
     for fitting, members in groups.items():
         failed += _run(members, [specs_registry.get(n) for n in fitting], options, out, store)
+    # The leaderboard also shows the results shipped in the submissions folder (the full zoo's).
+    from harness.validation import validate_files
+
+    shipped, problems = validate_files([out], rescore=False) if out.exists() else ([], [])
+    if problems:
+        console.print(
+            f"{len({p.file for p in problems})} submission files in {out} are invalid and were skipped", style="yellow"
+        )
+    with open_store(store) as opened:
+        opened.ingest(shipped)
     with open_store(store, read_only=True) as opened:
         _print_leaderboards(opened, opened.tasks())
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s: {len(handles)} models, store {store}")

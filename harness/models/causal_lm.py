@@ -223,6 +223,8 @@ class CausalLMLoader:
     def load(self, path: Path, options: LoadOptions) -> ModelHandle:
         import transformers
 
+        transformers.utils.logging.disable_progress_bar()  # Harness shows its own progress
+
         refuse_pickle(path, options.allow_pickle)
         files = weight_files(path)
         if not files:

@@ -139,6 +139,8 @@ class HFClassifierLoader:
     def load(self, path: Path, options: LoadOptions) -> ModelHandle:
         import transformers
 
+        transformers.utils.logging.disable_progress_bar()  # Harness shows its own progress
+
         task = hf_task(path)
         assert task is not None
         refuse_pickle(path, options.allow_pickle)
