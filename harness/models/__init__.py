@@ -9,11 +9,16 @@ the caller passes allow_pickle (and even then torch.load runs with weights_only=
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from harness.errors import HarnessError
 from harness.models.base import LoadOptions, ModelHandle, ModelLoader
 from harness.registry import MODEL_LOADERS
+from harness.schema import ModelCard
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
@@ -72,3 +77,34 @@ def load_model(path: str | Path, options: LoadOptions | None = None) -> ModelHan
     path = Path(path)
     loader = detect_loader(path)
     return loader.load(path, options or LoadOptions())
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise HarnessError(f"invalid JSON: {error}", where=str(path), fix="repair or re-export the file") from None
+
+
+def read_card(folder: Path, kind: str) -> ModelCard:
+    """card.json if present (validated), else a minimal card named after the folder."""
+    card_path = folder / "card.json"
+    if not card_path.exists():
+        return ModelCard(name=folder.name, kind=kind)
+    try:
+        return ModelCard.model_validate(read_json(card_path))
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise HarnessError(f"invalid model card field {field!r}: {first['msg']}", where=str(card_path)) from None
+
+
+def with_model_facts(card: ModelCard, model: Any) -> ModelCard:
+    """Fill what a card leaves out but the loaded model knows: parameter count, family (model type)."""
+    updates: dict[str, Any] = {}
+    if card.n_parameters is None:
+        updates["n_parameters"] = sum(p.numel() for p in model.parameters())
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if card.family == "unknown" and model_type:
+        updates["family"] = str(model_type)
+    return card.model_copy(update=updates) if updates else card

@@ -28,9 +28,8 @@ import torch
 from numpy.typing import NDArray
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash, refuse_pickle, weight_files
+from harness.models import checkpoint_hash, read_card, refuse_pickle, weight_files, with_model_facts
 from harness.models.base import Capability, InferenceOptions, LoadOptions, ModelHandle
-from harness.models.torch_classifier import read_card
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -223,7 +222,7 @@ class CausalLMLoader:
     def load(self, path: Path, options: LoadOptions) -> ModelHandle:
         import transformers
 
-        transformers.utils.logging.disable_progress_bar()  # Harness shows its own progress
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Harness shows its own
 
         refuse_pickle(path, options.allow_pickle)
         files = weight_files(path)
@@ -249,9 +248,7 @@ class CausalLMLoader:
                 fix="a causal LM folder needs config.json, safetensors weights and tokenizer files",
             ) from None
         model.eval().to(options.device)  # type: ignore[no-untyped-call]
-        card = read_card(path, self.kind)
-        if card.n_parameters is None:
-            card = card.model_copy(update={"n_parameters": sum(p.numel() for p in model.parameters())})
+        card = with_model_facts(read_card(path, self.kind), model)
         return CausalLMHandle(
             model=model,
             tokenizer=tokenizer,

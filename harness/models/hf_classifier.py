@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash, refuse_pickle, weight_files
+from harness.models import checkpoint_hash, read_card, refuse_pickle, weight_files, with_model_facts
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
-from harness.models.torch_classifier import read_card
 
 HEADS = ("classifier", "score", "fc", "head", "classification_head")
 TASKS = {"ForImageClassification": "image", "ForSequenceClassification": "text"}
@@ -139,7 +138,7 @@ class HFClassifierLoader:
     def load(self, path: Path, options: LoadOptions) -> ModelHandle:
         import transformers
 
-        transformers.utils.logging.disable_progress_bar()  # Harness shows its own progress
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Harness shows its own
 
         task = hf_task(path)
         assert task is not None
@@ -170,11 +169,7 @@ class HFClassifierLoader:
             processor = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         elif (path / "preprocessor_config.json").exists():
             processor = transformers.AutoImageProcessor.from_pretrained(str(path), local_files_only=True)  # type: ignore[no-untyped-call]
-        card = read_card(path, self.kind)
-        if card.n_parameters is None:
-            card = card.model_copy(update={"n_parameters": sum(p.numel() for p in model.parameters())})
-        if card.family == "unknown":
-            card = card.model_copy(update={"family": str(model.config.model_type)})
+        card = with_model_facts(read_card(path, self.kind), model)
         return HFClassifierHandle(
             model=model,
             task=task,

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash
+from harness.models import checkpoint_hash, read_card
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
-from harness.models.torch_classifier import read_card
 
 FILES = ("predictions.npz", "predictions.parquet")
 

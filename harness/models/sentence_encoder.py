@@ -33,10 +33,9 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash, refuse_pickle, weight_files
+from harness.models import checkpoint_hash, read_card, refuse_pickle, weight_files
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
 from harness.models.encode import Role
-from harness.models.torch_classifier import read_card
 from harness.schema import ModelCard
 
 KIND = "sentence-transformers"

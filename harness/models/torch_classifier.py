@@ -17,9 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash, refuse_pickle, weight_files
+from harness.models import checkpoint_hash, read_card, read_json, refuse_pickle, weight_files
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
-from harness.schema import ModelCard
 
 FORMAT = "harness-torch-classifier"
 WEIGHTS = "model.safetensors"
@@ -94,26 +93,6 @@ class TorchClassifierHandle(ModelHandle):
         return {"logits": np.concatenate(logits), "features": np.concatenate(features)}
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise HarnessError(f"invalid JSON: {error}", where=str(path), fix="repair or re-export the file") from None
-
-
-def read_card(folder: Path, kind: str) -> ModelCard:
-    """card.json if present (validated), else a minimal card named after the folder."""
-    card_path = folder / "card.json"
-    if not card_path.exists():
-        return ModelCard(name=folder.name, kind=kind)
-    try:
-        return ModelCard.model_validate(_read_json(card_path))
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise HarnessError(f"invalid model card field {field!r}: {first['msg']}", where=str(card_path)) from None
-
-
 class TorchClassifierLoader:
     kind = "torch-classifier"
     description = "torch MLP classifier written by the Harness zoo (safetensors + config.json + card.json)"
@@ -130,7 +109,7 @@ class TorchClassifierLoader:
 
     def load(self, path: Path, options: LoadOptions) -> ModelHandle:
         try:
-            config = ClassifierConfig.model_validate(_read_json(path / "config.json"))
+            config = ClassifierConfig.model_validate(read_json(path / "config.json"))
         except ValidationError as error:
             first = error.errors()[0]
             raise HarnessError(

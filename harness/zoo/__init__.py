@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -24,13 +25,21 @@ FAMILIES.add("lm", "harness.zoo.lm:build")
 PROFILES = ("full", "demo", "tiny")
 
 
-def save_checkpoint(folder: Path, files: dict[str, bytes], card: ModelCard) -> Path:
-    """Write a checkpoint folder atomically (a temporary folder renamed into place)."""
+def save_checkpoint(
+    folder: Path, files: dict[str, bytes], card: ModelCard, write: Callable[[Path], None] | None = None
+) -> Path:
+    """Write a checkpoint folder atomically (a temporary folder renamed into place).
+
+    `files` are written by name; `write(tmp_folder)`, when given, writes the rest (for example
+    `save_pretrained`). A crash leaves only a dot-named temporary folder, which `zoo_models` ignores.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         for name, payload in files.items():
             (tmp / name).write_bytes(payload)
+        if write is not None:
+            write(tmp)
         (tmp / "card.json").write_text(card.model_dump_json(indent=2) + "\n")
         if folder.exists():
             shutil.rmtree(folder)

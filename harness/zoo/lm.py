@@ -68,7 +68,6 @@ import functools
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,7 +83,7 @@ import torch.nn.functional as F
 from harness.compress import CompressionSpec, compress, describe
 from harness.data.language import EOS_TOKEN, PAD_TOKEN, LanguageSuite, build_tokenizer, language_suite
 from harness.schema import ModelCard
-from harness.zoo import check_profile
+from harness.zoo import check_profile, save_checkpoint
 
 if TYPE_CHECKING:  # transformers is imported when a model is built
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -373,19 +372,12 @@ def save_hf_checkpoint(
     folder: Path, model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, card: ModelCard
 ) -> Path:
     """Write model (safetensors), tokenizer and card.json into `folder` atomically (temp folder + rename)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp)  # type: ignore[operator]
         tokenizer.save_pretrained(tmp)
-        (tmp / "card.json").write_text(card.model_dump_json(indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+
+    return save_checkpoint(folder, {}, card, write)
 
 
 def n_parameters(model: torch.nn.Module) -> int:
