@@ -42,11 +42,15 @@ class LMEvalTask:
     include_path: str | None
     n_docs: int = 0  # known for the built-in synthetic tasks; 0 when unknown
     limit: int | None = None
+    #: what the task's data and config are, independent of where they were written; default: a digest
+    #: of the include folder's files
+    content: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
         version = metadata.version("lm_eval")
-        payload = f"{self.name}|{_folder_digest(self.include_path)}|lm_eval {version}|limit {self.limit}"
+        content = self.content or _folder_digest(self.include_path)
+        payload = f"{self.name}|{content}|lm_eval {version}|limit {self.limit}"
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
 
     def __len__(self) -> int:
@@ -55,7 +59,7 @@ class LMEvalTask:
         return self.n_docs or 1
 
     def head(self, n: int) -> LMEvalTask:
-        return LMEvalTask(self.name, self.include_path, self.n_docs, n)
+        return LMEvalTask(self.name, self.include_path, self.n_docs, n, self.content)
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,12 @@ class LMEvalSuite:
     include_path: str | None
     known: dict[str, int]  # task name -> number of documents, for suites that know their tasks
     description: str
+    content: str = ""  # see LMEvalTask.content
 
     def split(self, name: str) -> LMEvalTask:
         if self.known and name not in self.known:
             raise HarnessError(f"dataset {self.name!r} has no task {name!r}", fix="known: " + ", ".join(self.known))
-        return LMEvalTask(name, self.include_path, self.known.get(name, 0))
+        return LMEvalTask(name, self.include_path, self.known.get(name, 0), content=self.content)
 
 
 def lm_eval_suite(include_path: str | None = None) -> LMEvalSuite:
@@ -82,8 +87,8 @@ def synthlang_lm_eval_suite(seed: int = 0) -> LMEvalSuite:
     from harness.data.lm_eval_tasks import write_lm_eval_tasks
 
     language = language_suite(seed=seed)
-    digest = hashlib.sha256("|".join(sorted(language.fingerprints.values())).encode()).hexdigest()[:16]
-    folder = default_cache_dir() / "lm_eval_tasks" / f"synthlang-{seed}-{digest}"
+    digest = hashlib.sha256("|".join(sorted(language.fingerprints.values())).encode()).hexdigest()
+    folder = default_cache_dir() / "lm_eval_tasks" / f"synthlang-{seed}-{digest[:16]}"
     if not (folder / "synth_heldout.yaml").exists():
         write_lm_eval_tasks(folder, language)
     known = {
@@ -91,7 +96,11 @@ def synthlang_lm_eval_suite(seed: int = 0) -> LMEvalSuite:
         "synth_mc": len(language.multiple_choice),
         "synth_heldout": len(language.heldout),
     }
-    return LMEvalSuite("synthlang-lm-eval", str(folder), known, f"the synthetic language's lm-eval tasks, seed {seed}")
+    # The YAML files hold absolute data paths; the content is the language's data, wherever it was written.
+    content = hashlib.sha256(f"synthlang-lm-eval v1|{digest}".encode()).hexdigest()
+    return LMEvalSuite(
+        "synthlang-lm-eval", str(folder), known, f"the synthetic language's lm-eval tasks, seed {seed}", content
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -174,15 +174,15 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
 
     from harness.data.lm_eval_source import task_manager
 
-    lm = HFLM(
-        pretrained=handle.model,
-        tokenizer=handle.tokenizer,
-        batch_size=options.batch_size,
-        max_length=handle.max_length,
-        device=str(handle.device),
-    )
     try:
-        with quiet_stderr():  # lm-eval's progress bars and its `git` probe write straight to stderr
+        with quiet_stderr():  # lm-eval's warnings, progress bars and `git` probe write straight to stderr
+            lm = HFLM(
+                pretrained=handle.model,
+                tokenizer=handle.tokenizer,
+                batch_size=options.batch_size,
+                max_length=handle.max_length,
+                device=str(handle.device),
+            )
             results = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=[split.name],
