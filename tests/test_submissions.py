@@ -217,3 +217,17 @@ def test_verify_recognises_the_checkpoint_and_catches_another(
     assert full.code == 0 and "all metrics agree" in full.out
     different = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(other), "--limit", "20")
     assert different.code == 1 and "checkpoint sha256" in different.out and "NO" in different.out
+
+
+@pytest.mark.slow
+def test_shipped_submissions_are_valid(tmp_path: Path) -> None:
+    """submissions/ ships the zoo's evaluated results; CI re-validates them like any contribution."""
+    shipped = Path(__file__).resolve().parent.parent / "submissions"
+    valid, problems = validate_files([shipped])
+    assert problems == [], "\n".join(p.one_line() for p in problems[:20])
+    assert len(valid) >= 30
+    with open_store(tmp_path / "r.duckdb") as store:
+        store.ingest(valid)
+        tasks = store.tasks()
+        assert {"calib", "ood", "longtail", "retrieval", "lm_loss", "flatness", "compression"} <= set(tasks)
+        assert all(len(store.leaderboard(task)) >= 1 for task in tasks)
