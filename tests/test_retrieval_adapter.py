@@ -236,3 +236,28 @@ def test_rescoring_from_the_submission_parquet_gives_the_same_metrics(monkeypatc
     )
     again = retrieval.ADAPTER.score(spec, {"queries": rebuilt}, seed=5)
     assert again.metrics == outcome.metrics and again.artifacts == outcome.artifacts
+
+
+def test_faiss_backend_gives_the_numpy_backends_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("faiss")  # in the dev extra; optional for users
+    rng = np.random.default_rng(3)
+    doc_ids, query_ids = [f"d{i}" for i in range(400)], [f"q{i}" for i in range(25)]
+    docs, queries = rng.standard_normal((400, 12)), rng.standard_normal((25, 12))
+    qrels = {q: {doc_ids[j]: int(rng.integers(1, 3)) for j in rng.choice(400, 5, replace=False)} for q in query_ids}
+    table = {f"text {d}": v for d, v in zip(doc_ids, docs, strict=True)}
+    table |= {f"query {q}": v for q, v in zip(query_ids, queries, strict=True)}
+    suite = RetrievalSuite(
+        name="continuous",
+        corpus=RetrievalSplit("corpus", [f"text {d}" for d in doc_ids], doc_ids),
+        queries=RetrievalSplit("queries", [f"query {q}" for q in query_ids], query_ids, qrels),
+        qrels_split="test",
+        description="continuous scores, no ties",
+    )
+    spec = register(monkeypatch, "continuous", suite)
+    values = {}
+    for name in ("numpy", "faiss"):
+        inputs = inputs_for(suite, TableEncoder(table))
+        _, outcome = evaluate(retrieval.ADAPTER, with_parameters(spec, backend=name), inputs, seed=0)
+        values[name] = {m.name: m.value for m in outcome.metrics}
+        assert outcome.parameters["backend"] == name
+    assert values["faiss"] == pytest.approx(values["numpy"], abs=1e-9)
