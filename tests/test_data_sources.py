@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.data import get_split, load_suite
+from harness.data import get_split, load_suite, named_split
 from harness.data.digits import digits_ood_suite, digits_suite
 from harness.errors import HarnessError
 from harness.runner import EvalOptions, Runner, load_models
@@ -125,3 +125,10 @@ def test_empty_local_split_is_a_clear_error(tmp_path: Path) -> None:
     suite = load_suite(DatasetSource(kind="local", name="empty", path=str(tmp_path)))
     with pytest.raises(HarnessError, match="is empty"):
         get_split(suite, "test")
+
+
+def test_an_unknown_split_names_the_dataset_and_lists_its_splits() -> None:
+    assert named_split("d", {"train": 1, "test": 2}, "test") == 2
+    with pytest.raises(HarnessError, match="dataset 'digits' has no split 'valid'") as raised:
+        digits_suite().split("valid")
+    assert raised.value.fix == "known splits: " + ", ".join(digits_suite().splits)

@@ -62,6 +62,27 @@ def inputs_for(suite: RetrievalSuite, encoder: TableEncoder) -> dict[str, SplitO
     }
 
 
+def table_suite(
+    name: str,
+    doc_ids: list[str],
+    docs: np.ndarray,
+    query_ids: list[str],
+    queries: np.ndarray,
+    qrels: dict[str, dict[str, int]],
+) -> tuple[RetrievalSuite, dict[str, np.ndarray]]:
+    """A suite whose texts are "text <id>" and "query <id>", and the embedding table a TableEncoder reads."""
+    table = {f"text {d}": v for d, v in zip(doc_ids, docs, strict=True)}
+    table |= {f"query {q}": v for q, v in zip(query_ids, queries, strict=True)}
+    suite = RetrievalSuite(
+        name=name,
+        corpus=RetrievalSplit("corpus", [f"text {d}" for d in doc_ids], doc_ids),
+        queries=RetrievalSplit("queries", [f"query {q}" for q in query_ids], query_ids, qrels),
+        qrels_split="test",
+        description=name,
+    )
+    return suite, table
+
+
 def tied_problem(seed: int) -> tuple[RetrievalSuite, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Integer embeddings in {0, 1, 2}^3 (exact dot products, many ties), random ids and graded qrels."""
     rng = np.random.default_rng(seed)
@@ -75,15 +96,7 @@ def tied_problem(seed: int) -> tuple[RetrievalSuite, dict[str, np.ndarray], np.n
         judged = rng.choice(n_docs, 6, replace=False)
         qrels[qid] = {doc_ids[j]: int(rng.integers(0, 4)) for j in judged}
     qrels["q0"]["not-in-corpus"] = 2
-    table = {f"text {d}": v for d, v in zip(doc_ids, docs, strict=True)}
-    table |= {f"query {q}": v for q, v in zip(query_ids, queries, strict=True)}
-    suite = RetrievalSuite(
-        name="tied",
-        corpus=RetrievalSplit("corpus", [f"text {d}" for d in doc_ids], doc_ids),
-        queries=RetrievalSplit("queries", [f"query {q}" for q in query_ids], query_ids, qrels),
-        qrels_split="test",
-        description="ties",
-    )
+    suite, table = table_suite("tied", doc_ids, docs, query_ids, queries, qrels)
     return suite, table, docs, queries
 
 
@@ -244,15 +257,7 @@ def test_faiss_backend_gives_the_numpy_backends_metrics(monkeypatch: pytest.Monk
     doc_ids, query_ids = [f"d{i}" for i in range(400)], [f"q{i}" for i in range(25)]
     docs, queries = rng.standard_normal((400, 12)), rng.standard_normal((25, 12))
     qrels = {q: {doc_ids[j]: int(rng.integers(1, 3)) for j in rng.choice(400, 5, replace=False)} for q in query_ids}
-    table = {f"text {d}": v for d, v in zip(doc_ids, docs, strict=True)}
-    table |= {f"query {q}": v for q, v in zip(query_ids, queries, strict=True)}
-    suite = RetrievalSuite(
-        name="continuous",
-        corpus=RetrievalSplit("corpus", [f"text {d}" for d in doc_ids], doc_ids),
-        queries=RetrievalSplit("queries", [f"query {q}" for q in query_ids], query_ids, qrels),
-        qrels_split="test",
-        description="continuous scores, no ties",
-    )
+    suite, table = table_suite("continuous", doc_ids, docs, query_ids, queries, qrels)  # no ties
     spec = register(monkeypatch, "continuous", suite)
     values = {}
     for name in ("numpy", "faiss"):

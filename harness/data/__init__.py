@@ -6,7 +6,8 @@ A source resolves to a suite object whose `split(name)` returns a split carrying
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
 
 from harness.errors import HarnessError
 from harness.registry import DATASETS
@@ -26,6 +27,16 @@ class Suite(Protocol):
     name: str
 
     def split(self, name: str) -> Split: ...
+
+
+SplitT = TypeVar("SplitT")
+
+
+def named_split(dataset: str, splits: Mapping[str, SplitT], name: str) -> SplitT:
+    """`splits[name]`, or an error that names the dataset and lists its splits (every suite's `split`)."""
+    if name not in splits:
+        raise HarnessError(f"dataset {dataset!r} has no split {name!r}", fix="known splits: " + ", ".join(splits))
+    return splits[name]
 
 
 def load_suite(source: DatasetSource) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.data import named_split
 from harness.data.language import ChoiceItem, MinimalPair, language_suite
 from harness.errors import HarnessError
 
@@ -77,11 +78,7 @@ class ChoiceSuite:
     description: str
 
     def split(self, name: str) -> ChoiceSplit:
-        if name not in self.splits:
-            raise HarnessError(
-                f"dataset {self.name!r} has no split {name!r}", fix="known splits: " + ", ".join(self.splits)
-            )
-        return self.splits[name]
+        return named_split(self.name, self.splits, name)
 
 
 def synthlang_choice_suite(seed: int = 0, calib_fraction: float = 0.4) -> ChoiceSuite:

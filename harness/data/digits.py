@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from harness.data import named_split
 from harness.data.arrays import ArraySplit
 from harness.errors import HarnessError
 
@@ -50,12 +51,7 @@ class ClassificationSuite:
         return np.bincount(self.split("train").y, minlength=self.n_classes)
 
     def split(self, name: str) -> Any:
-        if name not in self.splits:
-            raise HarnessError(
-                f"dataset {self.name!r} has no split {name!r}",
-                fix="known splits: " + ", ".join(self.splits),
-            )
-        return self.splits[name]
+        return named_split(self.name, self.splits, name)
 
     @property
     def input_dim(self) -> int:

@@ -87,6 +87,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
+from harness.data import named_split
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # transformers is imported only when a tokenizer is built
@@ -693,13 +694,7 @@ class LanguageSuite:
         return {name: getattr(self, name) for name in SPLITS}
 
     def split(self, name: str) -> RecordSplit[Any]:
-        if name not in SPLITS:
-            raise HarnessError(
-                f"dataset {self.name!r} has no split {name!r}",
-                fix="known splits: " + ", ".join(SPLITS),
-            )
-        split: RecordSplit[Any] = getattr(self, name)
-        return split
+        return named_split(self.name, self.splits, name)
 
     @property
     def fingerprints(self) -> dict[str, str]:

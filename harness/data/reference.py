@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.cache import OutputCache, cache_key, default_cache_dir
+from harness.data import named_split
 from harness.errors import HarnessError
 
 
@@ -71,11 +72,7 @@ class ReferenceSuite:
     description: str
 
     def split(self, name: str) -> Any:
-        if name not in self.splits:
-            raise HarnessError(
-                f"dataset {self.name!r} has no split {name!r}", fix="known splits: " + ", ".join(self.splits)
-            )
-        return self.splits[name]
+        return named_split(self.name, self.splits, name)
 
 
 def _cached(cache: OutputCache, key: str, compute: Any) -> dict[str, NDArray[Any]]:
