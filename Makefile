@@ -1,26 +1,40 @@
 # Two commands on a fresh machine: `make demo` (the main job) and `make test`.
-# Each creates or refreshes the virtual environment at .venv: torch first (CPU build,
-# pinned in constraints.txt), then the package with its dev extra.
+# Each creates or refreshes the virtual environment at .venv from the lock file: torch first
+# (the CPU build pinned there), then every locked package, then this package without dependencies.
+# `make lock` refreshes requirements.lock from pyproject.toml's ranges and constraints.txt.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-TORCH := $(shell grep -E '^torch==' constraints.txt)
+LOCK := requirements.lock
+PIP_VERSION := 26.3
+PIP_TOOLS := pip-tools==7.6.2
+TORCH := $(shell grep -E '^torch==' $(LOCK))
+DEMO_DIR ?= demo
 
-.PHONY: venv demo test test-fast lint bench app clean
+.PHONY: venv lock demo test test-fast lint bench app shipped clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "pip==$(PIP_VERSION)"
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed
 
+# The lock: every package of the dev environment at one version, resolved by pip-compile in a
+# throwaway tool environment (build/lock-tools). Commit the result with the change that needed it.
+lock:
+	test -x build/lock-tools/bin/pip-compile || ( $(PYTHON) -m venv build/lock-tools && \
+		build/lock-tools/bin/python -m pip install -q "$(PIP_TOOLS)" )
+	build/lock-tools/bin/pip-compile -q --upgrade --extra dev --constraint constraints.txt --strip-extras \
+		--no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" -o $(LOCK) pyproject.toml
+
 demo: venv
-	$(OFFLINE) $(VENV)/bin/harness demo
+	$(OFFLINE) $(VENV)/bin/harness demo --workdir $(DEMO_DIR)
 
 test: venv
 	$(OFFLINE) $(PY) -m pytest
@@ -34,10 +48,21 @@ lint: venv
 	$(VENV)/bin/mypy harness
 
 app: venv
-	$(OFFLINE) $(VENV)/bin/harness app --store results.duckdb
+	$(OFFLINE) $(VENV)/bin/harness app --store $(DEMO_DIR)/results.duckdb
 
 bench: venv
 	$(OFFLINE) $(PY) bench/run_all.py
 
+# Maintainers: re-evaluate the whole zoo (full profile plus the demo's LM variants), built on this
+# machine, and replace the shipped submissions of the harness-zoo org with the new files.
+shipped: venv
+	rm -rf build/shipped
+	$(OFFLINE) $(VENV)/bin/harness zoo build --dir build/shipped/zoo --profile full
+	$(OFFLINE) $(VENV)/bin/harness zoo build --dir build/shipped/zoo --family lm --profile demo
+	rm -rf submissions/harness-zoo__*
+	$(OFFLINE) $(VENV)/bin/harness demo --zoo build/shipped/zoo --out submissions --shipped "" \
+		--store build/shipped/results.duckdb --cache-dir build/shipped/cache
+	$(OFFLINE) $(VENV)/bin/harness validate submissions/
+
 clean:
-	rm -rf zoo results.duckdb .harness_cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO_DIR) build zoo results.duckdb results.duckdb.lock .harness_cache .pytest_cache .mypy_cache .ruff_cache

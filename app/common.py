@@ -52,7 +52,8 @@ def snapshot() -> StoreSnapshot:
     if not path.is_file():
         st.error(f"No results store at `{path}`.")
         st.info(
-            "Build one with `harness demo` or `harness ingest submissions/ --store results.duckdb`, then start "
+            "Build one with `harness demo` (writes `demo/results.duckdb`) or "
+            "`harness ingest submissions/ --store results.duckdb`, then start "
             "the app with `harness app --store PATH` (or set `HARNESS_STORE`)."
         )
         st.stop()

@@ -42,6 +42,7 @@ err_console = Console(stderr=True)
 DEFAULT_STORE = Path("results.duckdb")
 DEFAULT_OUT = Path("submissions")
 DEFAULT_ZOO = Path("zoo")
+DEFAULT_DEMO_DIR = Path("demo")
 
 
 def _split_csv(values: list[str]) -> list[str]:
@@ -345,9 +346,13 @@ def verify(
     allow_pickle: Annotated[bool, typer.Option(help="allow loading pickle weight files (can execute code)")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="per-sample output cache")] = None,
 ) -> None:
-    """Re-run a checkpoint (on a subset with --limit) and compare with the submitted samples and metrics."""
+    """Re-run a checkpoint (on a subset with --limit) and compare with the submitted samples and metrics.
+
+    Exit code 0 when the behaviour agrees (a different checkpoint hash, e.g. a zoo rebuilt on another
+    machine, is only a warning), 1 when samples or metrics differ.
+    """
     from harness.runner import load_models, resolve_device
-    from harness.validation import verify_submission
+    from harness.verify import verify_submission
 
     if not submission.is_file():
         raise HarnessError("submission file does not exist", where=str(submission))
@@ -359,11 +364,15 @@ def verify(
     table = Table(title=f"verify {submission.name} against {model}")
     for column in ("task", "check", "detail", "ok"):
         table.add_column(column, overflow="fold")
+    marks = {"ok": "yes", "warning": "[yellow]warning[/yellow]", "failed": "[red]NO[/red]"}
     for check in checks:
-        table.add_row(check.task, check.what, check.detail, "yes" if check.ok else "NO")
+        table.add_row(check.task, check.what, check.detail, marks[check.status])
     console.print(table)
-    if not all(check.ok for check in checks):
+    if any(check.failed for check in checks):
+        console.print("verify: the behaviour differs from the submission", style="red")
         raise typer.Exit(1)
+    same = all(check.status == "ok" for check in checks)
+    console.print("verify: " + ("same checkpoint, same behaviour" if same else "same behaviour (another checkpoint)"))
 
 
 import_app = typer.Typer(help="Import results written by other tools as submissions.", no_args_is_help=True)
@@ -473,21 +482,45 @@ def _build_zoo(folder: Path, families: list[str], profile: str) -> None:
 
 @app.command()
 def demo(
-    zoo: Annotated[Path, typer.Option(help="zoo folder (built if missing)")] = DEFAULT_ZOO,
-    store: Annotated[Path, typer.Option(help="DuckDB results store")] = DEFAULT_STORE,
-    out: Annotated[Path, typer.Option(help="folder for submission files")] = DEFAULT_OUT,
+    workdir: Annotated[
+        Path, typer.Option(help="where the demo writes everything it makes (zoo, submissions, store, cache)")
+    ] = DEFAULT_DEMO_DIR,
+    zoo: Annotated[Optional[Path], typer.Option(help="zoo folder, built if missing [default: WORKDIR/zoo]")] = None,
+    store: Annotated[Optional[Path], typer.Option(help="DuckDB store [default: WORKDIR/results.duckdb]")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="folder for the runs' submission files [default: WORKDIR/submissions]")
+    ] = None,
+    shipped: Annotated[
+        Optional[Path], typer.Option(help="shipped submissions shown beside the runs (read, never written)")
+    ] = DEFAULT_OUT,
     profile: Annotated[str, typer.Option(help="zoo profile when building: demo (default), full or tiny")] = "demo",
     seed: Annotated[int, typer.Option(help="seed for bootstrap CIs")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    cache_dir: Annotated[Optional[Path], typer.Option(help="per-sample output cache")] = None,
+    cache_dir: Annotated[
+        Optional[Path], typer.Option(help="per-sample output cache [default: $HARNESS_CACHE_DIR, else WORKDIR/cache]")
+    ] = None,
 ) -> None:
-    """Build the zoo if missing, evaluate every zoo model on every task that fits it, print the leaderboard."""
+    """Build the zoo if missing, evaluate every zoo model on every task that fits it, print the leaderboard.
+
+    Everything it writes goes under --workdir (default demo/, ignored by git); the shipped submissions
+    (submissions/) are read and shown beside the new runs, never written. `--shipped ''` shows the new
+    runs alone.
+    """
     from harness.runner import load_models, resolve_device, unfit_reason
     from harness.store import check_store, open_store
     from harness.tasks import load_specs
+    from harness.validation import validate_files
     from harness.zoo import zoo_models
 
     started = time.perf_counter()
+    zoo = zoo or workdir / "zoo"
+    store = store or workdir / "results.duckdb"
+    out = out or workdir / "submissions"
+    if cache_dir is None and not os.environ.get("HARNESS_CACHE_DIR"):
+        cache_dir = workdir / "cache"
+    shown = shipped if shipped is not None and str(shipped) not in ("", ".") else None
+    if shown is not None and shown.resolve() == out.resolve():
+        shown = None  # the runs are the shipped results being (re)written: already in the store
     check_store(store)
     if not zoo_models(zoo):
         _build_zoo(zoo, [], profile)
@@ -509,19 +542,30 @@ def demo(
             groups.setdefault(fitting, []).append(handle)
     for fitting, members in groups.items():
         failed += _run(members, [specs_registry.get(n) for n in fitting], options, out, store)
-    # The leaderboard also shows the results shipped in the submissions folder (the full zoo's).
-    from harness.validation import validate_files
-
-    shipped, problems = validate_files([out], rescore=False) if out.exists() else ([], [])
-    if problems:
-        console.print(
-            f"{len({p.file for p in problems})} submission files in {out} are invalid and were skipped", style="yellow"
-        )
-    with open_store(store) as opened:
-        opened.ingest(shipped)
+    n_shipped = 0
+    if shown is not None and shown.is_dir():
+        # The leaderboard also shows the shipped results (the full zoo's), read from their folder.
+        valid, problems = validate_files([shown], rescore=False)
+        if problems:
+            console.print(
+                f"{len({p.file for p in problems})} submission files in {shown} are invalid and were skipped",
+                style="yellow",
+            )
+        with open_store(store) as opened:
+            opened.ingest(valid)
+        n_shipped = len(valid)
     with open_store(store, read_only=True) as opened:
         _print_leaderboards(opened, opened.tasks())
-    console.print(f"demo finished in {time.perf_counter() - started:.1f} s: {len(handles)} models, store {store}")
+    where = Table(title=f"demo finished in {time.perf_counter() - started:.1f} s", show_header=False)
+    where.add_column("what", style="bold")
+    where.add_column("where", overflow="fold")
+    where.add_row("zoo", f"{zoo} ({len(handles)} checkpoints)")
+    where.add_row("new runs", f"{out} (submission files of the {len(handles)} models)")
+    if shown is not None:
+        where.add_row("shipped runs", f"{shown} ({n_shipped} files, read only)")
+    where.add_row("store", f"{store} (browse it: harness app --store {store})")
+    where.add_row("cache", str(cache_dir or os.environ.get("HARNESS_CACHE_DIR", "")))
+    console.print(where)
     if failed:
         raise typer.Exit(2)
 

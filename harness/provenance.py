@@ -1,9 +1,11 @@
-"""Provenance of a run: harness version, git commit, package versions, hardware, time."""
+"""Provenance of a run: harness version, git commit, package versions, the lock, hardware, time."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -11,9 +13,16 @@ from importlib import metadata
 from pathlib import Path
 
 from harness import __version__
-from harness.schema import Provenance, Scalar
+from harness.schema import LockedEnvironment, Provenance, Scalar
 
-PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "safetensors", "transformers", "duckdb", "pydantic")
+#: packages whose versions every submission lists (the whole environment is checked against the lock)
+PACKAGES = (
+    "torch", "numpy", "scipy", "scikit-learn", "safetensors", "transformers", "tokenizers", "datasets",
+    "lm-eval", "sentence-transformers", "mteb", "pyarrow", "duckdb", "pydantic",
+)  # fmt: skip
+#: the lock file of a source checkout (`make lock` writes it; `make venv` installs exactly it)
+LOCK_FILE = Path(__file__).resolve().parent.parent / "requirements.lock"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 
 
 def git_commit() -> str | None:
@@ -36,6 +45,41 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions(lock: Path) -> dict[str, str]:
+    """{canonical package name: version} of every `name==version` line of a pip-compile lock file."""
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        match = _PIN.match(line.strip())
+        if match:
+            pins[_canonical(match.group(1))] = match.group(2)
+    return pins
+
+
+def locked_environment(lock: Path = LOCK_FILE) -> LockedEnvironment | None:
+    """The installed packages against the lock file; None when there is no lock (an installed wheel)."""
+    if not lock.is_file():
+        return None
+    mismatches = {}
+    for name, locked in sorted(locked_versions(lock).items()):
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            mismatches[name] = f"not installed, locked {locked}"
+            continue
+        if installed != locked:
+            mismatches[name] = f"installed {installed}, locked {locked}"
+    return LockedEnvironment(
+        lock_file=lock.name,
+        lock_sha256=hashlib.sha256(lock.read_bytes()).hexdigest(),
+        matches=not mismatches,
+        mismatches=dict(list(mismatches.items())[:50]),
+    )
 
 
 def hardware(device: str) -> dict[str, Scalar]:
@@ -63,4 +107,5 @@ def collect(device: str, duration_s: float, command: str) -> Provenance:
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         duration_s=duration_s,
         command=command,
+        environment=locked_environment(),
     )

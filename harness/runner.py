@@ -26,7 +26,7 @@ from harness.models.base import Arrays, Inference, InferenceOptions, LoadOptions
 from harness.registry import INFERENCE
 from harness.schema import RunResult, Submission, TaskSpec, canonical_hash
 from harness.tasks import adapter_for
-from harness.tasks.base import Request, Samples, SplitOutputs, evaluate
+from harness.tasks.base import Request, Samples, SplitOutputs, evaluate, run_artifacts, run_parameters
 
 
 @dataclass(frozen=True)
@@ -164,15 +164,6 @@ class Runner:
                 blocks, outcome = evaluate(adapter, spec, inputs, self.options.seed)
             except HarnessError as error:
                 raise HarnessError(f"task {spec.name}: {error.what}", where=str(handle.path), fix=error.fix) from None
-            artifacts = dict(outcome.artifacts)
-            main = next((m for m in outcome.metrics if m.name == spec.main_metric), None)
-            if main is not None and main._distribution is not None:
-                # Runs on the same samples with the same seed share their resamples, so two models'
-                # main-metric distributions pair up: the app tests differences with them.
-                artifacts["main_bootstrap"] = {
-                    "seed": self.options.seed,
-                    "values": [round(v, 7) for v in main._distribution],
-                }
             results.append(
                 RunResult(
                     run_id="",  # filled in below, once the submission id is known
@@ -182,9 +173,9 @@ class Runner:
                     adapter=spec.adapter,
                     main_metric=spec.main_metric,
                     metrics=outcome.metrics,
-                    parameters={**spec.parameters, **outcome.parameters},
+                    parameters=run_parameters(spec, outcome),
                     dataset_fingerprints=fingerprints[spec.name],
-                    artifacts=artifacts,
+                    artifacts=run_artifacts(outcome, spec.main_metric, self.options.seed),
                     duration_s=time.perf_counter() - task_started,
                 )
             )

@@ -8,6 +8,7 @@ Versioning: `Submission.schema_version` is bumped on any incompatible change; re
 older versions on read (`harness.submissions.upgrade`). History:
 - 1: the first format.
 - 2: `limit` renamed `sample_limit` (it caps samples per split, and "limit" was ambiguous).
+- 3: optional `provenance.environment`: the installed packages against the lock file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -182,6 +183,19 @@ class RunResult(_Strict):
         raise KeyError(f"run {self.run_id} has no metric {name!r}")
 
 
+class LockedEnvironment(_Strict):
+    """The installed packages compared with the lock file the environment is built from (`make lock`)."""
+
+    lock_file: Annotated[str, Field(max_length=200)]
+    lock_sha256: Sha256
+    #: every locked package is installed at its locked version
+    matches: bool
+    #: package -> "installed X, locked Y" (or "not installed, locked Y"), at most 50 entries
+    mismatches: Annotated[dict[str, Annotated[str, Field(max_length=200)]], Field(max_length=50)] = Field(
+        default_factory=dict
+    )
+
+
 class Provenance(_Strict):
     """Where and how a result was produced."""
 
@@ -195,12 +209,14 @@ class Provenance(_Strict):
     created_at: str
     duration_s: Finite
     command: str = ""
+    #: the environment against the lock file (None outside a checkout with a lock, e.g. a wheel install)
+    environment: LockedEnvironment | None = None
 
 
 class Submission(_Strict):
     """One evaluation of one checkpoint on one or more tasks: the file contributors add."""
 
-    schema_version: Literal[2] = 2
+    schema_version: Literal[3] = 3
     submission_id: SafeName
     model: ModelCard
     checkpoint_hash: Sha256

@@ -73,6 +73,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         if "limit" in raw:
             raw["sample_limit"] = raw.pop("limit")
         raw["schema_version"] = 2
+    if raw.get("schema_version") == 2:
+        raw["schema_version"] = 3  # 3 added the optional provenance.environment
     return raw
 
 

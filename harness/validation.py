@@ -11,8 +11,9 @@
   evaluated on still has the recorded fingerprints (built-in suites only);
 - `--limit`: runs made with --limit are rejected (they are never ranked);
 - duplicates: the same submission or run id in two files;
-- re-scoring: the metrics are recomputed from the per-sample parquet with the task's own scoring
-  code and must match (a forged number that disagrees with its samples is caught).
+- re-scoring: the metrics, parameters and artifacts are recomputed from the per-sample parquet with
+  the task's own scoring code and must match within the tolerances of `harness.rescoring` (a forged
+  number that disagrees with its samples is caught; the same computation on another machine passes).
 Imported submissions (provenance.source "imported") carry no samples; they are checked for
 everything else. Each problem names the file, the field and what to do.
 """
@@ -25,20 +26,17 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.schema import SCHEMA_VERSION, MetricValue, RunResult, Submission, TaskSpec
+from harness.schema import SCHEMA_VERSION, RunResult, Submission, TaskSpec
 from harness.submissions import upgrade
 from harness.tasks.base import Samples
 
 MAX_JSON_BYTES = 5_000_000
 MAX_PARQUET_BYTES = 50_000_000
-#: recomputed metrics must match to this relative (and absolute) tolerance
-TOLERANCE = 1e-9
 
 # Value ranges of metrics whose range is known (by base name).
 UNIT_INTERVAL = {
@@ -202,7 +200,7 @@ def _check_run(check: _Checker, where: str, sub: Submission, run: RunResult) -> 
             check.add(field, f"ci_low {metric.ci_low} > ci_high {metric.ci_high}")
 
 
-def _current_spec(run: RunResult) -> TaskSpec | None:
+def current_spec(run: RunResult) -> TaskSpec | None:
     from harness.tasks import load_specs
 
     specs = load_specs()
@@ -223,7 +221,7 @@ def _check_tasks(check: _Checker, sub: Submission) -> dict[str, TaskSpec]:
         if imported and run.task.startswith(("lm_eval.", "mteb.")):
             continue  # imported runs of external tasks: no Harness spec to compare with
         try:
-            spec = _current_spec(run)
+            spec = current_spec(run)
         except HarnessError as error:
             check.add(f"{where}.task", error.what, error.fix or "")
             continue
@@ -301,30 +299,10 @@ def read_samples(file: Path) -> dict[str, dict[str, Samples]]:
     return dict(out)
 
 
-def close(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return abs(a - b) <= TOLERANCE * max(1.0, abs(a), abs(b))
-
-
-def compare_metrics(submitted: Sequence[MetricValue], recomputed: Sequence[MetricValue]) -> list[tuple[str, str]]:
-    """(metric, what differs) for every disagreement between two metric lists."""
-    ours = {m.name: m for m in recomputed}
-    theirs = {m.name: m for m in submitted}
-    out = [(name, "missing from the submission") for name in sorted(set(ours) - set(theirs))]
-    out += [(name, "not produced by the task") for name in sorted(set(theirs) - set(ours))]
-    for name in sorted(set(ours) & set(theirs)):
-        a, b = theirs[name], ours[name]
-        for attribute in ("value", "ci_low", "ci_high", "stderr"):
-            if not close(getattr(a, attribute), getattr(b, attribute)):
-                out.append((name, f"{attribute} {getattr(a, attribute)} != recomputed {getattr(b, attribute)}"))
-        if (a.n, a.ci_method, a.higher_is_better) != (b.n, b.ci_method, b.higher_is_better):
-            out.append((name, "n, ci_method or direction differs from the recomputed metric"))
-    return out
-
-
 def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec]) -> None:
+    from harness.rescoring import compare_run
     from harness.tasks import adapter_for
+    from harness.tasks.compression import with_reference
 
     if sub.provenance.source != "harness" or sub.samples_file is None:
         return
@@ -352,14 +330,18 @@ def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec]) -> No
         if run.task not in samples:
             check.add(f"results[{index}]", f"no per-sample outputs for task {run.task!r} in {file.name}")
             continue
+        reference = run.parameters.get("reference")
+        if spec.adapter == "compression" and isinstance(reference, str):
+            # The reference is a model-dependent dataset parameter (not in the spec hash): the run names it.
+            spec = with_reference(spec, reference)
         try:
             outcome = adapter_for(spec).score(spec, samples[run.task], sub.seed)
         except (HarnessError, ValueError, KeyError, IndexError) as error:
             check.add(f"results[{index}]", f"per-sample outputs cannot be scored ({type(error).__name__}: {error})")
             continue
-        for name, difference in compare_metrics(run.metrics, outcome.metrics):
+        for field, difference in compare_run(run, spec, outcome, sub.seed):
             check.add(
-                f"results[{index}].metrics ({name})",
+                f"results[{index}].{field}",
                 f"{difference} from the per-sample outputs",
                 "report the numbers `harness eval` computed; do not edit them",
             )
@@ -430,82 +412,3 @@ def validate_files(
         elif sub is not None:
             valid.append((sub, str(file)))
     return valid, problems
-
-
-@dataclass(frozen=True)
-class Check:
-    task: str
-    what: str
-    detail: str
-    ok: bool
-
-
-#: re-running a checkpoint on other hardware or software changes float32 outputs slightly
-VERIFY_ATOL = 1e-4
-VERIFY_RTOL = 1e-3
-
-
-def verify_submission(file: Path, handle: Any, options: Any, reference: Path | None = None) -> list[Check]:
-    """Re-run `handle` on the submission's tasks (on `options.limit` samples per split when set) and
-    compare its per-sample outputs with the submitted ones, and, without a limit, its metrics."""
-    from harness.runner import Runner
-    from harness.tasks.compression import with_reference
-
-    sub, problems = validate_file(file, rescore=False)
-    if sub is None:
-        raise HarnessError(problems[0].message, where=problems[0].file, fix=problems[0].fix)
-    checks = [
-        Check(
-            "-",
-            "checkpoint sha256",
-            "matches"
-            if handle.checkpoint_hash == sub.checkpoint_hash
-            else f"{handle.checkpoint_hash[:16]} != submitted {sub.checkpoint_hash[:16]}",
-            handle.checkpoint_hash == sub.checkpoint_hash,
-        )
-    ]
-    specs = []
-    for run in sub.results:
-        spec = _current_spec(run)
-        if spec is None:
-            checks.append(Check(run.task, "task", "unknown to this harness", False))
-            continue
-        if reference is not None and spec.adapter == "compression":
-            spec = with_reference(spec, str(reference))
-        specs.append(spec)
-    result = Runner(options).evaluate(handle, specs)
-    submitted = read_samples(file.parent / sub.samples_file) if sub.samples_file else {}
-    for task, block in result.samples:
-        theirs = submitted.get(task, {}).get(block.split)
-        if theirs is None:
-            checks.append(Check(task, f"samples {block.split}", "not in the submission", False))
-            continue
-        position = {sample: i for i, sample in enumerate(theirs.ids)}
-        common = [i for i, sample in enumerate(block.ids) if sample in position]
-        if not common:
-            checks.append(Check(task, f"samples {block.split}", "no sample ids in common", False))
-            continue
-        ours = block.values[common]
-        their_values = theirs.values[[position[block.ids[i]] for i in common]]
-        if ours.shape != their_values.shape:
-            checks.append(Check(task, f"samples {block.split}", f"shape {ours.shape} != {their_values.shape}", False))
-            continue
-        difference = float(np.max(np.abs(ours - their_values))) if ours.size else 0.0
-        ok = bool(np.allclose(ours, their_values, atol=VERIFY_ATOL, rtol=VERIFY_RTOL))
-        checks.append(
-            Check(task, f"samples {block.split}", f"{len(common)} samples, max |difference| {difference:.2e}", ok)
-        )
-    if options.limit is None:
-        by_task = {run.task: run for run in sub.results}
-        for run in result.submission.results:
-            mismatches = [
-                name
-                for name, m in ((m.name, m) for m in run.metrics)
-                if name in {x.name for x in by_task[run.task].metrics}
-                and not math.isclose(
-                    m.value, by_task[run.task].metric(name).value, rel_tol=VERIFY_RTOL, abs_tol=VERIFY_ATOL
-                )
-            ]
-            detail = "all metrics agree" if not mismatches else "differ: " + ", ".join(mismatches[:5])
-            checks.append(Check(run.task, "metrics", detail, not mismatches))
-    return checks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -128,24 +129,34 @@ def test_corrupt_cache_entry_is_recomputed(tiny_zoo: Path, tmp_path: Path) -> No
     assert again.submission.results[0].metrics == clean.submission.results[0].metrics
 
 
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.rglob("*") if f.is_file()
+    }
+
+
 @pytest.mark.slow
-def test_demo_end_to_end(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    args = [
-        "demo",
-        "--zoo",
-        str(tmp_path / "zoo"),
-        "--store",
-        str(tmp_path / "r.duckdb"),
-        "--out",
-        str(tmp_path / "s"),
-        "--profile",
-        "tiny",
-    ]
-    result = run_cli(capsys, monkeypatch, *args)
+def test_demo_writes_only_under_its_workdir(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`make demo` must leave the checkout as it was: everything goes under demo/ (ignored by git),
+    the shipped submissions are read, never written."""
+    repo = Path(__file__).resolve().parent.parent
+    shipped = repo / "submissions"
+    before = tree_digest(shipped)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(capsys, monkeypatch, "demo", "--profile", "tiny", "--shipped", str(shipped))
     assert result.code == 0, result.err
-    with open_store(tmp_path / "r.duckdb", read_only=True) as opened:
-        assert len(opened.leaderboard("calib")) >= 4
-    assert "demo finished" in result.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    assert {"zoo", "submissions", "results.duckdb"} <= {p.name for p in (tmp_path / "demo").iterdir()}
+    assert tree_digest(shipped) == before
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout == status
+    with open_store(tmp_path / "demo" / "results.duckdb", read_only=True) as opened:
+        models = {row[0] for row in opened.connection.execute("SELECT model_id FROM models").fetchall()}
+        # The shipped runs (the full zoo) and the demo's own (the tiny zoo) in one store.
+        assert any("gpt2-tiny" in m for m in models) and any("gpt2-4x128" in m for m in models)
+        assert len(opened.leaderboard("calib")) >= 15
+    assert "demo finished" in result.out and "shipped runs" in result.out
+    assert str(Path("demo") / "results.duckdb") in result.out
 
 
 @pytest.mark.slow

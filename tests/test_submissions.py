@@ -11,6 +11,7 @@ import pytest
 from cli_helpers import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors.torch import load_file, save_file
 
 from harness.imports import from_lm_eval, from_mteb
 from harness.store import open_store
@@ -42,7 +43,7 @@ def test_schema_v1_is_upgraded_on_read() -> None:
     upgraded, problems = validate_file(v1)
     assert problems == []
     current = read_submission(only_json(CORPUS / "valid"))
-    assert upgraded == current and upgraded is not None and upgraded.schema_version == 2
+    assert upgraded == current and upgraded is not None and upgraded.schema_version == 3
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
@@ -217,6 +218,18 @@ def test_verify_recognises_the_checkpoint_and_catches_another(
     assert full.code == 0 and "all metrics agree" in full.out
     different = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(other), "--limit", "20")
     assert different.code == 1 and "checkpoint sha256" in different.out and "NO" in different.out
+    assert "the behaviour differs" in different.out
+
+    # The same recipe trained on another machine: other bytes (a hash mismatch, a warning), same behaviour.
+    rebuilt = tmp_path / "elsewhere" / model.name
+    shutil.copytree(model, rebuilt)
+    (weights,) = rebuilt.glob("*.safetensors")
+    tensors = load_file(weights)
+    save_file({k: v * (1 + 1e-6) if v.is_floating_point() else v for k, v in tensors.items()}, weights)
+    elsewhere = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(rebuilt))
+    assert elsewhere.code == 0, elsewhere.out
+    assert "warning" in elsewhere.out and "all metrics agree" in elsewhere.out and "NO" not in elsewhere.out
+    assert "same behaviour (another checkpoint)" in elsewhere.out
 
 
 @pytest.mark.slow

@@ -95,6 +95,29 @@ def evaluate(
     return blocks, adapter.score(spec, {block.split: block for block in blocks}, seed)
 
 
+#: decimals kept of the main metric's bootstrap values in `artifacts.main_bootstrap`
+MAIN_BOOTSTRAP_DECIMALS = 7
+
+
+def run_artifacts(outcome: Outcome, main_metric: str, seed: int) -> dict[str, Any]:
+    """A run's artifacts: the task's own plus `main_bootstrap` (seed and rounded distribution of the
+    main metric). Runs on the same samples with the same seed share their resamples, so two models'
+    main-metric distributions pair up: the app tests differences with them."""
+    artifacts = dict(outcome.artifacts)
+    main = next((m for m in outcome.metrics if m.name == main_metric), None)
+    if main is not None and main._distribution is not None:
+        artifacts["main_bootstrap"] = {
+            "seed": seed,
+            "values": [round(v, MAIN_BOOTSTRAP_DECIMALS) for v in main._distribution],
+        }
+    return artifacts
+
+
+def run_parameters(spec: TaskSpec, outcome: Outcome) -> dict[str, Scalar | list[Scalar]]:
+    """A run's recorded parameters: the spec's, then what scoring reports (fitted or derived values)."""
+    return {**spec.parameters, **outcome.parameters}
+
+
 def logit_samples(split: str, outputs: SplitOutputs) -> Samples:
     """A split's logits as per-sample values (float64); NaN or inf is a HarnessError."""
     logits = np.asarray(outputs.outputs["logits"], dtype=np.float64)
