@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -148,12 +149,19 @@ def eval_(
         Optional[Path], typer.Option(help="reference model for the compression task (default: the card's reference)")
     ] = None,
 ) -> None:
-    """Evaluate checkpoints on tasks; write submission files and add the runs to the store."""
-    from harness.runner import check_fit, load_models, resolve_device
+    """Evaluate checkpoints on tasks; write submission files and add the runs to the store.
+
+    A --model folder that is not itself a checkpoint stands for the checkpoints in its immediate
+    subfolders (a sweep). Several models are loaded one at a time; a task that does not fit one of
+    them is skipped for that model with its reason. Exit code: 0 when every model ran every task,
+    1 when some model/task pairs were skipped, 2 on bad input or when a model failed.
+    """
+    from harness.models import check_dtype, detect_loader
+    from harness.runner import check_data, check_fit, expand_model_paths, load_models, resolve_device
     from harness.store import check_store
 
     options = _options(seed, limit, device, batch_size, allow_pickle, cache_dir, dtype)
-    # Validate every input before anything runs or is written.
+    # Validate every input before anything runs or is written: tasks, models, dtype, store, data.
     specs = resolve_tasks(_split_csv(tasks))
     if reference is not None:
         from harness.tasks.compression import with_reference
@@ -163,15 +171,25 @@ def eval_(
         specs = [with_reference(s, str(reference)) if s.adapter == "compression" else s for s in specs]
     if not specs:
         raise HarnessError("no task given", fix="pass --tasks, e.g. --tasks calib (see `harness tasks`)")
-    paths = [Path(p) for p in _split_csv(model)]
+    paths = expand_model_paths([Path(p) for p in _split_csv(model)])
+    for path in paths:
+        check_dtype(dtype, detect_loader(path), path)
     store_path = None if no_store else store
     if store_path is not None:
         check_store(store_path)
-    handles = load_models(paths, options, resolve_device(device))
-    check_fit(specs, handles)
-    failed = _run(handles, specs, options, out, store_path, details)
+    check_data(specs, limit)
+    models: Sequence[Path | ModelHandle] = paths
+    if len(paths) == 1:  # one model: a task that does not fit it is an input error, before anything runs
+        handles = load_models(paths, options, resolve_device(device))
+        check_fit(specs, handles)
+        models = handles
+    else:
+        console.print(f"{len(paths)} models, loaded one at a time: " + ", ".join(p.name for p in paths), style="dim")
+    failed, skipped = _run(models, specs, options, out, store_path, details)
     if failed:
         raise typer.Exit(2)
+    if skipped:
+        raise typer.Exit(1)
 
 
 def resolve_tasks(names: list[str]) -> list[TaskSpec]:
@@ -210,39 +228,50 @@ def _options(
 
 
 def _run(
-    handles: list[ModelHandle],
+    models: Sequence[Path | ModelHandle],
     specs: list[TaskSpec],
     options: EvalOptions,
     out: Path,
     store_path: Path | None,
     details: bool = False,
-) -> int:
-    """Run, print the results table; returns the number of models that failed."""
+    *,
+    select: Callable[[TaskSpec, ModelHandle], bool] | None = None,
+    report_skips: bool = True,
+) -> tuple[int, int]:
+    """Run, print the results table; returns (models that failed, model/task pairs skipped)."""
     from harness.runner import progress_bar, run_and_record
 
     failures: list[str] = []
+    skips: list[str] = []
 
-    def on_error(handle: ModelHandle, error: HarnessError) -> None:
+    def on_error(path: Path, error: HarnessError) -> None:
         failures.append(error.one_line())
+
+    def on_skip(handle: ModelHandle, spec: TaskSpec, reason: str) -> None:
+        skips.append(f"{handle.card.name}: skipped {spec.name}: {reason}")
 
     with progress_bar(err_console) as progress:
         recorded = run_and_record(
-            handles, specs, options, out=out, store_path=store_path, progress=progress, on_error=on_error
-        )
-    table = Table(title="Results" + (f" (--limit {options.limit}: not ranked)" if options.limit else ""))
-    for column in ("model", "task", "metric", "value", "95% CI", "n"):
-        table.add_column(column, overflow="fold")
-    for item in recorded:
-        sub = item.result.submission
-        for run in sub.results:
-            for metric in run.metrics:
-                if not details and metric.name != run.main_metric:
-                    continue
-                ci = f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]" if metric.ci_low is not None else ""
-                name = metric.name + (" *" if metric.name == run.main_metric else "")
-                table.add_row(sub.model.name, run.task, name, _fmt(metric.value), ci, str(metric.n))
-    console.print(table)
-    console.print("* main metric" + ("" if details else "; --details shows every metric"), style="dim")
+            models, specs, options, out=out, store_path=store_path, progress=progress, on_error=on_error,
+            on_skip=on_skip, select=select,
+        )  # fmt: skip
+    if recorded:
+        table = Table(title="Results" + (f" (--limit {options.limit}: not ranked)" if options.limit else ""))
+        for column in ("model", "task", "metric", "value", "95% CI", "n"):
+            table.add_column(column, overflow="fold")
+        for item in recorded:
+            sub = item.result.submission
+            dtype = sub.settings.get("dtype", "float32")
+            label = sub.model.name + ("" if dtype == "float32" else f" ({dtype})")
+            for run in sub.results:
+                for metric in run.metrics:
+                    if not details and metric.name != run.main_metric:
+                        continue
+                    ci = f"[{_fmt(metric.ci_low)}, {_fmt(metric.ci_high)}]" if metric.ci_low is not None else ""
+                    name = metric.name + (" *" if metric.name == run.main_metric else "")
+                    table.add_row(label, run.task, name, _fmt(metric.value), ci, str(metric.n))
+        console.print(table)
+        console.print("* main metric" + ("" if details else "; --details shows every metric"), style="dim")
     passes = sum(item.result.cache_misses for item in recorded)
     hits = sum(item.result.cache_hits for item in recorded)
     console.print(f"inference: {passes} forward passes, {hits} reused from the cache", style="dim")
@@ -253,9 +282,12 @@ def _run(
         console.print(
             f"stored {sum(len(r.result.submission.results) for r in recorded)} runs in {store_path}", style="dim"
         )
+    if report_skips:
+        for skip in skips:
+            console.print(skip, style="yellow", markup=False, highlight=False, soft_wrap=True)
     for failure in failures:
         err_console.print(f"error: {failure}", style="red", markup=False, highlight=False, soft_wrap=True)
-    return len(failures)
+    return len(failures), len(skips)
 
 
 # ----------------------------------------------------------------------------- submissions and store
@@ -506,7 +538,6 @@ def demo(
     (submissions/) are read and shown beside the new runs, never written. `--shipped ''` shows the new
     runs alone.
     """
-    from harness.runner import load_models, resolve_device, unfit_reason
     from harness.store import check_store, open_store
     from harness.tasks import load_specs
     from harness.validation import validate_files
@@ -527,21 +558,13 @@ def demo(
     specs_registry = load_specs()
     specs = [specs_registry.get(name) for name in specs_registry.names()]
     options = _options(seed, None, device, 256, False, cache_dir)
-    handles = load_models(zoo_models(zoo), options, resolve_device(device))
-    failed = 0
-    # Models that fit the same set of tasks are evaluated together.
-    groups: dict[tuple[str, ...], list[ModelHandle]] = {}
-    for handle in handles:
-        fitting = tuple(
-            s.name
-            for s in specs
-            if unfit_reason(s, handle) is None
-            and (not s.demo_models_tagged or set(s.demo_models_tagged) & set(handle.card.tags))
-        )
-        if fitting:
-            groups.setdefault(fitting, []).append(handle)
-    for fitting, members in groups.items():
-        failed += _run(members, [specs_registry.get(n) for n in fitting], options, out, store)
+    models = zoo_models(zoo)
+
+    def demo_tasks(spec: TaskSpec, handle: ModelHandle) -> bool:
+        """Every task that fits a model; tasks that name demo tags run only on models with one of them."""
+        return not spec.demo_models_tagged or bool(set(spec.demo_models_tagged) & set(handle.card.tags))
+
+    failed, _ = _run(list(models), specs, options, out, store, select=demo_tasks, report_skips=False)
     n_shipped = 0
     if shown is not None and shown.is_dir():
         # The leaderboard also shows the shipped results (the full zoo's), read from their folder.
@@ -559,8 +582,8 @@ def demo(
     where = Table(title=f"demo finished in {time.perf_counter() - started:.1f} s", show_header=False)
     where.add_column("what", style="bold")
     where.add_column("where", overflow="fold")
-    where.add_row("zoo", f"{zoo} ({len(handles)} checkpoints)")
-    where.add_row("new runs", f"{out} (submission files of the {len(handles)} models)")
+    where.add_row("zoo", f"{zoo} ({len(models)} checkpoints)")
+    where.add_row("new runs", f"{out} (submission files of the {len(models)} models)")
     if shown is not None:
         where.add_row("shipped runs", f"{shown} ({n_shipped} files, read only)")
     where.add_row("store", f"{store} (browse it: harness app --store {store})")

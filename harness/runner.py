@@ -21,7 +21,7 @@ from harness import provenance
 from harness.cache import OutputCache, cache_key, default_cache_dir
 from harness.data import get_split, load_suite
 from harness.errors import HarnessError
-from harness.models import load_model
+from harness.models import detect_loader, is_checkpoint, load_model
 from harness.models.base import Arrays, Inference, InferenceOptions, LoadOptions, ModelHandle
 from harness.registry import INFERENCE
 from harness.schema import RunResult, Submission, TaskSpec, canonical_hash
@@ -88,9 +88,48 @@ def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
     return None if fits is None else fits(spec, handle)
 
 
+def load_options(options: EvalOptions, device: str) -> LoadOptions:
+    return LoadOptions(device=device, allow_pickle=options.allow_pickle, dtype=options.dtype)
+
+
 def load_models(paths: Sequence[Path], options: EvalOptions, device: str) -> list[ModelHandle]:
-    load = LoadOptions(device=device, allow_pickle=options.allow_pickle, dtype=options.dtype)
-    return [load_model(path, load) for path in paths]
+    return [load_model(path, load_options(options, device)) for path in paths]
+
+
+def expand_model_paths(paths: Sequence[Path]) -> list[Path]:
+    """`--model` arguments as checkpoint paths, checked before anything loads.
+
+    A checkpoint (any folder or file a loader detects) stands for itself. A folder that is not a
+    checkpoint stands for its immediate subfolders that are, sorted by name (a sweep: one folder per
+    step or variant); hidden subfolders and subfolders that are not checkpoints are left out. A path
+    that does not exist, or a folder with no checkpoint in it, is a HarnessError.
+    """
+    out: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise HarnessError("model path does not exist", where=str(path), fix="check the --model path")
+        if is_checkpoint(path) or not path.is_dir():
+            detect_loader(path)  # not a checkpoint: the loader error names what was expected
+            out.append(path)
+            continue
+        members = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".") and is_checkpoint(p)]
+        if not members:
+            detect_loader(path)  # raises: not a checkpoint, and no checkpoint folder inside
+        out += members
+    return out
+
+
+def check_data(specs: Sequence[TaskSpec], limit: int | None) -> None:
+    """Load every split the tasks will read, so a missing or malformed dataset fails before any model
+    loads. Tasks whose data depends on the model (a compression reference named by the card) are
+    checked when the model is known."""
+    for spec in specs:
+        adapter = adapter_for(spec)
+        if getattr(adapter, "resolve", None) is not None:
+            continue
+        suite = load_suite(spec.dataset)
+        for request in adapter.requests(spec):
+            get_split(suite, request.split, None if request.whole else limit)
 
 
 def check_fit(specs: Sequence[TaskSpec], handles: Sequence[ModelHandle]) -> None:
@@ -106,9 +145,11 @@ def check_fit(specs: Sequence[TaskSpec], handles: Sequence[ModelHandle]) -> None
 def submission_id(
     handle: ModelHandle, specs: Sequence[TaskSpec], fingerprints: dict[str, dict[str, str]], options: EvalOptions
 ) -> str:
-    """Deterministic id: the same checkpoint, tasks, data, seed and limit give the same submission."""
+    """Deterministic id: the same checkpoint, inference settings, tasks, data, seed and limit give the same
+    submission; changing any of them gives another (a bfloat16 run never overwrites a float32 one)."""
     payload = {
         "checkpoint": handle.checkpoint_hash,
+        "settings": handle.settings,
         "tasks": sorted((s.name, s.spec_hash()) for s in specs),
         "data": fingerprints,
         "seed": options.seed,
@@ -188,6 +229,7 @@ class Runner:
             checkpoint_hash=handle.checkpoint_hash,
             seed=self.options.seed,
             sample_limit=self.options.limit,
+            settings=dict(handle.settings),
             provenance=provenance.collect(self.device, time.perf_counter() - started, self.options.command),
             results=[r.model_copy(update={"run_id": f"{sid}-{r.task}"}) for r in results],
             samples_file=f"{sid}.parquet" if samples else None,
@@ -199,7 +241,7 @@ class Runner:
     ) -> tuple[SplitOutputs, bool]:
         """Outputs of `inference` on a split: from the cache, or one forward pass (then cached)."""
         version = f"{inference.version}|{canonical_hash(params)}" if params else inference.version
-        key = cache_key(handle.checkpoint_hash + handle.cache_salt, split.fingerprint, inference.name, version)
+        key = cache_key(handle.identity, split.fingerprint, inference.name, version)
         cached = self.cache.get(key)
         if cached is not None:
             return SplitOutputs(split, cached), True
@@ -248,38 +290,47 @@ class Recorded:
 
 
 def run_and_record(
-    handles: Sequence[ModelHandle],
+    models: Sequence[Path | ModelHandle],
     specs: Sequence[TaskSpec],
     options: EvalOptions,
     *,
     out: Path | None,
     store_path: Path | None,
     progress: Progress | None = None,
-    on_error: Callable[[ModelHandle, HarnessError], None] | None = None,
+    on_error: Callable[[Path, HarnessError], None] | None = None,
+    on_skip: Callable[[ModelHandle, TaskSpec, str], None] | None = None,
+    select: Callable[[TaskSpec, ModelHandle], bool] | None = None,
 ) -> list[Recorded]:
     """Evaluate each model, then write its submission file and ingest it into the store at once.
 
-    Each model is recorded as soon as it finishes, so a crash later never loses earlier models.
-    A HarnessError for one model goes to `on_error` (when given) and the others still run.
+    Models given as paths are loaded one at a time (and released before the next loads), so a sweep
+    of many checkpoints needs the memory of one. Tasks that do not fit a model (capability, training
+    data, the adapter's own check) go to `on_skip` with the reason and the model runs the others; tasks
+    that `select` rejects are left out silently (the demo's per-task model tags). Each model is recorded
+    as soon as it finishes, so a crash later never loses earlier models. A HarnessError for one model
+    (while loading or evaluating) goes to `on_error` (when given) and the others still run.
     """
     from harness.store import open_store
     from harness.submissions import write_submission
 
     runner = Runner(options, progress)
     recorded = []
-    for handle in handles:
+    for model in models:
+        where = model if isinstance(model, Path) else model.path
         try:
-            result = runner.evaluate(handle, specs)
+            result = _evaluate_one(runner, model, specs, on_skip, select)
         except HarnessError as error:
             if on_error is None:
                 raise
-            on_error(handle, error)
+            on_error(Path(where), error)
+            continue
+        if result is None:
             continue
         try:
             path = write_submission(out, result.submission, result.samples) if out is not None else None
         except OSError as error:
             raise HarnessError(
-                f"cannot write the submission of {handle.card.model_id} ({error.strerror})",
+                f"cannot write the submission of {result.submission.model.model_id} ({error.strerror})",
                 where=str(error.filename or out),
                 fix="free disk space or choose a writable --out; submissions written before are intact",
             ) from None
@@ -288,3 +339,29 @@ def run_and_record(
                 store.ingest([(result.submission, str(path) if path else None)])
         recorded.append(Recorded(result, path))
     return recorded
+
+
+def _evaluate_one(
+    runner: Runner,
+    model: Path | ModelHandle,
+    specs: Sequence[TaskSpec],
+    on_skip: Callable[[ModelHandle, TaskSpec, str], None] | None,
+    select: Callable[[TaskSpec, ModelHandle], bool] | None,
+) -> ModelResult | None:
+    """Load (when given a path) and evaluate one model on the tasks that fit it; None when none does.
+    A model loaded here is released when this returns."""
+    handle = model if isinstance(model, ModelHandle) else load_model(model, load_options(runner.options, runner.device))
+    fitting = []
+    for spec in specs:
+        if select is not None and not select(spec, handle):
+            continue
+        reason = unfit_reason(spec, handle)
+        if reason is None:
+            fitting.append(spec)
+        elif on_skip is None:
+            raise HarnessError(
+                reason, where=str(handle.path), fix="choose tasks that fit the model (see `harness tasks`)"
+            )
+        else:
+            on_skip(handle, spec, reason)
+    return runner.evaluate(handle, fitting) if fitting else None

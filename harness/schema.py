@@ -8,7 +8,8 @@ Versioning: `Submission.schema_version` is bumped on any incompatible change; re
 older versions on read (`harness.submissions.upgrade`). History:
 - 1: the first format.
 - 2: `limit` renamed `sample_limit` (it caps samples per split, and "limit" was ambiguous).
-- 3: optional `provenance.environment`: the installed packages against the lock file.
+- 3: optional `provenance.environment` (the installed packages against the lock file) and `settings`
+  (the inference settings that change outputs: dtype, device kind, maximum length).
 """
 
 from __future__ import annotations
@@ -223,6 +224,8 @@ class Submission(_Strict):
     seed: int
     #: `--limit N`: only the first N samples of each split were evaluated (marked, never ranked)
     sample_limit: Annotated[int, Field(ge=1)] | None = None
+    #: inference settings that change outputs (dtype, device kind, e.g. max_length): part of the id
+    settings: Annotated[dict[SafeName, SafeName], Field(max_length=16)] = Field(default_factory=dict)
     provenance: Provenance
     results: list[RunResult]
     samples_file: SafeName | None = None

@@ -33,7 +33,7 @@ from filelock import FileLock, Timeout
 from harness.errors import HarnessError
 from harness.metrics import metric_info
 from harness.registry import METRICS
-from harness.schema import Submission
+from harness.schema import ModelCard, Submission
 
 STORE_VERSION = 1
 
@@ -62,6 +62,16 @@ CREATE TABLE IF NOT EXISTS metric_info (metric TEXT PRIMARY KEY, higher_is_bette
 """
 
 TABLES = ("meta", "models", "submissions", "runs", "metrics", "metric_info")
+
+
+def board_card(sub: Submission) -> ModelCard:
+    """The card a submission's runs are stored under: the model's own, or, for runs in another dtype
+    than float32, the same card named "<name>@<dtype>", so a bfloat16 run sits beside the float32
+    one on every board instead of replacing it."""
+    dtype = sub.settings.get("dtype", "float32")
+    if dtype == "float32":
+        return sub.model
+    return sub.model.model_copy(update={"name": f"{sub.model.name}@{dtype}"})
 
 
 class Store:
@@ -97,7 +107,7 @@ class Store:
 
     def _ingest_one(self, sub: Submission, file: str | None) -> int:
         db = self.connection
-        card = sub.model
+        card = board_card(sub)
         created = sub.provenance.created_at
         existing = db.execute("SELECT card_created_at FROM models WHERE model_id = ?", [card.model_id]).fetchone()
         if existing is None or (existing[0] or "") <= created:
@@ -217,7 +227,7 @@ class Store:
             batch[submission.submission_id] = (submission, file)
         db = self.connection
         ids = list(batch)
-        model_ids = sorted({s.model.model_id for s, _ in batch.values()})
+        model_ids = sorted({board_card(s).model_id for s, _ in batch.values()})
         existing = dict(
             db.execute(
                 "SELECT model_id, card_created_at FROM models WHERE list_contains($ids, model_id)", {"ids": model_ids}
@@ -225,7 +235,7 @@ class Store:
         )
         cards: dict[str, Submission] = {}
         for submission, _ in batch.values():
-            card_id = submission.model.model_id
+            card_id = board_card(submission).model_id
             created = submission.provenance.created_at
             current = cards[card_id].provenance.created_at if card_id in cards else existing.get(card_id)
             if current is None or (current or "") <= created:
@@ -237,7 +247,7 @@ class Store:
                 columns[table].setdefault(key, []).append(value)
 
         for sub in cards.values():
-            card = sub.model
+            card = board_card(sub)
             add(
                 "models", model_id=card.model_id, org=card.org, name=card.name, family=card.family, kind=card.kind,
                 n_parameters=card.n_parameters, train_loss_nats=card.train_loss_nats,
@@ -250,7 +260,7 @@ class Store:
         for sub, file in batch.values():
             prov = sub.provenance
             add(
-                "submissions", submission_id=sub.submission_id, model_id=sub.model.model_id,
+                "submissions", submission_id=sub.submission_id, model_id=board_card(sub).model_id,
                 checkpoint_hash=sub.checkpoint_hash, seed=sub.seed, sample_limit=sub.sample_limit, ranked=sub.ranked,
                 source=prov.source, harness_version=prov.harness_version, git_commit=prov.git_commit,
                 created_at=prov.created_at, duration_s=prov.duration_s, provenance=prov.model_dump_json(), file=file,
@@ -258,7 +268,7 @@ class Store:
             for run in sub.results:
                 runs += 1
                 add(
-                    "runs", run_id=run.run_id, submission_id=sub.submission_id, model_id=sub.model.model_id,
+                    "runs", run_id=run.run_id, submission_id=sub.submission_id, model_id=board_card(sub).model_id,
                     task=run.task, task_version=run.task_version, spec_hash=run.spec_hash, adapter=run.adapter,
                     main_metric=run.main_metric, ranked=sub.ranked, created_at=prov.created_at,
                     duration_s=run.duration_s, dataset_fingerprints=json.dumps(run.dataset_fingerprints),

@@ -28,3 +28,13 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("zoo")
     build(folder, profile="tiny")
     return folder
+
+
+@pytest.fixture(scope="session")
+def lm_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The LM zoo in its tiny profile (well under a minute on two cores), built once per session."""
+    from harness.zoo.lm import build
+
+    folder = tmp_path_factory.mktemp("lm-zoo")
+    build(folder, profile="tiny")
+    return folder

@@ -16,15 +16,6 @@ from harness.tasks.compression import with_reference
 from harness.zoo import zoo_models
 
 
-@pytest.fixture(scope="module")
-def lm_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness.zoo.lm import build
-
-    folder = tmp_path_factory.mktemp("lm-zoo")
-    build(folder, profile="tiny")
-    return folder
-
-
 def cards(zoo: Path) -> dict[str, tuple[Path, ModelCard]]:
     return {p.name: (p, ModelCard.model_validate_json((p / "card.json").read_text())) for p in zoo_models(zoo)}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 
 import pytest
@@ -35,18 +34,6 @@ TINY = PLANS["tiny"]
 @pytest.fixture(scope="module")
 def suite() -> LanguageSuite:
     return language_suite(seed=0)
-
-
-@pytest.fixture(scope="module")
-def lm_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny profile, built once (it should take well under a minute on two cores)."""
-    folder = tmp_path_factory.mktemp("lm-zoo")
-    built: list[str] = []
-    started = time.perf_counter()
-    folders = build(folder, profile="tiny", on_model=built.append)
-    print(f"tiny lm zoo: {len(folders)} models in {time.perf_counter() - started:.1f} s")
-    assert sorted(f.name for f in folders) == sorted(built)
-    return folder
 
 
 def card(folder: Path) -> ModelCard:

@@ -167,7 +167,7 @@ def test_second_evaluation_reads_embeddings_from_the_cache(
     assert (second.cache_hits, second.cache_misses) == (2, 0)
     assert second.submission.results[0].metrics == first.submission.results[0].metrics
     assert first.submission.results[0].metric("ndcg_at_10").value > 0.6
-    assert minilm.cache_salt.startswith(f"max_seq_length={minilm.model.max_seq_length};config=")
+    assert minilm.settings == {"dtype": "float32", "device": "cpu", "max_seq_length": str(minilm.model.max_seq_length)}
 
 
 @pytest.mark.slow
@@ -235,7 +235,7 @@ def test_zoo_builds_sentence_transformers_folders_whose_cards_name_the_base(tmp_
     # the copy of the base shares its checkpoint hash (and so its cached embeddings) with the packaged folder
     copy = load_model(tmp_path / "zoo" / "minilm-l6")
     packaged = load_model(packaged_minilm_path())
-    assert copy.checkpoint_hash == packaged.checkpoint_hash and copy.cache_salt == packaged.cache_salt
+    assert copy.checkpoint_hash == packaged.checkpoint_hash and copy.settings == packaged.settings
     assert copy.card.model_id == "harness-zoo/minilm-l6"
 
     # a folder without card.json is named after itself, family sentence-transformers

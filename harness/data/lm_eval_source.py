@@ -7,14 +7,21 @@
   synth_heldout, see harness/data/lm_eval_tasks.py), written once into the output cache folder
   under a name derived from the data's fingerprint.
 
-A split's fingerprint covers the task name, the YAML and data files of its include folder, the
-lm-eval version and the sample limit, so cached per-sample results are reused only for the same task.
+A split's fingerprint covers the task name, the task's documents by content (every split lm-eval
+loaded for it, wherever its data files live and whatever their format, and the evaluated documents
+after the task's own processing), the YAML and code files of its include folder, the lm-eval version
+and the sample limit: cached per-sample results are reused only for the same task on the same data.
+Building the task to read its documents also checks, before any model runs, that it exists and its
+data is available.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,13 +32,65 @@ from harness.errors import HarnessError
 
 
 def _folder_digest(folder: str | None) -> str:
+    """sha256 over the task definitions of an include folder (YAML and the Python they reference)."""
     if folder is None:
         return ""
     digest = hashlib.sha256()
     for file in sorted(Path(folder).rglob("*")):
-        if file.is_file() and file.suffix in (".yaml", ".yml", ".jsonl", ".json", ".py", ".txt"):
+        if file.is_file() and file.suffix in (".yaml", ".yml", ".py"):
             digest.update(file.relative_to(folder).as_posix().encode() + b"\x00" + file.read_bytes())
     return digest.hexdigest()
+
+
+def _hash_documents(digest: Any, documents: Any) -> int:
+    count = 0
+    for document in documents:
+        digest.update(json.dumps(document, sort_keys=True, default=repr).encode() + b"\n")
+        count += 1
+    return count
+
+
+def documents_digest(name: str, include_path: str | None) -> str:
+    """sha256 over the documents of lm-eval task `name`: every split of the data lm-eval loaded for it
+    and the evaluated documents after its processing, by content. Loads the task (its data must be
+    available offline); an unknown task or missing data is a HarnessError naming the task."""
+    try:
+        with _quiet():
+            tasks = sorted(task_manager(include_path).load([name])["tasks"].items())  # leaf tasks of groups too
+    except Exception as error:  # lm-eval raises many types for a missing task or missing data
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise HarnessError(
+            f"lm-evaluation-harness cannot load task {name!r}: {first}",
+            fix="check the task name (`lm_eval --tasks list`) and that its data is available offline",
+        ) from None
+    digest = hashlib.sha256()
+    for task_name, task in tasks:
+        digest.update(f"task {task_name}\n".encode())
+        dataset: Any = getattr(task, "dataset", None)
+        for split in sorted(dataset.keys()) if hasattr(dataset, "keys") else []:
+            digest.update(f"split {split}\n".encode())
+            _hash_documents(digest, dataset[split])
+        digest.update(b"evaluated\n")
+        if _hash_documents(digest, task.eval_docs) == 0:
+            raise HarnessError(f"lm-evaluation-harness task {task_name!r} has no documents to evaluate")
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    import logging
+
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _content_digest(name: str, include_path: str | None) -> str:
+    return hashlib.sha256(f"{_folder_digest(include_path)}|{documents_digest(name, include_path)}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -42,14 +101,16 @@ class LMEvalTask:
     include_path: str | None
     n_docs: int = 0  # known for the built-in synthetic tasks; 0 when unknown
     limit: int | None = None
-    #: what the task's data and config are, independent of where they were written; default: a digest
-    #: of the include folder's files
+    #: what the task's data and config are, independent of where they were written; default (computed
+    #: on creation): a digest of the include folder's task files and of the task's documents
     content: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
         version = metadata.version("lm_eval")
-        content = self.content or _folder_digest(self.include_path)
+        if not self.content:  # computed once: copies (e.g. `head`) do not load the task again
+            object.__setattr__(self, "content", _content_digest(self.name, self.include_path))
+        content = self.content
         payload = f"{self.name}|{content}|lm_eval {version}|limit {self.limit}"
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
 

@@ -103,7 +103,7 @@ def reference_suite(
     prompts = list(language.prompts)[:n_prompts]
     choices = synthlang_choice_suite(seed=seed).split("test")
     cache = OutputCache(default_cache_dir())
-    salt = handle.checkpoint_hash + handle.cache_salt
+    salt = handle.identity
     options = InferenceOptions(batch_size=32)
     prompt_tokens = [handle.encode(p.text) for p in prompts]
     prompt_key = hashlib.sha256(repr(prompt_tokens).encode()).hexdigest()

@@ -31,8 +31,37 @@ def weight_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
 
 
+#: files beside the weights that change a model's outputs: configs, tokenizers, processors, adapters
+DEFINITION_SUFFIXES = (".json", ".txt", ".model", ".tiktoken", ".spm")
+#: files with those suffixes that describe a model without changing its outputs
+NOT_DEFINITION = ("card.json", "trainer_state.json", "all_results.json", "train_results.json", "eval_results.json")
+NOT_DEFINITION_PREFIXES = ("readme", "license", "notice", "changelog")
+
+
+def model_files(path: Path) -> list[Path]:
+    """Every file that defines a checkpoint, sorted by relative name: the weight files, and the config,
+    tokenizer, processor and adapter files (`DEFINITION_SUFFIXES`). Not part of it: the model card,
+    docs, training logs and hidden files, which never change outputs."""
+    if path.is_file():
+        return [path]
+    out = []
+    for file in sorted(path.rglob("*")):
+        relative = file.relative_to(path)
+        if not file.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        name = file.name.lower()
+        definition = (
+            file.suffix in DEFINITION_SUFFIXES
+            and file.name not in NOT_DEFINITION
+            and not name.startswith(NOT_DEFINITION_PREFIXES)
+        )
+        if file.suffix in WEIGHT_SUFFIXES or definition:
+            out.append(file)
+    return out
+
+
 def checkpoint_hash(files: list[Path], root: Path) -> str:
-    """sha256 over (relative name, content) of each weight file, in sorted order."""
+    """sha256 over (relative name, content) of each file, in sorted order (pass `model_files(root)`)."""
     digest = hashlib.sha256()
     for file in files:
         relative = file.name if root.is_file() else file.relative_to(root).as_posix()
@@ -55,6 +84,11 @@ def refuse_pickle(path: Path, allow_pickle: bool) -> None:
         )
 
 
+def is_checkpoint(path: Path) -> bool:
+    """Whether a registered loader recognises the files at `path` (nothing is loaded)."""
+    return path.exists() and any(MODEL_LOADERS.get(kind).detect(path) for kind in MODEL_LOADERS.names())
+
+
 def detect_loader(path: Path) -> ModelLoader:
     """The loader whose kind matches the files at `path`."""
     if not path.exists():
@@ -72,11 +106,40 @@ def detect_loader(path: Path) -> ModelLoader:
     )
 
 
+#: weight dtypes Harness can run a model in (`--dtype`); loaders list the ones they honour
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def torch_dtype(dtype: str) -> Any:
+    """The torch dtype of a `DTYPES` name."""
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def check_dtype(dtype: str, loader: ModelLoader, path: Path) -> None:
+    """Refuse a dtype that is unknown, or that this kind of checkpoint cannot run in."""
+    if dtype not in DTYPES:
+        raise HarnessError(f"unknown dtype {dtype!r}", fix="use one of " + ", ".join(DTYPES))
+    if dtype not in loader.dtypes:
+        raise HarnessError(
+            f"a {loader.kind} checkpoint cannot run in {dtype}",
+            where=str(path),
+            fix="use --dtype " + " or ".join(loader.dtypes),
+        )
+
+
 def load_model(path: str | Path, options: LoadOptions | None = None) -> ModelHandle:
-    """Detect the kind of checkpoint at `path` and load it."""
+    """Detect the kind of checkpoint at `path` and load it; the handle's `settings` record the dtype
+    and the device kind beside what the loader adds (see ModelHandle.settings)."""
     path = Path(path)
+    options = options or LoadOptions()
     loader = detect_loader(path)
-    return loader.load(path, options or LoadOptions())
+    check_dtype(options.dtype, loader, path)
+    handle = loader.load(path, options)
+    device_kind = "cuda" if str(options.device).startswith("cuda") else "cpu"
+    handle.settings = {"dtype": options.dtype, "device": device_kind, **handle.settings}
+    return handle
 
 
 def read_json(path: Path) -> Any:

@@ -6,6 +6,7 @@ running anything: a task adapter states the capability it needs, a handle the on
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -45,16 +46,29 @@ class InferenceOptions:
 
 @dataclass
 class ModelHandle:
-    """A loaded checkpoint. `checkpoint_hash` is the sha256 over its weight files."""
+    """A loaded checkpoint.
+
+    Its identity is (`checkpoint_hash`, `settings`): the sha256 over the files that define it (weights,
+    config, tokenizer, processor; `harness.models.model_files`) and the inference settings that change
+    its outputs. Both are part of every cache key and of the submission id, and `settings` is recorded
+    in the submission.
+    """
 
     path: Path
     kind: str
     card: ModelCard
     checkpoint_hash: str
     capabilities: frozenset[Capability]
-    #: settings outside the weight files that change outputs (e.g. a maximum sequence length);
-    #: part of the cache key, so changing them never reuses stale outputs
-    cache_salt: str = ""
+    #: inference settings that change outputs: dtype, device kind (cpu or cuda), and per kind e.g. the
+    #: maximum sequence length; part of the cache key and the submission id, so changing one never
+    #: reuses stale outputs or overwrites another setting's results
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        """sha256 of (checkpoint hash, settings): what cache keys of this model's outputs start from."""
+        text = self.checkpoint_hash + "|" + "|".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Classifier(Protocol):
@@ -73,6 +87,8 @@ class ModelLoader(Protocol):
     description: str
     #: what a folder of this kind holds, shown when detection fails
     expects: str
+    #: the weight dtypes this kind honours (`--dtype`); others are refused before loading
+    dtypes: tuple[str, ...]
 
     def detect(self, path: Path) -> bool: ...
 

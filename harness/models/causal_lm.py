@@ -28,10 +28,17 @@ import torch
 from numpy.typing import NDArray
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash, read_card, refuse_pickle, weight_files, with_model_facts
+from harness.models import (
+    DTYPES,
+    checkpoint_hash,
+    model_files,
+    read_card,
+    refuse_pickle,
+    torch_dtype,
+    weight_files,
+    with_model_facts,
+)
 from harness.models.base import Capability, InferenceOptions, LoadOptions, ModelHandle
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def is_causal_lm(path: Path) -> bool:
@@ -82,6 +89,7 @@ class CausalLMHandle(ModelHandle):
             raise HarnessError("the tokenizer has neither a BOS nor an EOS token", where=str(self.path))
         self.prefix = int(prefix)
         self.pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.prefix)
+        self.settings = {**self.settings, "max_length": str(self.max_length)}
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -215,6 +223,7 @@ class CausalLMLoader:
     kind = "hf-causal-lm"
     description = "Hugging Face AutoModelForCausalLM folder (config.json + safetensors + tokenizer)"
     expects = "config.json with a *ForCausalLM architecture, model.safetensors, tokenizer files"
+    dtypes = DTYPES
 
     def detect(self, path: Path) -> bool:
         return is_causal_lm(path)
@@ -230,15 +239,13 @@ class CausalLMLoader:
             raise HarnessError(
                 "no weight files in the checkpoint folder", where=str(path), fix="save it with save_pretrained"
             )
-        if options.dtype not in DTYPES:
-            raise HarnessError(f"unknown dtype {options.dtype!r}", fix="use " + ", ".join(DTYPES))
         try:
             model = transformers.AutoModelForCausalLM.from_pretrained(
                 str(path),
                 local_files_only=True,
                 trust_remote_code=False,
                 use_safetensors=not options.allow_pickle,
-                dtype=DTYPES[options.dtype],
+                dtype=torch_dtype(options.dtype),
             )
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError, RuntimeError) as error:
@@ -256,9 +263,8 @@ class CausalLMLoader:
             path=path,
             kind=self.kind,
             card=card,
-            checkpoint_hash=checkpoint_hash(files, path),
+            checkpoint_hash=checkpoint_hash(model_files(path), path),
             capabilities=frozenset({Capability.CAUSAL_LM, Capability.LOGITS}),
-            cache_salt=f"dtype={options.dtype}",
         )
 
 

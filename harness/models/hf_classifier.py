@@ -24,7 +24,16 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash, read_card, refuse_pickle, weight_files, with_model_facts
+from harness.models import (
+    DTYPES,
+    checkpoint_hash,
+    model_files,
+    read_card,
+    refuse_pickle,
+    torch_dtype,
+    weight_files,
+    with_model_facts,
+)
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
 
 HEADS = ("classifier", "score", "fc", "head", "classification_head")
@@ -122,7 +131,7 @@ class HFClassifierHandle(ModelHandle):
                 pixels = torch.from_numpy(np.ascontiguousarray(images.reshape(-1, channels, side, side)))
             else:
                 pixels = torch.from_numpy(np.ascontiguousarray(np.moveaxis(images, -1, 1)))
-        return {"pixel_values": pixels.float().to(self.device)}
+        return {"pixel_values": pixels.to(self.device, dtype=self.model.dtype)}
 
 
 class HFClassifierLoader:
@@ -131,6 +140,7 @@ class HFClassifierLoader:
     expects = (
         "config.json with an *ForImageClassification or *ForSequenceClassification architecture, model.safetensors"
     )
+    dtypes = DTYPES
 
     def detect(self, path: Path) -> bool:
         return hf_task(path) is not None
@@ -155,7 +165,11 @@ class HFClassifierLoader:
         )
         try:
             model = auto.from_pretrained(
-                str(path), local_files_only=True, trust_remote_code=False, use_safetensors=not options.allow_pickle
+                str(path),
+                local_files_only=True,
+                trust_remote_code=False,
+                use_safetensors=not options.allow_pickle,
+                dtype=torch_dtype(options.dtype),
             )
         except (OSError, ValueError, RuntimeError) as error:
             raise HarnessError(
@@ -178,7 +192,7 @@ class HFClassifierLoader:
             path=path,
             kind=self.kind,
             card=card,
-            checkpoint_hash=checkpoint_hash(files, path),
+            checkpoint_hash=checkpoint_hash(model_files(path), path),
             capabilities=frozenset({Capability.LOGITS, Capability.FEATURES}),
         )
 

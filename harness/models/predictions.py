@@ -124,6 +124,8 @@ class PredictionsLoader:
     kind = "predictions"
     description = "per-split logits (and features) in predictions.npz or predictions.parquet"
     expects = "predictions.npz (<split>.ids, <split>.logits[, <split>.features]) or predictions.parquet"
+    #: the logits are given: there are no weights to run in another dtype
+    dtypes = ("float32",)
 
     def detect(self, path: Path) -> bool:
         return predictions_file(path) is not None

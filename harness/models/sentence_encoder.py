@@ -21,7 +21,6 @@ The card is card.json when present; otherwise the name is the folder name and th
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import re
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash, read_card, refuse_pickle, weight_files
+from harness.models import DTYPES, checkpoint_hash, model_files, read_card, refuse_pickle, torch_dtype, weight_files
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
 from harness.models.encode import Role
 from harness.schema import ModelCard
@@ -41,9 +40,6 @@ from harness.schema import ModelCard
 KIND = "sentence-transformers"
 MARKERS = ("modules.json", "config_sentence_transformers.json")
 MAX_BATCH = 64
-#: files besides the weights that change what a folder computes (configs, tokenizer, vocabulary)
-CONFIG_SUFFIXES = (".json", ".txt", ".model")
-NOT_CONFIG = ("card.json",)
 PACKAGED_NAME = "all-MiniLM-L6-v2"
 PACKAGED_ORG = "sentence-transformers"
 
@@ -63,17 +59,6 @@ def is_packaged_minilm(path: Path) -> bool:
         return path.resolve() == packaged_minilm_path().resolve()
     except HarnessError:
         return False
-
-
-def config_digest(path: Path) -> str:
-    """sha256 (first 16 hex digits) over the folder's configuration and tokenizer files, by relative name."""
-    digest = hashlib.sha256()
-    files = sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix in CONFIG_SUFFIXES and p.name not in NOT_CONFIG
-    )
-    for file in files:
-        digest.update(file.relative_to(path).as_posix().encode() + b"\x00" + file.read_bytes() + b"\x00")
-    return digest.hexdigest()[:16]
 
 
 def safe_name(name: str) -> str:
@@ -116,6 +101,7 @@ class SentenceEncoderLoader:
     kind = KIND
     description = "sentence-transformers text encoder folder (retrieval: embeddings)"
     expects = "modules.json or config_sentence_transformers.json, with safetensors weights"
+    dtypes = DTYPES
 
     def detect(self, path: Path) -> bool:
         return path.is_dir() and any((path / marker).is_file() for marker in MARKERS)
@@ -130,6 +116,7 @@ class SentenceEncoderLoader:
                 fix="save the model with SentenceTransformer.save (safetensors)",
             )
         model = load_sentence_transformer(path, options.device)
+        model.to(dtype=torch_dtype(options.dtype))
         n_parameters = sum(int(p.numel()) for p in model.parameters())
         return SentenceEncoderHandle(
             model=model,
@@ -137,9 +124,9 @@ class SentenceEncoderLoader:
             path=path,
             kind=self.kind,
             card=_card(path, n_parameters),
-            checkpoint_hash=checkpoint_hash(files, path),
+            checkpoint_hash=checkpoint_hash(model_files(path), path),
             capabilities=frozenset({Capability.EMBEDDINGS}),
-            cache_salt=f"max_seq_length={model.max_seq_length};config={config_digest(path)}",
+            settings={"max_seq_length": str(model.max_seq_length)},
         )
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.models import checkpoint_hash, read_card, read_json, refuse_pickle, weight_files
+from harness.models import DTYPES, checkpoint_hash, model_files, read_card, read_json, refuse_pickle, torch_dtype
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
 
 FORMAT = "harness-torch-classifier"
@@ -66,6 +66,7 @@ class TorchClassifierHandle(ModelHandle):
         self.module = module
         self.config = config
         self.device = device
+        self.dtype = next(module.parameters()).dtype
 
     @torch.inference_mode()
     def classify(self, split: Any, options: InferenceOptions) -> Arrays:
@@ -86,7 +87,7 @@ class TorchClassifierHandle(ModelHandle):
         logits, features = [], []
         for start in range(0, x.shape[0], options.batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(x[start : start + options.batch_size])).to(self.device)
-            out, feat = self.module.forward_with_features(batch.float())
+            out, feat = self.module.forward_with_features(batch.to(self.dtype))
             logits.append(out.float().cpu().numpy())
             features.append(feat.float().cpu().numpy())
             options.advance(batch.shape[0])
@@ -97,6 +98,7 @@ class TorchClassifierLoader:
     kind = "torch-classifier"
     description = "torch MLP classifier written by the Harness zoo (safetensors + config.json + card.json)"
     expects = f"config.json with format {FORMAT!r} and {WEIGHTS}"
+    dtypes = DTYPES
 
     def detect(self, path: Path) -> bool:
         config = path / "config.json"
@@ -126,8 +128,7 @@ class TorchClassifierLoader:
                 where=str(path),
                 fix="re-export the checkpoint so config.json and the weights agree",
             ) from None
-        module.eval().to(options.device)
-        files = weight_files(path)
+        module.eval().to(options.device, dtype=torch_dtype(options.dtype))
         return TorchClassifierHandle(
             module=module,
             config=config,
@@ -135,7 +136,7 @@ class TorchClassifierLoader:
             path=path,
             kind=self.kind,
             card=read_card(path, self.kind),
-            checkpoint_hash=checkpoint_hash(files, path),
+            checkpoint_hash=checkpoint_hash(model_files(path), path),
             capabilities=frozenset({Capability.LOGITS, Capability.FEATURES}),
         )
 

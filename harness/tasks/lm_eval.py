@@ -109,8 +109,12 @@ class LMEvalAdapter:
                 )
             )
         # lm-eval's own aggregates, stderrs and directions travel with the samples (one row per metric).
+        # Samples must be finite: a stderr lm-eval reports as N/A (NaN) is written as NO_STDERR.
         names = sorted(k.split(":", 1)[1] for k in out if k.startswith("aggregate:"))
-        declared = [[out[f"aggregate:{m}"][0], out[f"stderr:{m}"][0], float(out[f"higher:{m}"][0])] for m in names]
+        declared = [
+            [out[f"aggregate:{m}"][0], _finite_stderr(out[f"stderr:{m}"][0]), float(out[f"higher:{m}"][0])]
+            for m in names
+        ]
         blocks.append(
             Samples("lm_eval", names, np.zeros(len(names), np.int64), np.asarray(declared, np.float64).reshape(-1, 3), ["aggregate", "stderr", "higher_is_better"])
         )  # fmt: skip
@@ -125,7 +129,7 @@ class LMEvalAdapter:
         columns = {name: block.values[:, i] for i, name in enumerate(block.fields)}
         summary = samples.get("lm_eval")
         declared = {
-            name: {"aggregate": row[0], "stderr": None if np.isnan(row[1]) else row[1], "higher_is_better": bool(row[2])}
+            name: {"aggregate": row[0], "stderr": None if row[1] < 0 or np.isnan(row[1]) else row[1], "higher_is_better": bool(row[2])}
             for name, row in zip(summary.ids, summary.values.tolist(), strict=True)
         } if summary is not None else {}  # fmt: skip
         metrics: list[MetricValue] = []
@@ -166,6 +170,14 @@ class LMEvalAdapter:
             artifacts={"lm_eval": declared} if declared else {},
             parameters={"task": task, "n_documents": n, "n_resamples": n_resamples},
         )
+
+
+#: stands for "no stderr" (lm-eval's N/A) in the per-sample values, which must be finite; read back as null
+NO_STDERR = -1.0
+
+
+def _finite_stderr(value: float) -> float:
+    return float(value) if np.isfinite(value) and value >= 0 else NO_STDERR
 
 
 def _pair(name: str, ll: Any, weight: Any) -> Any:
