@@ -136,7 +136,14 @@ def eval_(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed for bootstrap CIs and any sampling")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="inference batch size")] = 256,
+    batch_size: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="inference batch size [default: automatic: 256 for classifiers; language models as many "
+            "sequences as keep a forward pass's activations within 32 MB]",
+        ),
+    ] = None,
     allow_pickle: Annotated[bool, typer.Option(help="allow loading pickle weight files (can execute code)")] = False,
     cache_dir: Annotated[
         Optional[Path], typer.Option(help="per-sample output cache [default: $HARNESS_CACHE_DIR or ~/.cache/harness]")
@@ -205,7 +212,7 @@ def _options(
     seed: int,
     limit: int | None,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
     allow_pickle: bool,
     cache_dir: Path | None,
     dtype: str = "float32",
@@ -388,10 +395,10 @@ def verify(
 
     if not submission.is_file():
         raise HarnessError("submission file does not exist", where=str(submission))
-    options = _options(0, limit, device, 256, allow_pickle, cache_dir)
+    options = _options(0, limit, device, None, allow_pickle, cache_dir)
     handle = load_models([model], options, resolve_device(device))[0]
     seed = json.loads(submission.read_text()).get("seed", 0)
-    options = _options(int(seed), limit, device, 256, allow_pickle, cache_dir)
+    options = _options(int(seed), limit, device, None, allow_pickle, cache_dir)
     checks = verify_submission(submission, handle, options, reference)
     table = Table(title=f"verify {submission.name} against {model}")
     for column in ("task", "check", "detail", "ok"):
@@ -557,7 +564,7 @@ def demo(
         _build_zoo(zoo, [], profile)
     specs_registry = load_specs()
     specs = [specs_registry.get(name) for name in specs_registry.names()]
-    options = _options(seed, None, device, 256, False, cache_dir)
+    options = _options(seed, None, device, None, False, cache_dir)
     models = zoo_models(zoo)
 
     def demo_tasks(spec: TaskSpec, handle: ModelHandle) -> bool:

@@ -9,6 +9,11 @@
   on the "test" split (else the first split), scores averaged over the task's subsets; retrieval
   scores keep Harness's names (ndcg_at_10, map_at_100, mrr_at_10, recall_at_1/10/100), and every
   task reports `mteb.main_score`.
+Imported runs line up with native ones: an lm-eval task gets the name and main metric a native
+`lm_eval:<task>` run has (the first metric its config declares), so both land on one board; the
+model keeps its real name (from the file, or --name; a file that does not name the model is
+refused); every metric carries the sample count (lm-eval's effective documents; MTEB's number of
+queries for retrieval tasks, else of samples, from the task's metadata).
 Imported submissions have no per-sample outputs, so they cannot be re-scored; the checkpoint hash
 is the sha256 of the model's identifier as the tool recorded it (the weights are not available).
 """
@@ -26,6 +31,7 @@ from harness import __version__
 from harness.errors import HarnessError
 from harness.metrics import metric_info
 from harness.schema import MetricValue, ModelCard, Provenance, RunResult, Submission, canonical_hash
+from harness.tasks.lm_eval import metrics_from_config
 
 RETRIEVAL_NAMES = ("ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100")
 
@@ -83,11 +89,18 @@ def from_lm_eval(file: Path, org: str = "imported", name: str | None = None) -> 
         raise HarnessError(f"not an lm-evaluation-harness results file ({error})", where=str(file)) from None
     config = data.get("config", {}) or {}
     model_args = config.get("model_args", {})
+    if isinstance(model_args, str):  # "pretrained=org/model,dtype=float32"
+        model_args = dict(part.split("=", 1) for part in model_args.split(",") if "=" in part)
     identifier = str(
-        data.get("model_name")
-        or (model_args.get("pretrained") if isinstance(model_args, dict) else model_args)
-        or file.stem
+        data.get("model_name") or (model_args.get("pretrained") if isinstance(model_args, dict) else "") or ""
     )
+    if not identifier and not name:
+        raise HarnessError(
+            "the results file does not name the model (no model_name, no pretrained= model argument)",
+            where=str(file),
+            fix="pass --name with the model's name",
+        )
+    identifier = identifier or str(name)
     directions = data.get("higher_is_better", {})
     counts = data.get("n-samples", {})
     runs: list[RunResult] = []
@@ -106,6 +119,8 @@ def from_lm_eval(file: Path, org: str = "imported", name: str | None = None) -> 
         if not metrics:
             continue
         task_config = data.get("configs", {}).get(task, {"task": task})
+        native_main = f"lm_eval.{metrics_from_config(task_config)[0]}"
+        main_metric = native_main if any(m.name == native_main for m in metrics) else metrics[0].name
         version = _float(data.get("versions", {}).get(task)) or 1.0
         runs.append(
             RunResult(
@@ -114,7 +129,7 @@ def from_lm_eval(file: Path, org: str = "imported", name: str | None = None) -> 
                 task_version=max(1, int(version)),
                 spec_hash=canonical_hash(task_config),
                 adapter="lm_eval",
-                main_metric=metrics[0].name,
+                main_metric=main_metric,
                 metrics=metrics,
                 parameters={
                     "task": task,
@@ -144,6 +159,23 @@ def from_lm_eval(file: Path, org: str = "imported", name: str | None = None) -> 
     )
 
 
+#: what mteb writes when it does not know the model ("no_model_name/available")
+MTEB_PLACEHOLDERS = ("no_model_name", "available")
+
+
+def _mteb_sample_count(task_name: str, split: str) -> int:
+    """Independent units of an MTEB task split: queries for retrieval, else samples (0 when unknown)."""
+    import mteb
+
+    try:
+        stats: dict[str, Any] = mteb.get_task(task_name).metadata.descriptive_stats or {}
+    except Exception:  # an unknown or renamed task: mteb raises several types
+        return 0
+    split_stats: dict[str, Any] = stats.get(split) or {}
+    count = _float(split_stats.get("num_queries")) or _float(split_stats.get("num_samples")) or 0.0
+    return int(count)
+
+
 def from_mteb(folder: Path, org: str = "imported", name: str | None = None) -> Submission:
     """A submission from an MTEB results folder (one JSON per task)."""
     from mteb.results.task_result import TaskResult
@@ -153,6 +185,16 @@ def from_mteb(folder: Path, org: str = "imported", name: str | None = None) -> S
     meta: dict[str, Any] = {}
     if (folder / "model_meta.json").exists():
         meta = json.loads((folder / "model_meta.json").read_text())
+    identifier = str(meta.get("name") or "")
+    if identifier.split("/")[0] in MTEB_PLACEHOLDERS or identifier in MTEB_PLACEHOLDERS:
+        identifier = ""
+    if not identifier and not name:
+        raise HarnessError(
+            "the MTEB results do not name the model (no model_meta.json name, or mteb's placeholder)",
+            where=str(folder),
+            fix="pass --name with the model's name",
+        )
+    identifier = identifier or str(name)
     runs: list[RunResult] = []
     for file in sorted(folder.glob("*.json")):
         if file.name == "model_meta.json":
@@ -165,18 +207,19 @@ def from_mteb(folder: Path, org: str = "imported", name: str | None = None) -> S
         subsets = result.scores[split]
         if not subsets:
             continue
+        n = _mteb_sample_count(result.task_name, split)
         metrics = [
             MetricValue(
                 name="mteb.main_score",
                 value=sum(float(s["main_score"]) for s in subsets) / len(subsets),
                 higher_is_better=True,
-                n=0,
+                n=n,
             )
         ]
         for metric in RETRIEVAL_NAMES:
             values = [_float(s.get(metric)) for s in subsets]
             if values and all(v is not None for v in values):
-                metrics.append(MetricValue(name=metric, value=sum(values) / len(values), higher_is_better=True, n=0))  # type: ignore[arg-type]
+                metrics.append(MetricValue(name=metric, value=sum(values) / len(values), higher_is_better=True, n=n))  # type: ignore[arg-type]
         runs.append(
             RunResult(
                 run_id="",
@@ -198,7 +241,6 @@ def from_mteb(folder: Path, org: str = "imported", name: str | None = None) -> S
         )
     if not runs:
         raise HarnessError("no MTEB task results in the folder", where=str(folder))
-    identifier = str(meta.get("name") or folder.name)
     card = ModelCard(
         name=_safe(name or identifier.split("/")[-1]),
         org=org,

@@ -34,7 +34,8 @@ class EvalOptions:
     seed: int = 0
     limit: int | None = None
     device: str = "auto"
-    batch_size: int = 256
+    #: None: automatic per model kind (see InferenceOptions.batch_size)
+    batch_size: int | None = None
     allow_pickle: bool = False
     dtype: str = "float32"
     cache_dir: Path = field(default_factory=default_cache_dir)

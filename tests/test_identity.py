@@ -146,7 +146,9 @@ def test_dtype_is_refused_where_it_cannot_apply(capsys, monkeypatch, tiny_zoo: P
     common = ("--tasks", "calib", "--no-store", "--out", str(tmp_path / "subs"))
     refused = run_cli(capsys, monkeypatch, "eval", "--model", str(preds), "--dtype", "bfloat16", *common)
     assert refused.code == 2 and "cannot run in bfloat16" in refused.err and "--dtype float32" in refused.err
-    unknown = run_cli(capsys, monkeypatch, "eval", "--model", str(tiny_zoo / "digits-mlp-small"), "--dtype", "float64", *common)
+    unknown = run_cli(
+        capsys, monkeypatch, "eval", "--model", str(tiny_zoo / "digits-mlp-small"), "--dtype", "float64", *common
+    )
     assert unknown.code == 2 and "unknown dtype 'float64'" in unknown.err
     assert not (tmp_path / "subs").exists()
 
@@ -199,7 +201,9 @@ def write_items(data: Path, fmt: str, n: int) -> None:
     if fmt == "jsonl":
         data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     else:
-        data.write_text("context,first,second\n" + "".join(f"{r['context']},{r['first']},{r['second']}\n" for r in rows))
+        data.write_text(
+            "context,first,second\n" + "".join(f"{r['context']},{r['first']},{r['second']}\n" for r in rows)
+        )
 
 
 @pytest.mark.slow
@@ -225,7 +229,11 @@ def test_lm_eval_data_files_wherever_they_live(lm_zoo: Path, tmp_path: Path, fmt
     write_items(data, fmt, 25)  # the file cut to 25 items, its name and folder unchanged
     after = evaluate(model, spec, tmp_path / "cache")
     assert after.cache_misses >= 1
-    assert after.submission.results[0].metric("lm_eval.acc").n == 25 != before.submission.results[0].metric("lm_eval.acc").n
+    assert (
+        after.submission.results[0].metric("lm_eval.acc").n
+        == 25
+        != before.submission.results[0].metric("lm_eval.acc").n
+    )
     assert after.submission.submission_id != before.submission.submission_id
 
 

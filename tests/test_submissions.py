@@ -166,6 +166,26 @@ def test_lm_eval_results_import(tmp_path: Path) -> None:
     path = write_submission(tmp_path, submission, [])
     problems = validate_file(path)[1]
     assert [p.field for p in problems] == ["sample_limit"]
+    # Aligned with native runs: the native task name and main metric (the config's first metric), the real name.
+    assert tasks["lm_eval.synth_heldout"].main_metric == "lm_eval.word_perplexity"
+    assert tasks["lm_eval.synth_mc"].main_metric == "lm_eval.acc"
+    assert submission.model.name == "rand"
+
+
+def test_an_import_that_does_not_name_its_model_is_refused(tmp_path: Path) -> None:
+    from harness.errors import HarnessError
+
+    raw = json.loads((DATA / "imports" / "lm_eval_results.json").read_text())
+    raw.pop("model_name")
+    raw["config"]["model_args"] = "dtype=float32"
+    file = tmp_path / "results.json"
+    file.write_text(json.dumps(raw))
+    with pytest.raises(HarnessError, match="does not name the model"):
+        from_lm_eval(file)
+    assert from_lm_eval(file, name="my-model").model.name == "my-model"
+    raw["config"]["model_args"] = "pretrained=org/from-args,dtype=float32"
+    file.write_text(json.dumps(raw))
+    assert from_lm_eval(file).model.name == "from-args"
 
 
 def test_mteb_results_import(tmp_path: Path) -> None:
@@ -197,6 +217,15 @@ def test_mteb_results_import(tmp_path: Path) -> None:
     assert runs["mteb.NFCorpus"].metric("mteb.main_score").value == pytest.approx(0.33)
     path = write_submission(tmp_path / "subs", submission, [])
     assert validate_file(path)[1] == []
+    # The sample count is MTEB's own: SciFact's test split has 300 queries.
+    assert runs["mteb.SciFact"].metric("ndcg_at_10").n == 300
+    # mteb's placeholder for an unnamed model is not a name.
+    (folder / "model_meta.json").write_text(json.dumps({"name": "no_model_name/available"}))
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="do not name the model"):
+        from_mteb(folder)
+    assert from_mteb(folder, name="my-encoder").model.name == "my-encoder"
 
 
 @pytest.mark.slow

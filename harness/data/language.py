@@ -83,6 +83,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from itertools import accumulate
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
@@ -886,6 +887,14 @@ CHOICE_PHENOMENA = ("agreement_across_attractor", "grammatical_completion")
 _STREAMS = ("pretrain", "heldout", "prompts", "minimal_pairs", "multiple_choice")
 
 
+#: bump when generation changes what a seed produces (invalidates the on-disk copies of built suites)
+LANGUAGE_VERSION = 1
+_RECORD_TYPES: dict[str, type[Record]] = {
+    "pretrain": Document, "heldout": Document, "prompts": Prompt, "minimal_pairs": MinimalPair,
+    "multiple_choice": ChoiceItem, "probe": ProbeSpan,
+}  # fmt: skip
+
+
 def language_suite(
     seed: int = 0,
     n_train_sentences: int = 100_000,
@@ -901,7 +910,90 @@ def language_suite(
 
     Evaluation text never repeats a pre-training sentence (`heldout`, `prompts`, the good sentences of
     `minimal_pairs`, the sentences behind `multiple_choice`), nor a pre-training document.
+    A built suite is kept in the output cache (`language/<key>.json` with a sha256 sidecar, keyed by
+    the arguments and LANGUAGE_VERSION), so later processes read it instead of generating it again
+    (seconds per process); a copy whose checksum does not match is ignored and rebuilt. Fingerprints
+    are computed from the records either way.
     """
+    arguments = {
+        "version": LANGUAGE_VERSION, "seed": seed, "n_train_sentences": n_train_sentences,
+        "n_heldout_sentences": n_heldout_sentences, "n_prompts": n_prompts,
+        "n_pairs_per_phenomenon": n_pairs_per_phenomenon, "n_multiple_choice": n_multiple_choice,
+        "n_probe_sentences": n_probe_sentences, "max_document_words": max_document_words,
+        "max_recursion": max_recursion,
+    }  # fmt: skip
+    stored = _stored_suite_path(arguments)
+    if (suite := _read_stored_suite(stored, max_recursion)) is not None:
+        return suite
+    suite = _build_language_suite(**{k: v for k, v in arguments.items() if k != "version"})
+    _write_stored_suite(stored, suite)
+    return suite
+
+
+def _stored_suite_path(arguments: dict[str, int]) -> Path:
+    from harness.cache import default_cache_dir
+
+    key = hashlib.sha256(json.dumps(arguments, sort_keys=True).encode()).hexdigest()[:24]
+    return default_cache_dir() / "language" / f"synthlang-{key}.json"
+
+
+def _read_stored_suite(file: Path, max_recursion: int) -> LanguageSuite | None:
+    try:
+        payload = file.read_bytes()
+        expected = file.with_suffix(".sha256").read_text().strip()
+    except OSError:
+        return None
+    if hashlib.sha256(payload).hexdigest() != expected:
+        return None
+    try:
+        raw = json.loads(payload)
+        splits: dict[str, Any] = {
+            name: RecordSplit(name, tuple(_record(_RECORD_TYPES[name], fields) for fields in raw["splits"][name]))
+            for name in SPLITS
+        }
+        return LanguageSuite(
+            name=raw["name"], seed=raw["seed"], grammar=default_grammar(max_recursion=max_recursion),
+            description=raw["description"], **splits,
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError, HarnessError):
+        return None
+
+
+def _record(kind: type[Record], fields: dict[str, Any]) -> Record:
+    """A record from its JSON fields (JSON lists back to the tuples the records hold)."""
+    values: dict[str, Any] = {key: tuple(v) if isinstance(v, list) else v for key, v in fields.items()}
+    return kind(**values)
+
+
+def _write_stored_suite(file: Path, suite: LanguageSuite) -> None:
+    from harness.cache import atomic_write
+
+    payload = json.dumps(
+        {
+            "name": suite.name,
+            "seed": suite.seed,
+            "description": suite.description,
+            "splits": {name: [asdict(record) for record in suite.split(name)] for name in SPLITS},
+        }
+    ).encode()
+    try:
+        atomic_write(file, payload)  # data first, checksum last: a copy without its checksum is never read
+        atomic_write(file.with_suffix(".sha256"), hashlib.sha256(payload).hexdigest().encode())
+    except OSError:
+        pass  # a read-only cache only costs time
+
+
+def _build_language_suite(
+    seed: int,
+    n_train_sentences: int,
+    n_heldout_sentences: int,
+    n_prompts: int,
+    n_pairs_per_phenomenon: int,
+    n_multiple_choice: int,
+    n_probe_sentences: int,
+    max_document_words: int,
+    max_recursion: int,
+) -> LanguageSuite:
     counts = {
         "n_train_sentences": n_train_sentences,
         "n_heldout_sentences": n_heldout_sentences,

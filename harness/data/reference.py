@@ -104,7 +104,7 @@ def reference_suite(
     choices = synthlang_choice_suite(seed=seed).split("test")
     cache = OutputCache(default_cache_dir())
     salt = handle.identity
-    options = InferenceOptions(batch_size=32)
+    options = InferenceOptions()  # automatic batches: bounded memory
     prompt_tokens = [handle.encode(p.text) for p in prompts]
     prompt_key = hashlib.sha256(repr(prompt_tokens).encode()).hexdigest()
 

@@ -35,9 +35,14 @@ class LoadOptions:
     dtype: str = "float32"
 
 
+#: batch size of classifiers when none is given (their inputs are small and of one size)
+DEFAULT_BATCH_SIZE = 256
+
+
 @dataclass(frozen=True)
 class InferenceOptions:
-    batch_size: int = 256
+    #: None: automatic (DEFAULT_BATCH_SIZE for classifiers; language models fill a logits budget)
+    batch_size: int | None = None
     #: called with the number of samples just processed (drives progress bars)
     advance: Callable[[int], None] = field(default=lambda n: None)
     #: the request's parameters (part of the cache key)

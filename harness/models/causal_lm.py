@@ -19,7 +19,7 @@ float16. Scoring follows lm-evaluation-harness's conventions so numbers agree wi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,14 @@ def rolling_windows(tokens: Sequence[int], prefix: int, max_length: int) -> Iter
         done = end
 
 
+#: memory the activations of one automatic batch may take (see CausalLMHandle.sequence_bytes)
+ACTIVATIONS_BUDGET_BYTES = 32 * 2**20
+#: copies of batch x length x vocab float32 values alive at once in `_logprobs` (logits, log-softmax, CPU copy)
+LOGIT_COPIES = 3
+#: the largest automatic batch (more sequences per batch stop paying on a CPU)
+MAX_AUTO_BATCH = 64
+
+
 class CausalLMHandle(ModelHandle):
     def __init__(self, *, model: Any, tokenizer: Any, device: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -107,9 +115,39 @@ class CausalLMHandle(ModelHandle):
         logprobs = torch.log_softmax(logits, dim=-1).cpu()
         return [logprobs[row, : len(sequence)] for row, sequence in enumerate(inputs)]
 
-    def _batches(self, items: list[Any], options: InferenceOptions) -> Iterator[list[Any]]:
-        for start in range(0, len(items), options.batch_size):
-            yield items[start : start + options.batch_size]
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    def auto_batch_size(self, length: int) -> int:
+        """Sequences of `length` tokens per batch when no batch size is given: as many as keep the
+        estimated float32 activations of one forward pass (`sequence_bytes`) within
+        ACTIVATIONS_BUDGET_BYTES, between 1 and MAX_AUTO_BATCH. Peak memory is then bounded whatever
+        the vocabulary, width and sequence length."""
+        return max(1, min(MAX_AUTO_BATCH, ACTIVATIONS_BUDGET_BYTES // self.sequence_bytes(length)))
+
+    def sequence_bytes(self, length: int) -> int:
+        """Estimated float32 bytes one sequence of `length` tokens holds at the peak of a forward pass:
+        its logits and their log-softmax (LOGIT_COPIES x vocab per token), the hidden states of one
+        layer (about 12 x width per token: residual, attention projections, the 4x MLP) and one
+        layer's attention scores and weights (2 x heads x length^2)."""
+        config: Any = self.model.config
+        width = int(getattr(config, "n_embd", None) or getattr(config, "hidden_size", None) or 1024)
+        heads = int(getattr(config, "n_head", None) or getattr(config, "num_attention_heads", None) or 16)
+        length = max(1, length)
+        values = LOGIT_COPIES * length * self.vocab_size + 12 * length * width + 2 * heads * length * length
+        return 4 * values
+
+    def _batches(
+        self, items: list[Any], options: InferenceOptions, length: Callable[[Any], int] = len
+    ) -> Iterator[list[Any]]:
+        """Consecutive batches of `items`: `options.batch_size` each, or, when that is None, sized by
+        `auto_batch_size` for the first (longest, as callers sort them) item of each batch."""
+        start = 0
+        while start < len(items):
+            size = options.batch_size or self.auto_batch_size(length(items[start]))
+            yield items[start : start + size]
+            start += size
 
     def rolling_nll(self, texts: Sequence[str], options: InferenceOptions) -> dict[str, NDArray[Any]]:
         """Per document: summed negative log-likelihood (nats, float64) and number of scored tokens."""
@@ -125,7 +163,7 @@ class CausalLMHandle(ModelHandle):
         nll = np.zeros(len(texts), dtype=np.float64)
         # Longest first keeps padding small within a batch.
         windows.sort(key=lambda w: -len(w[1]))
-        for batch in self._batches(windows, options):
+        for batch in self._batches(windows, options, lambda window: len(window[1])):
             for (index, inputs, targets), logprobs in zip(batch, self._logprobs([w[1] for w in batch]), strict=True):
                 scored = logprobs[len(inputs) - len(targets) :]
                 nll[index] -= float(scored.gather(1, torch.as_tensor(targets)[:, None]).double().sum())
@@ -147,7 +185,7 @@ class CausalLMHandle(ModelHandle):
                 requests.append((item, choice_index, sequence, len(continuation)))
         out = np.full((len(contexts), max((len(c) for c in choices), default=0)), -np.inf)
         requests.sort(key=lambda r: -len(r[2]))
-        for batch in self._batches(requests, options):
+        for batch in self._batches(requests, options, lambda request: len(request[2])):
             inputs = [r[2][:-1] for r in batch]
             for (item, choice_index, sequence, count), logprobs in zip(batch, self._logprobs(inputs), strict=True):
                 targets = torch.as_tensor(sequence[-count:])
@@ -192,8 +230,7 @@ class CausalLMHandle(ModelHandle):
         sequences = [
             [*prefix, *continuation.tolist()] for prefix, continuation in zip(prefixes, continuations, strict=True)
         ]
-        for start in range(0, len(sequences), options.batch_size):
-            batch = sequences[start : start + options.batch_size]
+        for batch in self._batches(sequences, options):
             for sequence, logprobs in zip(batch, self._logprobs([s[:-1] for s in batch]), strict=True):
                 yield logprobs[len(sequence) - 1 - n :]
             options.advance(len(batch))
@@ -202,7 +239,7 @@ class CausalLMHandle(ModelHandle):
     def hidden_states(self, texts: Sequence[str], options: InferenceOptions) -> list[NDArray[np.float32]]:
         """Last-layer hidden states (T, d) of each text's tokens (after the prefix token, which is dropped)."""
         out: list[NDArray[np.float32]] = []
-        for batch in self._batches(list(texts), options):
+        for batch in self._batches(list(texts), options, lambda text: self.max_length):
             inputs = [[self.prefix, *self.encode(t)] for t in batch]
             width = max(len(x) for x in inputs)
             ids = torch.full((len(inputs), width), self.pad, dtype=torch.long)

@@ -34,7 +34,7 @@ from harness.models import (
     weight_files,
     with_model_facts,
 )
-from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.base import DEFAULT_BATCH_SIZE, Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
 
 HEADS = ("classifier", "score", "fc", "head", "classification_head")
 TASKS = {"ForImageClassification": "image", "ForSequenceClassification": "text"}
@@ -76,8 +76,9 @@ class HFClassifierHandle(ModelHandle):
             hook = self.head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
         logits, features = [], []
         try:
-            for start in range(0, n, options.batch_size):
-                stop = min(start + options.batch_size, n)
+            size = options.batch_size or DEFAULT_BATCH_SIZE
+            for start in range(0, n, size):
+                stop = min(start + size, n)
                 batch = self._inputs(split, start, stop)
                 captured.clear()
                 output = self.model(**batch, output_hidden_states=self.head is None)

@@ -179,7 +179,8 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
             lm = HFLM(
                 pretrained=handle.model,
                 tokenizer=handle.tokenizer,
-                batch_size=options.batch_size,
+                # lm-eval pads each batch to its longest request: bound it like Harness's own batches
+                batch_size=options.batch_size or handle.auto_batch_size(handle.max_length),
                 max_length=handle.max_length,
                 device=str(handle.device),
             )

@@ -84,7 +84,7 @@ class SentenceEncoderHandle(ModelHandle):
             encode = getattr(self.model, "encode_query", self.model.encode)
         else:
             encode = getattr(self.model, "encode_document", self.model.encode)
-        batch_size = max(1, min(options.batch_size, MAX_BATCH))
+        batch_size = max(1, min(options.batch_size or MAX_BATCH, MAX_BATCH))
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), batch_size):

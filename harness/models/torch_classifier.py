@@ -18,7 +18,7 @@ from torch import nn
 
 from harness.errors import HarnessError
 from harness.models import DTYPES, checkpoint_hash, model_files, read_card, read_json, refuse_pickle, torch_dtype
-from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.base import DEFAULT_BATCH_SIZE, Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
 
 FORMAT = "harness-torch-classifier"
 WEIGHTS = "model.safetensors"
@@ -85,8 +85,9 @@ class TorchClassifierHandle(ModelHandle):
                 fix="evaluate this model on a dataset with matching inputs",
             )
         logits, features = [], []
-        for start in range(0, x.shape[0], options.batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(x[start : start + options.batch_size])).to(self.device)
+        size = options.batch_size or DEFAULT_BATCH_SIZE
+        for start in range(0, x.shape[0], size):
+            batch = torch.from_numpy(np.ascontiguousarray(x[start : start + size])).to(self.device)
             out, feat = self.module.forward_with_features(batch.to(self.dtype))
             logits.append(out.float().cpu().numpy())
             features.append(feat.float().cpu().numpy())

@@ -58,8 +58,13 @@ def task_metrics(task: str, include_path: str | None = None) -> list[str]:
             f"lm-evaluation-harness has no task {task!r}",
             fix=("did you mean " + " or ".join(close) + "?") if close else "list them with `lm_eval --tasks list`",
         )
-    config: dict[str, Any] = manager._get_config(task)
-    listed = [str(m["metric"]) for m in config.get("metric_list", []) if isinstance(m, dict) and "metric" in m]
+    return metrics_from_config(manager._get_config(task))
+
+
+def metrics_from_config(config: dict[str, Any]) -> list[str]:
+    """The metric names an lm-eval task config declares (`metric_list`), else lm-eval's defaults for its
+    output type; the first is the task's main metric, for native runs and imported ones alike."""
+    listed = [str(m["metric"]) for m in config.get("metric_list", []) or [] if isinstance(m, dict) and "metric" in m]
     if listed:
         return listed
     defaults = {"loglikelihood_rolling": list(PAIR_AGGREGATES), "multiple_choice": ["acc", "acc_norm"]}

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 from harness.errors import HarnessError
 from harness.metrics import ood as ood_metrics
@@ -174,6 +173,8 @@ class OODAdapter:
         scores: list[str],
     ) -> dict[str, Any]:
         """TPR (share of ID kept) at 101 evenly spaced FPRs (share of OOD accepted), per score and set."""
+        from sklearn.metrics import roc_curve  # imported here: loading sklearn costs every command ~0.6 s
+
         curves: dict[str, dict[str, list[float]]] = {}
         for score in scores:
             curves[score] = {}
