@@ -36,6 +36,7 @@ from harness.models import (
     read_card,
     read_json,
     refuse_pickle,
+    safetensors_parameter_count,
     torch_dtype,
     weight_files,
     with_model_facts,
@@ -335,28 +336,6 @@ class CausalLMLoader:
         if handle.card.n_parameters is None:
             handle.card = with_model_facts(handle.card, handle.model)  # pickle weights: count on the model
         return handle
-
-
-def safetensors_parameter_count(files: list[Path]) -> int | None:
-    """Number of values in the safetensors files (from their headers; None when any file is not
-    safetensors). A truncated or corrupt file is a HarnessError."""
-    from safetensors import SafetensorError, safe_open
-
-    if any(file.suffix != ".safetensors" for file in files):
-        return None
-    total = 0
-    for file in files:
-        try:
-            with safe_open(str(file), framework="numpy") as opened:
-                for name in opened.keys():  # noqa: SIM118  (safe_open has no __iter__)
-                    total += int(np.prod(opened.get_slice(name).get_shape()))
-        except (SafetensorError, OSError, ValueError) as error:
-            raise HarnessError(
-                f"cannot read safetensors weights ({error}); the file is truncated or corrupt",
-                where=str(file),
-                fix="re-download or re-export the checkpoint",
-            ) from None
-    return total
 
 
 LOADER = CausalLMLoader()
