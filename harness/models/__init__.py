@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,33 @@ def checkpoint_hash(files: list[Path], root: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def unreadable_weights(file: Path, error: Exception) -> HarnessError:
+    """The error for a safetensors file that cannot be read."""
+    return HarnessError(
+        f"cannot read safetensors weights ({error}); the file is truncated or corrupt",
+        where=str(file),
+        fix="re-download or re-export the checkpoint",
+    )
+
+
+def safetensors_parameter_count(files: list[Path]) -> int | None:
+    """Number of values in the safetensors files (from their headers; None when any file is not
+    safetensors). A truncated or corrupt file is a HarnessError."""
+    from safetensors import SafetensorError, safe_open
+
+    if any(file.suffix != ".safetensors" for file in files):
+        return None
+    total = 0
+    for file in files:
+        try:
+            with safe_open(str(file), framework="numpy") as opened:
+                for name in opened.keys():  # noqa: SIM118  (safe_open has no __iter__)
+                    total += math.prod(opened.get_slice(name).get_shape())
+        except (SafetensorError, OSError, ValueError) as error:
+            raise unreadable_weights(file, error) from None
+    return total
 
 
 def refuse_pickle(path: Path, allow_pickle: bool) -> None:

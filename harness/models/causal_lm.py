@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ from harness.models import (
     checkpoint_hash,
     model_files,
     read_card,
+    read_json,
     refuse_pickle,
+    safetensors_parameter_count,
     torch_dtype,
     weight_files,
     with_model_facts,
@@ -76,28 +79,45 @@ MAX_AUTO_BATCH = 64
 
 
 class CausalLMHandle(ModelHandle):
-    def __init__(self, *, model: Any, tokenizer: Any, device: str, **kwargs: Any) -> None:
+    """A causal LM whose weights and tokenizer load on first use: a run whose outputs are all cached
+    (and the checks before it) never pays for loading them. Everything the runner needs before
+    inference (identity, settings, card, maximum length) comes from the files."""
+
+    def __init__(
+        self, *, loader: Callable[[], tuple[Any, Any]], device: str, config: dict[str, Any], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.model = model
-        self.tokenizer = tokenizer
+        self._loader = loader
         self.device = device
-        config = model.config
         self.max_length = int(
-            next(
-                (
-                    getattr(config, a)
-                    for a in ("n_positions", "max_position_embeddings", "n_ctx")
-                    if getattr(config, a, None)
-                ),
-                2048,
-            )
+            next((config[a] for a in ("n_positions", "max_position_embeddings", "n_ctx") if config.get(a)), 2048)
         )
+        self.settings = {**self.settings, "max_length": str(self.max_length)}
+
+    @cached_property
+    def _loaded(self) -> tuple[Any, Any]:
+        return self._loader()
+
+    @property
+    def model(self) -> Any:
+        return self._loaded[0]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._loaded[1]
+
+    @cached_property
+    def prefix(self) -> int:
+        """The token every sequence starts from: BOS, else EOS."""
+        tokenizer = self.tokenizer
         prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         if prefix is None:
             raise HarnessError("the tokenizer has neither a BOS nor an EOS token", where=str(self.path))
-        self.prefix = int(prefix)
-        self.pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.prefix)
-        self.settings = {**self.settings, "max_length": str(self.max_length)}
+        return int(prefix)
+
+    @cached_property
+    def pad(self) -> int:
+        return int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.prefix)
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -266,43 +286,56 @@ class CausalLMLoader:
         return is_causal_lm(path)
 
     def load(self, path: Path, options: LoadOptions) -> ModelHandle:
-        import transformers
-
-        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Harness shows its own
-
         refuse_pickle(path, options.allow_pickle)
         files = weight_files(path)
         if not files:
             raise HarnessError(
                 "no weight files in the checkpoint folder", where=str(path), fix="save it with save_pretrained"
             )
-        try:
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                str(path),
-                local_files_only=True,
-                trust_remote_code=False,
-                use_safetensors=not options.allow_pickle,
-                dtype=torch_dtype(options.dtype),
-            )
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError, RuntimeError) as error:
-            raise HarnessError(
-                f"transformers cannot load this checkpoint: {str(error).splitlines()[0]}",
-                where=str(path),
-                fix="a causal LM folder needs config.json, safetensors weights and tokenizer files",
-            ) from None
-        model.eval().to(options.device)  # type: ignore[no-untyped-call]
-        card = with_model_facts(read_card(path, self.kind), model)
-        return CausalLMHandle(
-            model=model,
-            tokenizer=tokenizer,
+        config = read_json(path / "config.json")
+        n_parameters = safetensors_parameter_count(files)  # reads the headers: a truncated file fails here
+
+        def load_weights() -> tuple[Any, Any]:
+            import transformers
+
+            transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Harness shows its own
+            try:
+                model = transformers.AutoModelForCausalLM.from_pretrained(
+                    str(path),
+                    local_files_only=True,
+                    trust_remote_code=False,
+                    use_safetensors=not options.allow_pickle,
+                    dtype=torch_dtype(options.dtype),
+                )
+                tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            except (OSError, ValueError, RuntimeError) as error:
+                raise HarnessError(
+                    f"transformers cannot load this checkpoint: {str(error).splitlines()[0]}",
+                    where=str(path),
+                    fix="a causal LM folder needs config.json, safetensors weights and tokenizer files",
+                ) from None
+            model.eval().to(options.device)  # type: ignore[no-untyped-call]
+            return model, tokenizer
+
+        card = read_card(path, self.kind)
+        updates: dict[str, Any] = {}
+        if card.n_parameters is None and n_parameters is not None:
+            updates["n_parameters"] = n_parameters
+        if card.family == "unknown" and config.get("model_type"):
+            updates["family"] = str(config["model_type"])
+        handle = CausalLMHandle(
+            loader=load_weights,
             device=options.device,
+            config=config,
             path=path,
             kind=self.kind,
-            card=card,
+            card=card.model_copy(update=updates) if updates else card,
             checkpoint_hash=checkpoint_hash(model_files(path), path),
             capabilities=frozenset({Capability.CAUSAL_LM, Capability.LOGITS}),
         )
+        if handle.card.n_parameters is None:
+            handle.card = with_model_facts(handle.card, handle.model)  # pickle weights: count on the model
+        return handle
 
 
 LOADER = CausalLMLoader()

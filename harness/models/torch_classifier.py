@@ -17,7 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.models import DTYPES, checkpoint_hash, model_files, read_card, read_json, refuse_pickle, torch_dtype
+from harness.models import (
+    DTYPES,
+    checkpoint_hash,
+    model_files,
+    read_card,
+    read_json,
+    refuse_pickle,
+    torch_dtype,
+    unreadable_weights,
+)
 from harness.models.base import DEFAULT_BATCH_SIZE, Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
 
 FORMAT = "harness-torch-classifier"
@@ -162,11 +171,7 @@ def load_safetensors(file: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(file))
     except (SafetensorError, OSError, ValueError) as error:
-        raise HarnessError(
-            f"cannot read safetensors weights ({error}); the file is truncated or corrupt",
-            where=str(file),
-            fix="re-download or re-export the checkpoint",
-        ) from None
+        raise unreadable_weights(file, error) from None
 
 
 LOADER = TorchClassifierLoader()
