@@ -7,6 +7,8 @@ include folder):
 - a multiple-choice task: `harness eval --tasks synth_mc` against `lm_eval --tasks synth_mc`;
 - a rolling-loss task: `harness eval --tasks lm_loss` against `lm_eval --tasks synth_heldout` (the
   same held-out documents, lm-eval's loglikelihood_rolling).
+Both start from prepared data: lm-eval from the task files, Harness from the same generated language
+and task files (stored in its cache folder), and neither has any model output cached when it runs cold.
 Each command runs as its own process, at its defaults (Harness: automatic batches; lm-eval: batch
 size 1), and is measured for wall time and peak resident memory (the child's ru_maxrss). Harness runs
 cold (an empty cache) and warm (the same cache again); lm-eval has no per-sample cache and runs cold.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,8 +55,6 @@ def measure(command: list[str], env: dict[str, str]) -> dict[str, float]:
 
 def bench_model(reference: Path, out: Path) -> Path:
     """A larger GPT-2 than the tiny zoo's, with the reference's tokenizer and card (seeded random weights)."""
-    import shutil
-
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -103,6 +104,11 @@ def run() -> list[Row]:
                 env,
             )  # fmt: skip
             cache = root / f"cache-{ours}"
+            # Both sides start from prepared data (lm-eval reads the task files written above): the
+            # synthetic language, generated once above, is stored in Harness's cache too; no model
+            # output is cached, so the cold run does every forward pass.
+            for prepared in ("language", "lm_eval_tasks"):
+                shutil.copytree(root / "tasks-cache" / prepared, cache / prepared)
             harness = [
                 str(BIN / "harness"), "eval", "--model", str(reference), "--tasks", ours, "--no-store",
                 "--out", str(root / "subs"), "--cache-dir", str(cache),

@@ -401,3 +401,28 @@ def test_lm_eval_runs_the_tasks_offline_and_matches_a_hand_computation(
     ids = tokenizer.encode(context) + tokenizer.encode(choice)
     ours = log_probs(ids)[-len(tokenizer.encode(choice)) :].sum()
     assert sample["resps"][0][0][0] == pytest.approx(ours, abs=1e-3)
+
+
+def test_the_built_suite_is_stored_and_read_back_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.data import language
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    built = language.language_suite(seed=3, n_train_sentences=500, n_heldout_sentences=60, n_probe_sentences=20)
+    (stored,) = (tmp_path / "language").glob("synthlang-*[0-9a-f].json")
+    again = language.language_suite(seed=3, n_train_sentences=500, n_heldout_sentences=60, n_probe_sentences=20)
+    assert again.fingerprints == built.fingerprints and again.multiple_choice[0] == built.multiple_choice[0]
+    # A copy that does not match its checksum is never used: the suite is generated again.
+    stored.write_bytes(stored.read_bytes().replace(b"heldout-0", b"heldout-X", 1))
+    rebuilt = language.language_suite(seed=3, n_train_sentences=500, n_heldout_sentences=60, n_probe_sentences=20)
+    assert rebuilt.fingerprints == built.fingerprints
+
+
+def test_the_summary_matches_the_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.data.language import language_suite, language_summary
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    fingerprints, sizes = language_summary(seed=0)  # builds and stores the suite
+    suite = language_suite(seed=0)
+    assert fingerprints == suite.fingerprints
+    assert sizes == {name: len(split) for name, split in suite.splits.items()}
+    assert language_summary(seed=0) == (fingerprints, sizes)  # now read from the stored summary

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import inspect
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -930,6 +931,31 @@ def language_suite(
     return suite
 
 
+def language_summary(seed: int = 0) -> tuple[dict[str, str], dict[str, int]]:
+    """(fingerprints, sizes) of every split of the default-sized suite for `seed`, read from the small
+    summary stored beside the suite (checksummed like it); built and stored when missing."""
+    arguments = _default_arguments(seed)
+    file = _stored_suite_path(arguments).with_suffix(".summary.json")
+    try:
+        payload = file.read_bytes()
+        if hashlib.sha256(payload).hexdigest() == file.with_suffix(".sha256").read_text().strip():
+            raw = json.loads(payload)
+            return dict(raw["fingerprints"]), {k: int(v) for k, v in raw["sizes"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    suite = language_suite(seed=seed)
+    return suite.fingerprints, {name: len(split) for name, split in suite.splits.items()}
+
+
+def _default_arguments(seed: int) -> dict[str, int]:
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(language_suite).parameters.items()
+        if name != "seed"
+    }
+    return {"version": LANGUAGE_VERSION, "seed": seed, **defaults}
+
+
 def _stored_suite_path(arguments: dict[str, int]) -> Path:
     from harness.cache import default_cache_dir
 
@@ -976,9 +1002,15 @@ def _write_stored_suite(file: Path, suite: LanguageSuite) -> None:
             "splits": {name: [asdict(record) for record in suite.split(name)] for name in SPLITS},
         }
     ).encode()
-    try:
-        atomic_write(file, payload)  # data first, checksum last: a copy without its checksum is never read
+    summary = json.dumps(
+        {"fingerprints": suite.fingerprints, "sizes": {name: len(split) for name, split in suite.splits.items()}}
+    ).encode()
+    summary_file = file.with_suffix(".summary.json")
+    try:  # data first, checksum last: a copy without its checksum is never read
+        atomic_write(file, payload)
         atomic_write(file.with_suffix(".sha256"), hashlib.sha256(payload).hexdigest().encode())
+        atomic_write(summary_file, summary)
+        atomic_write(summary_file.with_suffix(".sha256"), hashlib.sha256(summary).hexdigest().encode())
     except OSError:
         pass  # a read-only cache only costs time
 

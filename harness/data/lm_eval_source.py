@@ -144,18 +144,19 @@ def lm_eval_suite(include_path: str | None = None) -> LMEvalSuite:
 
 
 def synthlang_lm_eval_suite(seed: int = 0) -> LMEvalSuite:
-    from harness.data.language import language_suite
+    from harness.data.language import language_suite, language_summary
     from harness.data.lm_eval_tasks import write_lm_eval_tasks
 
-    language = language_suite(seed=seed)
-    digest = hashlib.sha256("|".join(sorted(language.fingerprints.values())).encode()).hexdigest()
+    # The summary (fingerprints and sizes) spares holding the whole suite in memory once it is stored.
+    fingerprints, sizes = language_summary(seed=seed)
+    digest = hashlib.sha256("|".join(sorted(fingerprints.values())).encode()).hexdigest()
     folder = default_cache_dir() / "lm_eval_tasks" / f"synthlang-{seed}-{digest[:16]}"
     if not (folder / "synth_heldout.yaml").exists():
-        write_lm_eval_tasks(folder, language)
+        write_lm_eval_tasks(folder, language_suite(seed=seed))
     known = {
-        "synth_blimp": len(language.minimal_pairs),
-        "synth_mc": len(language.multiple_choice),
-        "synth_heldout": len(language.heldout),
+        "synth_blimp": sizes["minimal_pairs"],
+        "synth_mc": sizes["multiple_choice"],
+        "synth_heldout": sizes["heldout"],
     }
     # The YAML files hold absolute data paths; the content is the language's data, wherever it was written.
     content = hashlib.sha256(f"synthlang-lm-eval v1|{digest}".encode()).hexdigest()
