@@ -165,7 +165,6 @@ def eval_(
     """
     from harness.models import check_dtype, detect_loader
     from harness.runner import check_data, check_fit, expand_model_paths, load_models, resolve_device
-    from harness.store import check_store
 
     options = _options(seed, limit, device, batch_size, allow_pickle, cache_dir, dtype)
     # Validate every input before anything runs or is written: tasks, models, dtype, store, data.
@@ -183,6 +182,8 @@ def eval_(
         check_dtype(dtype, detect_loader(path), path)
     store_path = None if no_store else store
     if store_path is not None:
+        from harness.store import check_store  # here: DuckDB is not loaded by --no-store runs
+
         check_store(store_path)
     check_data(specs, limit)
     models: Sequence[Path | ModelHandle] = paths

@@ -311,7 +311,6 @@ def run_and_record(
     as soon as it finishes, so a crash later never loses earlier models. A HarnessError for one model
     (while loading or evaluating) goes to `on_error` (when given) and the others still run.
     """
-    from harness.store import open_store
     from harness.submissions import write_submission
 
     runner = Runner(options, progress)
@@ -336,6 +335,8 @@ def run_and_record(
                 fix="free disk space or choose a writable --out; submissions written before are intact",
             ) from None
         if store_path is not None:
+            from harness.store import open_store  # here: DuckDB is not loaded by --no-store runs
+
             with open_store(store_path) as store:
                 store.ingest([(result.submission, str(path) if path else None)])
         recorded.append(Recorded(result, path))

@@ -72,6 +72,8 @@ def rolling_windows(tokens: Sequence[int], prefix: int, max_length: int) -> Iter
 
 #: memory the activations of one automatic batch may take (see CausalLMHandle.sequence_bytes)
 ACTIVATIONS_BUDGET_BYTES = 32 * 2**20
+#: the budget of lm-eval's batches: lm-eval keeps more copies of a batch's outputs than Harness does
+LM_EVAL_BUDGET_BYTES = 8 * 2**20
 #: copies of batch x length x vocab float32 values alive at once in `_logprobs` (logits, log-softmax, CPU copy)
 LOGIT_COPIES = 3
 #: the largest automatic batch (more sequences per batch stop paying on a CPU)
@@ -139,12 +141,13 @@ class CausalLMHandle(ModelHandle):
     def vocab_size(self) -> int:
         return int(self.model.get_output_embeddings().weight.shape[0])
 
-    def auto_batch_size(self, length: int) -> int:
+    def auto_batch_size(self, length: int, budget_bytes: int | None = None) -> int:
         """Sequences of `length` tokens per batch when no batch size is given: as many as keep the
         estimated float32 activations of one forward pass (`sequence_bytes`) within
         ACTIVATIONS_BUDGET_BYTES, between 1 and MAX_AUTO_BATCH. Peak memory is then bounded whatever
         the vocabulary, width and sequence length."""
-        return max(1, min(MAX_AUTO_BATCH, ACTIVATIONS_BUDGET_BYTES // self.sequence_bytes(length)))
+        budget = ACTIVATIONS_BUDGET_BYTES if budget_bytes is None else budget_bytes
+        return max(1, min(MAX_AUTO_BATCH, budget // self.sequence_bytes(length)))
 
     def sequence_bytes(self, length: int) -> int:
         """Estimated float32 bytes one sequence of `length` tokens holds at the peak of a forward pass:

@@ -173,14 +173,16 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
     from lm_eval.models.huggingface import HFLM
 
     from harness.data.lm_eval_source import task_manager
+    from harness.models.causal_lm import LM_EVAL_BUDGET_BYTES
 
     try:
         with quiet_stderr():  # lm-eval's warnings, progress bars and `git` probe write straight to stderr
             lm = HFLM(
                 pretrained=handle.model,
                 tokenizer=handle.tokenizer,
-                # lm-eval pads each batch to its longest request: bound it like Harness's own batches
-                batch_size=options.batch_size or handle.auto_batch_size(handle.max_length),
+                # lm-eval pads each batch to its longest request and keeps more copies of its outputs:
+                # a smaller budget than Harness's own batches
+                batch_size=options.batch_size or handle.auto_batch_size(handle.max_length, LM_EVAL_BUDGET_BYTES),
                 max_length=handle.max_length,
                 device=str(handle.device),
             )
