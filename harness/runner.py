@@ -366,4 +366,25 @@ def _evaluate_one(
             )
         else:
             on_skip(handle, spec, reason)
+    for spec in fitting:
+        check_label_space(spec, handle, runner.options.limit)
     return runner.evaluate(handle, fitting) if fitting else None
+
+
+def check_label_space(spec: TaskSpec, handle: ModelHandle, limit: int | None) -> None:
+    """Before any forward pass: a classifier must score every class the task's splits label."""
+    n_outputs = handle.n_outputs
+    adapter = adapter_for(spec)
+    label_splits = getattr(adapter, "label_splits", None)
+    if n_outputs is None or label_splits is None:
+        return
+    suite = load_suite(spec.dataset)
+    for name in label_splits(spec):
+        labels = getattr(get_split(suite, name, limit), "y", None)
+        if labels is not None and len(labels) and int(labels.max()) >= n_outputs:
+            raise HarnessError(
+                f"the model has {n_outputs} outputs but split {name!r} of task {spec.name!r} has labels "
+                f"up to {int(labels.max())}",
+                where=str(handle.path),
+                fix="evaluate the model on a dataset with its own label space (see `harness tasks`)",
+            )

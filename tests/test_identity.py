@@ -298,3 +298,30 @@ def test_data_errors_come_before_any_model_loads(capsys, monkeypatch, tiny_zoo: 
     )
     assert result.code == 2 and "Traceback" not in result.err
     assert "dataset path does not exist" in result.err and "Results" not in result.out
+
+
+def test_a_label_space_mismatch_fails_before_any_forward_pass(
+    capsys, monkeypatch, tiny_zoo: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A 6-class model on the 10-class digits suite: refused from the model's config, not after inference."""
+    from harness.models.torch_classifier import TorchClassifierHandle
+
+    def no_inference(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran before its label space was checked")
+
+    monkeypatch.setattr(TorchClassifierHandle, "classify", no_inference)
+    tasks_dir = tmp_path / "tasks"
+    tasks_dir.mkdir()
+    (tasks_dir / "ten.yaml").write_text(
+        "name: ten\nversion: 1\nadapter: calibration\ndescription: ten classes\n"
+        "dataset: {kind: builtin, name: digits}\nmain_metric: ece\n"
+    )
+    monkeypatch.setenv("HARNESS_TASKS_DIR", str(tasks_dir))
+    out = tmp_path / "subs"
+    result = run_cli(
+        capsys, monkeypatch, "eval", "--model", str(tiny_zoo / "digits-mlp-small"), "--tasks", "ten", "--no-store",
+        "--out", str(out),
+    )  # fmt: skip
+    assert result.code == 2, result.out
+    assert "has 6 outputs but split 'calib' of task 'ten' has labels up to 9" in result.err
+    assert not out.exists()

@@ -70,6 +70,11 @@ class ModelHandle:
     settings: dict[str, str] = field(default_factory=dict)
 
     @property
+    def n_outputs(self) -> int | None:
+        """How many classes the model scores, when known before any forward pass (None otherwise)."""
+        return None
+
+    @property
     def identity(self) -> str:
         """sha256 of (checkpoint hash, settings): what cache keys of this model's outputs start from."""
         text = self.checkpoint_hash + "|" + "|".join(f"{k}={v}" for k, v in sorted(self.settings.items()))

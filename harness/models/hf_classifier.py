@@ -63,9 +63,14 @@ class HFClassifierHandle(ModelHandle):
         self.task = task
         self.processor = processor
         self.device = device
+        self._n_outputs = int(getattr(model.config, "num_labels", 0) or 0) or None
         self.head = next(
             (getattr(model, name) for name in HEADS if isinstance(getattr(model, name, None), torch.nn.Module)), None
         )
+
+    @property
+    def n_outputs(self) -> int | None:
+        return self._n_outputs
 
     @torch.inference_mode()
     def classify(self, split: Any, options: InferenceOptions) -> Arrays:

@@ -37,6 +37,11 @@ class PredictionsHandle(ModelHandle):
         super().__init__(**kwargs)
         self.table = table  # split -> {"ids": {id: row}, "logits": array, "features": array | None}
 
+    @property
+    def n_outputs(self) -> int | None:
+        widths = {int(entry["logits"].shape[1]) for entry in self.table.values()}
+        return widths.pop() if len(widths) == 1 else None
+
     def classify(self, split: Any, options: InferenceOptions) -> Arrays:
         if split.name not in self.table:
             raise HarnessError(

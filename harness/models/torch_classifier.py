@@ -77,6 +77,10 @@ class TorchClassifierHandle(ModelHandle):
         self.device = device
         self.dtype = next(module.parameters()).dtype
 
+    @property
+    def n_outputs(self) -> int:
+        return self.config.n_classes
+
     @torch.inference_mode()
     def classify(self, split: Any, options: InferenceOptions) -> Arrays:
         """Logits and penultimate features, float32, in input order."""

@@ -83,6 +83,8 @@ class TaskAdapter(Protocol):
 
     # Optional: `resolve(spec, handle) -> TaskSpec` fills model-dependent parts of a spec (e.g. the
     # reference model of a compression task) before the runner plans anything.
+    # Optional: `label_splits(spec) -> list[str]`: the splits whose labels index the model's outputs;
+    # the runner checks them against the model's number of outputs before any forward pass.
 
     def score(self, spec: TaskSpec, samples: dict[str, Samples], seed: int) -> Outcome: ...
 

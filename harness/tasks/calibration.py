@@ -33,6 +33,9 @@ class CalibrationAdapter:
     def requests(self, spec: TaskSpec) -> list[Request]:
         return [Request("classify", "calib"), Request("classify", "test")]
 
+    def label_splits(self, spec: TaskSpec) -> list[str]:
+        return ["calib", "test"]
+
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         return [logit_samples("calib", inputs["calib"]), logit_samples("test", inputs["test"])]
 

@@ -53,6 +53,9 @@ class LongTailAdapter:
     def requests(self, spec: TaskSpec) -> list[Request]:
         return [Request("classify", "test")]
 
+    def label_splits(self, spec: TaskSpec) -> list[str]:
+        return ["test"]
+
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         return [logit_samples("test", inputs["test"])]
 
