@@ -163,6 +163,7 @@ def eval_(
     them is skipped for that model with its reason. Exit code: 0 when every model ran every task,
     1 when some model/task pairs were skipped, 2 on bad input or when a model failed.
     """
+    from harness.data.lm_eval_source import one_reading_per_command
     from harness.models import check_dtype, detect_loader
     from harness.runner import check_data, check_fit, expand_model_paths, load_models, resolve_device
 
@@ -185,15 +186,18 @@ def eval_(
         from harness.store import check_store  # here: DuckDB is not loaded by --no-store runs
 
         check_store(store_path)
-    check_data(specs, limit)
-    models: Sequence[Path | ModelHandle] = paths
-    if len(paths) == 1:  # one model: a task that does not fit it is an input error, before anything runs
-        handles = load_models(paths, options, resolve_device(device))
-        check_fit(specs, handles)
-        models = handles
-    else:
-        console.print(f"{len(paths)} models, loaded one at a time: " + ", ".join(p.name for p in paths), style="dim")
-    failed, skipped = _run(models, specs, options, out, store_path, details)
+    with one_reading_per_command():  # the data checks and the run read each lm-eval task's data once
+        check_data(specs, limit)
+        models: Sequence[Path | ModelHandle] = paths
+        if len(paths) == 1:  # one model: a task that does not fit it is an input error, before anything runs
+            handles = load_models(paths, options, resolve_device(device))
+            check_fit(specs, handles)
+            models = handles
+        else:
+            console.print(
+                f"{len(paths)} models, loaded one at a time: " + ", ".join(p.name for p in paths), style="dim"
+            )
+        failed, skipped = _run(models, specs, options, out, store_path, details)
     if failed:
         raise typer.Exit(2)
     if skipped:

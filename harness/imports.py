@@ -76,6 +76,13 @@ def _submission(
     )
 
 
+def _model_identifier(recorded: str, name: str | None, where: Path, missing: str) -> str:
+    """The model's identifier as the tool recorded it, else --name; neither is a HarnessError."""
+    if not recorded and not name:
+        raise HarnessError(missing, where=str(where), fix="pass --name with the model's name")
+    return recorded or str(name)
+
+
 def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -94,13 +101,12 @@ def from_lm_eval(file: Path, org: str = "imported", name: str | None = None) -> 
     identifier = str(
         data.get("model_name") or (model_args.get("pretrained") if isinstance(model_args, dict) else "") or ""
     )
-    if not identifier and not name:
-        raise HarnessError(
-            "the results file does not name the model (no model_name, no pretrained= model argument)",
-            where=str(file),
-            fix="pass --name with the model's name",
-        )
-    identifier = identifier or str(name)
+    identifier = _model_identifier(
+        identifier,
+        name,
+        file,
+        "the results file does not name the model (no model_name, no pretrained= model argument)",
+    )
     directions = data.get("higher_is_better", {})
     counts = data.get("n-samples", {})
     runs: list[RunResult] = []
@@ -188,13 +194,12 @@ def from_mteb(folder: Path, org: str = "imported", name: str | None = None) -> S
     identifier = str(meta.get("name") or "")
     if identifier.split("/")[0] in MTEB_PLACEHOLDERS or identifier in MTEB_PLACEHOLDERS:
         identifier = ""
-    if not identifier and not name:
-        raise HarnessError(
-            "the MTEB results do not name the model (no model_meta.json name, or mteb's placeholder)",
-            where=str(folder),
-            fix="pass --name with the model's name",
-        )
-    identifier = identifier or str(name)
+    identifier = _model_identifier(
+        identifier,
+        name,
+        folder,
+        "the MTEB results do not name the model (no model_meta.json name, or mteb's placeholder)",
+    )
     runs: list[RunResult] = []
     for file in sorted(folder.glob("*.json")):
         if file.name == "model_meta.json":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -61,8 +62,10 @@ def locked_versions(lock: Path) -> dict[str, str]:
     return pins
 
 
+@functools.lru_cache(maxsize=4)
 def locked_environment(lock: Path = LOCK_FILE) -> LockedEnvironment | None:
-    """The installed packages against the lock file; None when there is no lock (an installed wheel)."""
+    """The installed packages against the lock file; None when there is no lock (an installed wheel).
+    Computed once per process and lock file (the installed packages do not change under a run)."""
     if not lock.is_file():
         return None
     mismatches = {}

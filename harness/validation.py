@@ -167,11 +167,27 @@ def _check_layout(check: _Checker, sub: Submission) -> None:
             )
         elif sub.samples_file != f"{sub.submission_id}.parquet":
             check.add("samples_file", f"{sub.samples_file!r} should be {sub.submission_id}.parquet")
+    _check_settings(check, sub)
     tasks = [run.task for run in sub.results]
     for task in {t for t in tasks if tasks.count(t) > 1}:
         check.add("results", f"task {task!r} appears more than once", "one run per task in a submission")
     for index, run in enumerate(sub.results):
         _check_run(check, f"results[{index}]", sub, run)
+
+
+#: the values an evaluation's settings can take (anything else would open a board row of its own)
+SETTING_VALUES: dict[str, tuple[str, ...]] = {"device": ("cpu", "cuda")}
+
+
+def _check_settings(check: _Checker, sub: Submission) -> None:
+    from harness.models import DTYPES
+
+    allowed = {**SETTING_VALUES, "dtype": DTYPES}
+    for key, value in sub.settings.items():
+        if key in allowed and value not in allowed[key]:
+            check.add(f"settings.{key}", f"unknown value {value!r}", "use one of " + ", ".join(allowed[key]))
+        elif key in ("max_length", "max_seq_length") and not value.isdigit():
+            check.add(f"settings.{key}", f"{value!r} is not a number of tokens")
 
 
 def _check_run(check: _Checker, where: str, sub: Submission, run: RunResult) -> None:
@@ -236,7 +252,9 @@ def _check_tasks(check: _Checker, sub: Submission) -> dict[str, TaskSpec]:
             )
             continue
         specs[run.task] = spec
-        if spec.dataset.kind == "builtin" and spec.dataset.name != "synthlang-reference":
+        # Built-in suites are regenerated here and compared; a compression reference depends on the model,
+        # and lm-eval's own datasets are not shipped with Harness (reading them would need the data).
+        if spec.dataset.kind == "builtin" and spec.dataset.name not in ("synthlang-reference", "lm-eval"):
             _check_fingerprints(check, where, spec, run)
     return specs
 

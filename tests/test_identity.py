@@ -325,3 +325,24 @@ def test_a_label_space_mismatch_fails_before_any_forward_pass(
     assert result.code == 2, result.out
     assert "has 6 outputs but split 'calib' of task 'ten' has labels up to 9" in result.err
     assert not out.exists()
+
+
+def test_one_command_reads_each_lm_eval_tasks_data_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks before the run and the run share one reading of a task's documents; outside a
+    command every fingerprint reads them again (a long-lived process never reuses a stale digest)."""
+    from harness.data import lm_eval_source
+
+    reads: list[str] = []
+
+    def counting_digest(name: str, include_path: str | None) -> str:
+        reads.append(name)
+        return f"documents of {name}"
+
+    monkeypatch.setattr(lm_eval_source, "documents_digest", counting_digest)
+    with lm_eval_source.one_reading_per_command():
+        first = lm_eval_source.LMEvalTask("tiny_mc", None)
+        again = lm_eval_source.LMEvalTask("tiny_mc", None)
+        assert first.fingerprint == again.fingerprint and reads == ["tiny_mc"]
+    lm_eval_source.LMEvalTask("tiny_mc", None)
+    lm_eval_source.LMEvalTask("tiny_mc", None)
+    assert reads == ["tiny_mc"] * 3

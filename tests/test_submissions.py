@@ -273,3 +273,26 @@ def test_shipped_submissions_are_valid(tmp_path: Path) -> None:
         tasks = store.tasks()
         assert {"calib", "ood", "longtail", "retrieval", "lm_loss", "flatness", "compression"} <= set(tasks)
         assert all(len(store.leaderboard(task)) >= 1 for task in tasks)
+
+
+@pytest.mark.parametrize(
+    ("settings_", "field"),
+    [
+        ({"dtype": "float32x"}, "settings.dtype"),
+        ({"device": "tpu"}, "settings.device"),
+        ({"max_length": "lots"}, "settings.max_length"),
+    ],
+)
+def test_settings_outside_what_harness_runs_are_rejected(tmp_path: Path, settings_: dict[str, str], field: str) -> None:
+    """A made-up dtype would open a board row of its own (`name@<dtype>`): only real settings pass."""
+    raw = json.loads(json.dumps(BASE))
+    raw["settings"] = {"dtype": "float32", "device": "cpu", **settings_}
+    folder = tmp_path / "harness-tests__corpus-mlp"
+    folder.mkdir()
+    file = folder / f"{BASE['submission_id']}.json"
+    file.write_text(json.dumps(raw))
+    shutil.copyfile(only_json(CORPUS / "valid").with_suffix(".parquet"), folder / f"{BASE['submission_id']}.parquet")
+    assert [p.field for p in validate_file(file, tmp_path)[1]] == [field]
+    raw["settings"] = {"dtype": "bfloat16", "device": "cuda", "max_length": "1024"}
+    file.write_text(json.dumps(raw))
+    assert validate_file(file, tmp_path)[1] == []

@@ -89,8 +89,33 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
+#: digests read in the current `one_reading_per_command` block (None outside one)
+_COMMAND_DIGESTS: dict[tuple[str, str | None], str] | None = None
+
+
+@contextlib.contextmanager
+def one_reading_per_command() -> Iterator[None]:
+    """Within this block (one command: the checks before any model loads, then the run), each lm-eval
+    task's documents are read and hashed once, the data being taken as fixed for the command. Outside
+    it, every fingerprint reads them again, so a long-lived process never reuses a stale digest."""
+    global _COMMAND_DIGESTS
+    outer = _COMMAND_DIGESTS
+    _COMMAND_DIGESTS = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _COMMAND_DIGESTS = outer
+
+
 def _content_digest(name: str, include_path: str | None) -> str:
-    return hashlib.sha256(f"{_folder_digest(include_path)}|{documents_digest(name, include_path)}".encode()).hexdigest()
+    if _COMMAND_DIGESTS is not None and (name, include_path) in _COMMAND_DIGESTS:
+        return _COMMAND_DIGESTS[(name, include_path)]
+    digest = hashlib.sha256(
+        f"{_folder_digest(include_path)}|{documents_digest(name, include_path)}".encode()
+    ).hexdigest()
+    if _COMMAND_DIGESTS is not None:
+        _COMMAND_DIGESTS[(name, include_path)] = digest
+    return digest
 
 
 @dataclass(frozen=True)
