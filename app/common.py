@@ -10,8 +10,11 @@ modification time, size): when the file changes, the next page run reads the new
 from __future__ import annotations
 
 import argparse
+import html
 import math
 import os
+import re
+import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ import streamlit as st
 
 from harness.errors import HarnessError
 from harness.store import Store, open_store
+from harness.trust import BADGES, RANKED_TIERS, TIERS
 
 DEFAULT_STORE = "results.duckdb"
 DIRECTION = {True: "higher is better", False: "lower is better"}
@@ -50,7 +54,7 @@ def snapshot() -> StoreSnapshot:
     """The current store, or an error on the page (with what to do) and the script stops."""
     path = store_path().resolve()
     if not path.is_file():
-        st.error(f"No results store at `{path}`.")
+        st.error(f"No results store at {code(path)}.")
         st.info(
             "Build one with `harness demo` (writes `demo/results.duckdb`) or "
             "`harness ingest submissions/ --store results.duckdb`, then start "
@@ -83,6 +87,50 @@ def _freeze(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+# --------------------------------------------------------------------------- untrusted text
+# Card fields, provenance, task, metric and model names come from submissions, i.e. from strangers.
+# Whatever of them reaches Markdown (st.markdown, st.caption, st.info, headers, labels) goes through
+# `plain` or `code`, and whatever reaches a plotly figure through `chart_text`: shown as the text it
+# is, never as a link, an image, HTML, LaTeX, an emoji or icon shortcode, or a Markdown block.
+
+_MARKDOWN_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+#: U+2060 WORD JOINER: invisible; breaks what GFM (and Streamlit's :shortcodes:) would turn into a
+#: link or an icon even after Markdown escapes are resolved ("https://", "www.", "a@b.c", ":smile:")
+_JOINER = "\u2060"
+_LINK_TRIGGERS = re.compile(r"(?<=\\[:@])|(?i:(?<=www)(?=\\\.))")
+
+
+def plain(value: object) -> str:
+    """`value` as Markdown that shows exactly its text: every ASCII punctuation character escaped
+    with a backslash (CommonMark allows that for all of them: no links, images, HTML, emphasis,
+    tables, headings, and no LaTeX between dollar signs), whitespace runs (newlines too) as one
+    space, so no block can start, and an invisible word joiner after ":" and "@" and between "www"
+    and "." so that no URL, e-mail address or shortcode is recognised in the text."""
+    text = _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+    return _LINK_TRIGGERS.sub(_JOINER, text)
+
+
+def code(value: object) -> str:
+    """`value` as an inline code span (literal text: no Markdown, links or HTML inside), fenced with
+    more backticks than any run in the text, on one line."""
+    text = " ".join(str(value).split())
+    if not text:
+        return ""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def chart_text(value: object, limit: int | None = 60) -> str:
+    """`value` for a plotly title, label, legend or hover text: plotly reads a few HTML tags
+    (<a href> makes a link), so "<", ">" and "&" become entities it shows as text. Longer than
+    `limit` characters: cut there with "…" (a long legend entry would squeeze the plot away)."""
+    text = str(value)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return html.escape(text, quote=False)
+
+
 # --------------------------------------------------------------------------- formatting
 
 
@@ -94,9 +142,9 @@ def direction(higher_is_better: Any) -> str:
 
 def metric_caption(metric: str, higher_is_better: Any, convention: Any = None) -> str:
     """ "`fpr95.energy.mean`: lower is better. <convention>" (units and conventions from metric_info)."""
-    text = f"`{metric}`: **{direction(higher_is_better)}**."
+    text = f"{code(metric)}: **{direction(higher_is_better)}**."
     if isinstance(convention, str) and convention:
-        text += f" {convention[0].upper()}{convention[1:]}."
+        text += " " + plain(f"{convention[0].upper()}{convention[1:]}.")
     return text
 
 
@@ -158,6 +206,43 @@ def family_filters(snap: StoreSnapshot, *, key_prefix: str = "") -> tuple[list[s
         "Tags (any of)", tags, key=f"{key_prefix}tag", bind="query-params", placeholder="any tags"
     )
     return list(chosen_families), list(chosen_tags)
+
+
+TIER_HELP = (
+    "Trust tier of the run (docs/trust.md): ✔ verified (CI re-ran the checkpoint and compared), "
+    "↻ re-scored (metrics recomputed from per-sample outputs bound to the task's data), "
+    "✎ self-reported (imported or unchecked)."
+)
+SELF_REPORTED_NOTE = (
+    "✎ Self-reported numbers are imported from other tools or unchecked (their samples are not bound to the "
+    "task's data): they are not comparable with verified or re-scored ones, and ranks computed with them mix "
+    "checked and unchecked results."
+)
+
+
+def tier_filter(*, key: str = "tier") -> list[str]:
+    """The trust tiers to show (deep-linkable as ?tier=...; default verified and re-scored, see
+    harness/trust.py). Self-reported results appear only when the user adds them, with a warning."""
+    chosen = st.multiselect(
+        "Trust tiers",
+        TIERS,
+        default=RANKED_TIERS,
+        key=key,
+        bind="query-params",
+        placeholder="choose at least one tier",
+        help=TIER_HELP,
+    )
+    if not chosen:
+        st.info("Choose at least one trust tier.")
+        st.stop()
+    if "self-reported" in chosen:
+        st.caption(SELF_REPORTED_NOTE)
+    return [t for t in TIERS if t in chosen]  # one order, so cached queries share entries
+
+
+def badges(tiers: pd.Series) -> pd.Series:
+    """Tier names as the badges every table shows ("✔ verified", "↻ re-scored", "✎ self-reported")."""
+    return tiers.map(lambda tier: "" if pd.isna(tier) else BADGES.get(str(tier), str(tier)))
 
 
 PLOT_CONFIG: dict[str, Any] = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from common import query, snapshot, store_path
+from common import code, query, snapshot, store_path
 
 HERE = Path(__file__).parent
 
@@ -31,7 +31,7 @@ pages = [
 navigation = st.navigation(pages)
 
 with st.sidebar:
-    st.caption(f"Store: `{store_path()}` (read-only)")
+    st.caption(f"Store: {code(store_path())} (read-only)")
     if store_path().is_file():
         counts = query(snapshot(), "summary")
         st.caption(

@@ -6,17 +6,18 @@ Every user-input problem is a HarnessError, printed as one line on stderr with e
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError
@@ -44,6 +45,8 @@ DEFAULT_STORE = Path("results.duckdb")
 DEFAULT_OUT = Path("submissions")
 DEFAULT_ZOO = Path("zoo")
 DEFAULT_DEMO_DIR = Path("demo")
+#: random samples per split that `harness verify` re-runs by default
+VERIFY_SAMPLES = 64
 
 
 def _split_csv(values: list[str]) -> list[str]:
@@ -222,9 +225,9 @@ def _options(
     cache_dir: Path | None,
     dtype: str = "float32",
 ) -> EvalOptions:
+    from harness.cache import default_cache_dir
     from harness.runner import EvalOptions
 
-    extra = {"cache_dir": cache_dir} if cache_dir is not None else {}
     if cache_dir is not None:  # one cache for everything this process computes (reference models included)
         os.environ["HARNESS_CACHE_DIR"] = str(cache_dir)
     return EvalOptions(
@@ -235,7 +238,7 @@ def _options(
         allow_pickle=allow_pickle,
         dtype=dtype,
         command=shlex.join(["harness", *sys.argv[1:]]),
-        **extra,
+        cache_dir=cache_dir if cache_dir is not None else default_cache_dir(),
     )
 
 
@@ -319,7 +322,7 @@ def validate(
     bad_files = len({p.file for p in problems})
     console.print(f"{len(valid)} valid, {bad_files} invalid submission files ({len(problems)} problems)")
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -327,13 +330,24 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="submission files or folders (e.g. submissions/)")],
     store: Annotated[Path, typer.Option(help="DuckDB results store")] = DEFAULT_STORE,
     rebuild: Annotated[bool, typer.Option(help="replace the store with one built from these files alone")] = False,
-    rescore: Annotated[bool, typer.Option(help="also re-score every metric from its samples before ingesting")] = False,
+    rescore: Annotated[
+        bool,
+        typer.Option(help="re-score every metric from its samples; without it every run is stored as self-reported"),
+    ] = True,
 ) -> None:
-    """Load submission files into the store in one transaction: one invalid file and nothing is ingested."""
+    """Load submission files into the store in one transaction: one invalid file and nothing is ingested.
+
+    Files are ingested in the order git first committed them (then by path): that order, not a
+    file's `created_at`, decides which run of a model is its latest. Each run is stored with the
+    trust tier validation established (docs/trust.md)."""
     from harness import store as store_module
+    from harness.submissions import commit_order
+    from harness.trust import Tier
     from harness.validation import validate_files
 
-    loaded, problems = validate_files(paths, rescore=rescore)  # every file checked before anything is written
+    store_module.check_store(store, replacing=rebuild)  # a FIFO, a read-only file: refused before the work
+    tiers: dict[str, Tier] = {}
+    loaded, problems = validate_files(paths, rescore=rescore, tiers=tiers)  # all checked before anything is written
     if problems:
         for problem in problems:
             err_console.print(f"invalid: {problem.one_line()}", markup=False, highlight=False, soft_wrap=True)
@@ -341,13 +355,18 @@ def ingest(
             f"{len({p.file for p in problems})} invalid submission files; nothing was ingested",
             fix="fix or remove them (`harness validate` lists every problem)",
         )
+    loaded = commit_order(loaded)
     if rebuild:
-        written = store_module.rebuild(store, loaded)
+        written = store_module.rebuild(store, loaded, tiers=lambda sub, run: tiers[run.run_id])
     else:
         with store_module.open_store(store) as opened:
-            written = opened.ingest(loaded)
+            written = opened.ingest(loaded, tiers=lambda sub, run: tiers[run.run_id])
+    counts = Counter(tiers[run.run_id] for sub, _ in loaded for run in sub.results)
     console.print(
-        f"ingested {len(loaded)} submissions ({written} runs) into {store}" + (" (rebuilt)" if rebuild else "")
+        f"ingested {len(loaded)} submissions ({written} runs: "
+        + ", ".join(f"{counts[t]} {t}" for t in sorted(counts))
+        + f") into {store}"
+        + (" (rebuilt)" if rebuild else "")
     )
 
 
@@ -384,39 +403,176 @@ def submit(
 def verify(
     submission: Annotated[Path, typer.Argument(help="a submission JSON file")],
     model: Annotated[Path, typer.Option("--model", "-m", help="the checkpoint the submission claims to evaluate")],
-    limit: Annotated[Optional[int], typer.Option(min=1, help="re-run only the first N samples of each split")] = None,
+    samples: Annotated[
+        Optional[int],
+        typer.Option(
+            "--samples",
+            min=0,
+            help=f"re-run N samples of each split drawn at random from --sample-seed (default {VERIFY_SAMPLES}; "
+            "0: every sample)",
+        ),
+    ] = None,
+    sample_seed: Annotated[
+        Optional[str],
+        typer.Option(help="text the random samples are drawn from, e.g. a commit sha (default: a fresh seed, printed)"),
+    ] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="re-run the first N samples of each split instead (predictable: never 'verified')"),
+    ] = None,
     reference: Annotated[Optional[Path], typer.Option(help="reference model for compression runs")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     allow_pickle: Annotated[bool, typer.Option(help="allow loading pickle weight files (can execute code)")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="per-sample output cache")] = None,
+    store: Annotated[
+        Optional[Path],
+        typer.Option(help="record the outcome for the submission's runs in this store (ingest the file first)"),
+    ] = None,
 ) -> None:
-    """Re-run a checkpoint (on a subset with --limit) and compare with the submitted samples and metrics.
+    """Re-run a checkpoint on random samples of each split and check the submission against it.
 
-    Exit code 0 when the behaviour agrees (a different checkpoint hash, e.g. a zoo rebuilt on another
-    machine, is only a warning), 1 when samples or metrics differ.
+    The re-run samples are compared with the submitted ones by sample id, and every metric is
+    re-scored from the whole submitted parquet. Exit code 0 when every check passes (a different
+    checkpoint hash, e.g. a zoo rebuilt on another machine, is only a warning) and the tier is
+    "verified" (except with --limit), 1 when a check fails, 2 on bad input.
     """
+    import dataclasses
+    import secrets
+
     from harness.runner import load_models, resolve_device
+    from harness.untrusted import read_json
     from harness.verify import verify_submission
 
     if not submission.is_file():
         raise HarnessError("submission file does not exist", where=str(submission))
-    options = _options(0, limit, device, None, allow_pickle, cache_dir)
+    if limit is not None and (samples is not None or sample_seed is not None):
+        raise HarnessError(
+            "--limit (the first N samples) excludes --samples and --sample-seed (random samples)",
+            fix="drop --limit: random samples are what verify is for",
+        )
+    n_samples = VERIFY_SAMPLES if samples is None else samples
+    if n_samples == 0 and sample_seed is not None:
+        raise HarnessError("--sample-seed draws random samples, but --samples 0 re-runs all of them", fix="drop one")
+    try:
+        seed = int(read_json(submission).get("seed", 0))  # size and nesting capped before parsing
+    except (HarnessError, ValueError, TypeError, AttributeError):
+        seed = 0  # not a valid submission: verify_submission reports why
+    options = _options(seed, limit, device, None, allow_pickle, cache_dir)
+    if limit is None and n_samples > 0:
+        sample_seed = sample_seed if sample_seed is not None else secrets.token_hex(8)
+        options = dataclasses.replace(options, sample_subset=(sample_seed, n_samples))
+        console.print(
+            f"verify: {n_samples} random samples per split, seed {sample_seed} (repeat with --sample-seed {sample_seed})"
+        )
+    if store is not None:
+        from harness.store import check_store
+
+        check_store(store)
     handle = load_models([model], options, resolve_device(device))[0]
-    seed = json.loads(submission.read_text()).get("seed", 0)
-    options = _options(int(seed), limit, device, None, allow_pickle, cache_dir)
-    checks = verify_submission(submission, handle, options, reference)
+    verification = verify_submission(submission, handle, options, reference)
+    if store is not None:
+        _record_verification(store, submission, verification)
     table = Table(title=f"verify {submission.name} against {model}")
     for column in ("task", "check", "detail", "ok"):
         table.add_column(column, overflow="fold")
     marks = {"ok": "yes", "warning": "[yellow]warning[/yellow]", "failed": "[red]NO[/red]"}
-    for check in checks:
+    for check in verification.checks:
         table.add_row(check.task, check.what, check.detail, marks[check.status])
     console.print(table)
-    if any(check.failed for check in checks):
-        console.print("verify: the behaviour differs from the submission", style="red")
+    if verification.sample_subset is not None:
+        console.print(f"sample seed: {verification.sample_subset[0]}")
+    tier_line = f"tier: {verification.tier}"
+    if verification.why_not_verified:
+        tier_line += f" ({verification.why_not_verified})"
+    if verification.failed:
+        console.print("verify: the submission does not match the checkpoint's behaviour", style="red")
+        console.print(tier_line, style="red", markup=False, highlight=False)
         raise typer.Exit(1)
-    same = all(check.status == "ok" for check in checks)
+    same = all(check.status == "ok" for check in verification.checks)
     console.print("verify: " + ("same checkpoint, same behaviour" if same else "same behaviour (another checkpoint)"))
+    console.print(tier_line, markup=False, highlight=False)
+
+
+def _record_verification(store: Path, submission: Path, verification: Any) -> None:
+    """One row per run in the store's `verifications`: ok for the tasks verify verified."""
+    from harness import __version__
+    from harness.store import open_store
+    from harness.submissions import read_submission
+
+    sub = read_submission(submission)
+    verified = set(verification.verified_tasks)
+    seed, n = verification.sample_subset or ("", 0)
+    with open_store(store) as opened:
+        for run in sub.results:
+            ok = run.task in verified
+            detail = "; ".join(f"{c.what}: {c.detail}" for c in verification.checks if c.task in (run.task, "-"))
+            opened.record_verification(
+                run.run_id, ok=ok, sample_seed=seed, samples=n, detail=detail[:2000], harness_version=__version__
+            )
+    console.print(f"recorded in {store}: {len(verified)} of {len(sub.results)} runs verified")
+
+
+@app.command(name="check-pr")
+def check_pr(
+    author: Annotated[str, typer.Option(help="GitHub login of the pull request's author")],
+    changes: Annotated[str, typer.Option(help="`git diff --name-status -M BASE HEAD` output: a file, or - for stdin")],
+    owners: Annotated[
+        Path, typer.Option(help="owners file; in CI the BASE commit's copy, never the pull request's")
+    ] = Path(".github/submission-owners.json"),
+    root: Annotated[
+        Optional[Path],
+        typer.Option(help="checkout of the pull request's head (read as data): refuses symlinks and case collisions"),
+    ] = None,
+) -> None:
+    """Check that a pull request changes only submission files in folders its author may change.
+
+    Exit code 0 when it may, 2 with one line per problem when it may not (see CONTRIBUTING.md).
+    """
+    from harness.ownership import check_checkout, check_pull_request, list_submission_files, load_owners, parse_changes
+
+    loaded = load_owners(owners)
+    if changes == "-":
+        text, source = sys.stdin.read(), "stdin"
+    else:
+        try:
+            text, source = Path(changes).read_text(encoding="utf-8"), changes
+        except (OSError, UnicodeDecodeError) as error:
+            raise HarnessError(
+                f"cannot read the changes ({type(error).__name__})",
+                where=changes,
+                fix="pass the output of `git diff --name-status -M BASE HEAD` (a file or -)",
+            ) from None
+    parsed = parse_changes(text, source)
+    if root is not None and not root.is_dir():
+        raise HarnessError("the checkout folder does not exist", where=str(root), fix="pass the PR head's checkout")
+    head_paths = list_submission_files(root) if root is not None else []
+    problems = check_pull_request(parsed, author, loaded, head_paths)
+    if root is not None:
+        problems += check_checkout(parsed, root)
+    for problem in problems:
+        err_console.print(f"refused: {problem.one_line()}", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise HarnessError(
+            f"{len(problems)} problem{'s' * (len(problems) != 1)}: this pull request may not be merged as it is",
+            fix="see 'Who may change which folder' in CONTRIBUTING.md",
+        )
+    from harness.ownership import ownership_reason, split_folder
+
+    folders: dict[str, list[str]] = {}
+    for change in parsed:
+        for path in {change.path, change.old_path} - {None}:
+            assert path is not None
+            folders.setdefault(path.split("/")[1], []).append(change.status[0])
+    table = Table(title=f"pull request by {author}")
+    for column in ("folder", "changes", "allowed as"):
+        table.add_column(column, overflow="fold")
+    for folder, statuses in sorted(folders.items()):
+        org = (split_folder(folder) or ("", ""))[0]
+        summary = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+        table.add_row(folder, summary, ownership_reason(org, author, loaded) or "")
+    if folders:
+        console.print(table)
+    console.print(f"check-pr: {len(parsed)} changes, all in folders {author} may change")
 
 
 import_app = typer.Typer(help="Import results written by other tools as submissions.", no_args_is_help=True)
@@ -461,19 +617,31 @@ def import_mteb(
 def leaderboard(
     store: Annotated[Path, typer.Option(help="DuckDB results store")] = DEFAULT_STORE,
     task: Annotated[Optional[list[str]], typer.Option(help="only these tasks")] = None,
+    tier: Annotated[
+        Optional[list[str]],
+        typer.Option(help="trust tiers to rank: verified, re-scored, self-reported [default: verified,re-scored]"),
+    ] = None,
 ) -> None:
-    """Print the leaderboard of every task in the store (latest ranked run per model)."""
+    """Print the leaderboard of every task in the store (latest ranked run per model), with each row's tier."""
     from harness.store import open_store
+    from harness.trust import RANKED_TIERS, check_tiers
 
+    try:
+        tiers = check_tiers(_split_csv(tier or [])) if tier else list(RANKED_TIERS)
+    except ValueError as error:
+        raise HarnessError(str(error), where="--tier") from None
     with open_store(store, read_only=True) as opened:
-        _print_leaderboards(opened, _split_csv(task or []) or opened.tasks())
+        _print_leaderboards(opened, _split_csv(task or []) or opened.tasks(), tiers)
 
 
-def _print_leaderboards(opened: Store, task_names: list[str]) -> None:
+def _print_leaderboards(opened: Store, task_names: list[str], tiers: Sequence[str] | None = None) -> None:
+    from harness.trust import RANKED_TIERS
+
+    shown = list(tiers or RANKED_TIERS)
     for name in task_names:
-        board = opened.leaderboard(name)
+        board = opened.leaderboard(name, tiers=shown)
         if board.empty:
-            console.print(f"[dim]{name}: no ranked runs[/dim]")
+            console.print(f"[dim]{name}: no ranked runs of tiers {', '.join(shown)}[/dim]")
             continue
         metric = board["metric"].iloc[0]
         direction = "higher is better" if board["higher_is_better"].iloc[0] else "lower is better"
@@ -484,14 +652,16 @@ def _print_leaderboards(opened: Store, task_names: list[str]) -> None:
         table.add_column(metric, overflow="fold", min_width=8)
         table.add_column("95% CI", overflow="fold", min_width=9)
         table.add_column("n", no_wrap=True)
+        table.add_column("tier", no_wrap=True)
         for row in board.itertuples():
             table.add_row(
                 str(row.rank),
-                row.model_id,
-                row.family,
+                escape(str(row.model_id)),
+                escape(str(row.family)),
                 _fmt(row.value),
                 f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
                 str(row.n),
+                str(row.tier),
             )
         console.print(table)
 
@@ -551,7 +721,9 @@ def demo(
     runs alone.
     """
     from harness.store import check_store, open_store
+    from harness.submissions import commit_order
     from harness.tasks import load_specs
+    from harness.trust import Tier
     from harness.validation import validate_files
     from harness.zoo import zoo_models
 
@@ -580,14 +752,15 @@ def demo(
     n_shipped = 0
     if shown is not None and shown.is_dir():
         # The leaderboard also shows the shipped results (the full zoo's), read from their folder.
-        valid, problems = validate_files([shown], rescore=False)
+        tiers: dict[str, Tier] = {}
+        valid, problems = validate_files([shown], tiers=tiers)
         if problems:
             console.print(
                 f"{len({p.file for p in problems})} submission files in {shown} are invalid and were skipped",
                 style="yellow",
             )
         with open_store(store) as opened:
-            opened.ingest(valid)
+            opened.ingest(commit_order(valid), tiers=lambda sub, run: tiers[run.run_id])
         n_shipped = len(valid)
     with open_store(store, read_only=True) as opened:
         _print_leaderboards(opened, opened.tasks())

@@ -21,7 +21,6 @@ is the sha256 of the model's identifier as the tool recorded it (the weights are
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from harness.errors import HarnessError
 from harness.metrics import metric_info
 from harness.schema import MetricValue, ModelCard, Provenance, RunResult, Submission, canonical_hash
 from harness.tasks.lm_eval import metrics_from_config
+from harness.untrusted import check_json_file, read_json
 
 RETRIEVAL_NAMES = ("ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100")
 
@@ -89,10 +89,10 @@ def _float(value: Any) -> float | None:
 
 def from_lm_eval(file: Path, org: str = "imported", name: str | None = None) -> Submission:
     """A submission from an lm-evaluation-harness results JSON."""
+    data = read_json(file)  # size and nesting capped before parsing
     try:
-        data = json.loads(file.read_text())
         results: dict[str, dict[str, Any]] = data["results"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+    except (KeyError, TypeError) as error:
         raise HarnessError(f"not an lm-evaluation-harness results file ({error})", where=str(file)) from None
     config = data.get("config", {}) or {}
     model_args = config.get("model_args", {})
@@ -190,7 +190,9 @@ def from_mteb(folder: Path, org: str = "imported", name: str | None = None) -> S
         raise HarnessError("not a folder of MTEB results", where=str(folder))
     meta: dict[str, Any] = {}
     if (folder / "model_meta.json").exists():
-        meta = json.loads((folder / "model_meta.json").read_text())
+        meta = read_json(folder / "model_meta.json")
+        if not isinstance(meta, dict):
+            raise HarnessError("model_meta.json must hold a JSON object", where=str(folder / "model_meta.json"))
     identifier = str(meta.get("name") or "")
     if identifier.split("/")[0] in MTEB_PLACEHOLDERS or identifier in MTEB_PLACEHOLDERS:
         identifier = ""
@@ -204,6 +206,7 @@ def from_mteb(folder: Path, org: str = "imported", name: str | None = None) -> S
     for file in sorted(folder.glob("*.json")):
         if file.name == "model_meta.json":
             continue
+        check_json_file(file)  # mteb parses it recursively: size and nesting capped first
         try:
             result = TaskResult.from_disk(file)
         except Exception as error:  # mteb raises several error types on malformed files

@@ -5,16 +5,25 @@ forward pass runs once and every task that needs it reads the same outputs. Outp
 disk by (checkpoint hash, split fingerprint, inference kind) and reused across invocations.
 Task adapters then compute metrics from the outputs alone; nothing after the forward pass
 touches the model.
+
+`EvalOptions.limit` evaluates the first N samples of each split; `EvalOptions.sample_subset` a random
+subset of N sample positions per (task, split), drawn from a seed text (`subset_positions`), which
+`harness verify` uses so a submitter cannot know in advance which samples are re-run. A sample's
+outputs on a subset are those of a full run: fitting data (`Request.whole`) and splits the samples
+are computed against (`Request.per_sample` False) stay whole, and tasks whose samples depend on each
+other (adapter attribute `subsettable = False`) run on whole splits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness import provenance
@@ -40,6 +49,28 @@ class EvalOptions:
     dtype: str = "float32"
     cache_dir: Path = field(default_factory=default_cache_dir)
     command: str = ""
+    #: (seed text, n): evaluate n sample positions per split, drawn by `subset_positions`; excludes `limit`
+    sample_subset: tuple[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.sample_subset is None:
+            return
+        if self.limit is not None:
+            raise HarnessError(
+                "a random subset of samples and a limit (the first N samples) exclude each other",
+                fix="use one of --samples and --limit",
+            )
+        if self.sample_subset[1] < 1:
+            raise HarnessError(f"a subset of {self.sample_subset[1]} samples is empty", fix="use --samples 1 or more")
+
+
+def subset_positions(seed: str, task: str, split: str, size: int, n: int) -> list[int]:
+    """min(n, size) distinct positions of a split of `size` samples, ascending: numpy's default_rng seeded
+    with the integer sha256(seed, task, split) draws them without replacement. The same seed text gives
+    the same positions; without the seed (a commit sha not yet made) they cannot be predicted."""
+    digest = hashlib.sha256("\x00".join((seed, task, split)).encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest, "big"))
+    return sorted(int(i) for i in rng.choice(size, size=min(n, size), replace=False))
 
 
 @dataclass
@@ -120,6 +151,21 @@ def expand_model_paths(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
+def planned_split(suite: Any, spec: TaskSpec, request: Request, options: EvalOptions) -> Any:
+    """The data `request` of task `spec` reads: fitting data whole; the evaluated samples cut to the first
+    `options.limit`, or to the random subset of `options.sample_subset` where the task and the split allow
+    it (whole otherwise)."""
+    if request.whole:
+        return get_split(suite, request.split)
+    if options.sample_subset is None:
+        return get_split(suite, request.split, options.limit)
+    split = get_split(suite, request.split)
+    if not request.per_sample or not getattr(adapter_for(spec), "subsettable", True):
+        return split
+    seed, n = options.sample_subset
+    return split.take(subset_positions(seed, spec.name, request.split, len(split), n))
+
+
 def check_data(specs: Sequence[TaskSpec], limit: int | None) -> None:
     """Load every split the tasks will read, so a missing or malformed dataset fails before any model
     loads. Tasks whose data depends on the model (a compression reference named by the card) are
@@ -156,6 +202,8 @@ def submission_id(
         "seed": options.seed,
         "limit": options.limit,
     }
+    if options.sample_subset is not None:  # only then: the ids of full and limited runs stay as they were
+        payload["sample_subset"] = list(options.sample_subset)
     return canonical_hash(payload)[:20]
 
 
@@ -178,8 +226,7 @@ class Runner:
         for spec in specs:
             suite = load_suite(spec.dataset)
             planned[spec.name] = {
-                r.split: (get_split(suite, r.split, None if r.whole else self.options.limit), r)
-                for r in adapter_for(spec).requests(spec)
+                r.split: (planned_split(suite, spec, r, self.options), r) for r in adapter_for(spec).requests(spec)
             }
         outputs: dict[tuple[str, str, tuple[tuple[str, Any], ...]], SplitOutputs] = {}
         for requests in planned.values():
@@ -229,7 +276,8 @@ class Runner:
             model=handle.card,
             checkpoint_hash=handle.checkpoint_hash,
             seed=self.options.seed,
-            sample_limit=self.options.limit,
+            # a subset is no full run either: at most that many samples per split
+            sample_limit=self.options.limit if self.options.sample_subset is None else self.options.sample_subset[1],
             settings=dict(handle.settings),
             provenance=provenance.collect(self.device, time.perf_counter() - started, self.options.command),
             results=[r.model_copy(update={"run_id": f"{sid}-{r.task}"}) for r in results],

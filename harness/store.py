@@ -10,6 +10,16 @@ Tables
 - runs:        one row per (submission, task): spec hash, main metric, parameters, artifacts
 - metrics:     one row per (run, metric): value, direction, CI, sample count
 - metric_info: direction and convention of every metric name seen
+- verifications: `harness verify --store` outcomes (a run whose content they checked is "verified")
+
+Order: "newest" means last ingested. Each submission gets the next `seq` when it is first ingested
+(a re-ingested id keeps its own), and `ingest submissions/ --rebuild` ingests files in the order
+git first committed them (`harness.submissions.commit_order`). A free-text `created_at` never
+decides which run is a model's latest or whose card the model shows.
+
+Trust: every run has a `tier` (harness/trust.py): "re-scored" or "self-reported" from ingest,
+"verified" when a verification of the same content is recorded. Boards show the ranked tiers
+(`RANKED_TIERS`) unless asked for others; the tier is a column of every board.
 """
 
 from __future__ import annotations
@@ -19,9 +29,10 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,35 +44,67 @@ from filelock import FileLock, Timeout
 from harness.errors import HarnessError
 from harness.metrics import metric_info
 from harness.registry import METRICS
-from harness.schema import ModelCard, Submission
+from harness.schema import ModelCard, RunResult, Submission, canonical_hash
+from harness.trust import RANKED_TIERS, Tier, claimed_tier
 
-STORE_VERSION = 1
+STORE_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS models (
     model_id TEXT PRIMARY KEY, org TEXT, name TEXT, family TEXT, kind TEXT, n_parameters BIGINT,
     train_loss_nats DOUBLE, pretrain_loss_nats DOUBLE, reference TEXT, tags TEXT[],
-    card JSON, card_created_at TEXT
+    card JSON, card_created_at TEXT, card_seq BIGINT
 );
 CREATE TABLE IF NOT EXISTS submissions (
     submission_id TEXT PRIMARY KEY, model_id TEXT, checkpoint_hash TEXT, seed BIGINT, sample_limit BIGINT,
     ranked BOOLEAN, source TEXT, harness_version TEXT, git_commit TEXT, created_at TEXT,
-    duration_s DOUBLE, provenance JSON, file TEXT
+    duration_s DOUBLE, provenance JSON, file TEXT, seq BIGINT, content_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, submission_id TEXT, model_id TEXT, task TEXT, task_version INTEGER,
     spec_hash TEXT, adapter TEXT, main_metric TEXT, ranked BOOLEAN, created_at TEXT, duration_s DOUBLE,
-    dataset_fingerprints JSON, parameters JSON, artifacts JSON
+    dataset_fingerprints JSON, parameters JSON, artifacts JSON, seq BIGINT, claimed_tier TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT, metric TEXT, value DOUBLE, higher_is_better BOOLEAN, ci_low DOUBLE, ci_high DOUBLE,
     stderr DOUBLE, ci_method TEXT, n BIGINT, PRIMARY KEY (run_id, metric)
 );
 CREATE TABLE IF NOT EXISTS metric_info (metric TEXT PRIMARY KEY, higher_is_better BOOLEAN, convention TEXT);
+CREATE TABLE IF NOT EXISTS verifications (
+    run_id TEXT, content_hash TEXT, ok BOOLEAN, sample_seed TEXT, samples BIGINT, detail TEXT,
+    harness_version TEXT, checked_at TEXT
+);
 """
 
-TABLES = ("meta", "models", "submissions", "runs", "metrics", "metric_info")
+# Store version 1 -> 2: ingest order (seq), tiers and content hashes. Old rows keep their created_at
+# order and get the tier their source allows; `harness ingest --rebuild` recomputes everything.
+MIGRATIONS = """
+ALTER TABLE models ADD COLUMN IF NOT EXISTS card_seq BIGINT;
+ALTER TABLE submissions ADD COLUMN IF NOT EXISTS seq BIGINT;
+ALTER TABLE submissions ADD COLUMN IF NOT EXISTS content_hash TEXT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS seq BIGINT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS claimed_tier TEXT;
+UPDATE submissions SET seq = o.seq FROM (
+    SELECT submission_id, row_number() OVER (ORDER BY created_at, submission_id) AS seq FROM submissions
+) o WHERE submissions.seq IS NULL AND o.submission_id = submissions.submission_id;
+UPDATE runs SET seq = s.seq, claimed_tier = CASE WHEN s.source = 'harness' THEN 're-scored' ELSE 'self-reported' END
+FROM submissions s WHERE runs.seq IS NULL AND s.submission_id = runs.submission_id;
+UPDATE models SET card_seq = (SELECT max(s.seq) FROM submissions s WHERE s.model_id = models.model_id)
+WHERE card_seq IS NULL;
+"""
+
+VIEWS = """
+CREATE OR REPLACE VIEW runs_tiered AS
+SELECT r.*, CASE
+    WHEN r.claimed_tier = 're-scored' AND EXISTS (
+        SELECT 1 FROM verifications v JOIN submissions s ON s.submission_id = r.submission_id
+        WHERE v.run_id = r.run_id AND v.ok AND v.content_hash = s.content_hash) THEN 'verified'
+    ELSE r.claimed_tier END AS tier
+FROM runs r;
+"""
+
+TABLES = ("meta", "models", "submissions", "runs", "metrics", "metric_info", "verifications")
 
 
 def board_card(sub: Submission) -> ModelCard:
@@ -74,6 +117,25 @@ def board_card(sub: Submission) -> ModelCard:
     return sub.model.model_copy(update={"name": f"{sub.model.name}@{dtype}"})
 
 
+TierOf = Callable[[Submission, RunResult], Tier]
+
+
+def default_tier(sub: Submission, run: RunResult) -> Tier:
+    """The tier a run claims when nothing validated it here (see `harness.trust.claimed_tier`)."""
+    from harness.validation import current_spec
+
+    try:
+        spec = current_spec(run)
+    except HarnessError:
+        spec = None
+    return claimed_tier(sub, run, spec)
+
+
+def content_hash(sub: Submission) -> str:
+    """What a verification is tied to: the submission's content (a changed file needs verifying again)."""
+    return canonical_hash(sub.model_dump(mode="json"))
+
+
 class Store:
     """A connection to one results.duckdb file. Use `open_store` to get one."""
 
@@ -84,14 +146,18 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def ingest(self, submissions: Sequence[tuple[Submission, str | None]]) -> int:
-        """Insert or replace each (submission, file) in one transaction; returns the runs written."""
+    def ingest(self, submissions: Sequence[tuple[Submission, str | None]], tiers: TierOf | None = None) -> int:
+        """Insert or replace each (submission, file) in one transaction, in order; returns the runs written.
+
+        `tiers` gives each run's tier (default `trust.claimed_tier`: callers that validated and
+        re-scored the files pass what validation established)."""
         if self.read_only:
             raise HarnessError("the store is open read-only", where=str(self.path))
         db = self.connection
+        tier_of = tiers or default_tier
         db.begin()
         try:
-            written = sum(self._ingest_one(submission, file) for submission, file in submissions)
+            written = sum(self._ingest_one(submission, file, tier_of) for submission, file in submissions)
             db.commit()
         except duckdb.Error as error:
             db.rollback()
@@ -105,19 +171,29 @@ class Store:
             raise
         return written
 
-    def _ingest_one(self, sub: Submission, file: str | None) -> int:
+    def _next_seq(self, submission_id: str) -> int:
+        """The submission's own sequence number when it is already stored, else the next one."""
+        db = self.connection
+        row = db.execute("SELECT seq FROM submissions WHERE submission_id = ?", [submission_id]).fetchone()
+        if row is not None and row[0] is not None:
+            return int(row[0])
+        top = db.execute("SELECT coalesce(max(seq), 0) FROM submissions").fetchone()
+        return int(top[0] if top else 0) + 1
+
+    def _ingest_one(self, sub: Submission, file: str | None, tier_of: TierOf) -> int:
         db = self.connection
         card = board_card(sub)
         created = sub.provenance.created_at
-        existing = db.execute("SELECT card_created_at FROM models WHERE model_id = ?", [card.model_id]).fetchone()
-        if existing is None or (existing[0] or "") <= created:
+        seq = self._next_seq(sub.submission_id)
+        existing = db.execute("SELECT card_seq FROM models WHERE model_id = ?", [card.model_id]).fetchone()
+        if existing is None or (existing[0] or 0) <= seq:
             db.execute("DELETE FROM models WHERE model_id = ?", [card.model_id])
             db.execute(
-                "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     card.model_id, card.org, card.name, card.family, card.kind, card.n_parameters,
                     card.train_loss_nats, card.pretrain_loss_nats, card.reference, card.tags,
-                    card.model_dump_json(), created,
+                    card.model_dump_json(), created, seq,
                 ],
             )  # fmt: skip
         old_runs = [
@@ -129,20 +205,21 @@ class Store:
         db.execute("DELETE FROM submissions WHERE submission_id = ?", [sub.submission_id])
         prov = sub.provenance
         db.execute(
-            "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 sub.submission_id, card.model_id, sub.checkpoint_hash, sub.seed, sub.sample_limit, sub.ranked,
                 prov.source, prov.harness_version, prov.git_commit, created, prov.duration_s,
-                prov.model_dump_json(), file,
+                prov.model_dump_json(), file, seq, content_hash(sub),
             ],
         )  # fmt: skip
         for run in sub.results:
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     run.run_id, sub.submission_id, card.model_id, run.task, run.task_version, run.spec_hash,
                     run.adapter, run.main_metric, sub.ranked, created, run.duration_s,
                     json.dumps(run.dataset_fingerprints), json.dumps(run.parameters), json.dumps(run.artifacts),
+                    seq, tier_of(sub, run),
                 ],
             )  # fmt: skip
             db.executemany(
@@ -160,33 +237,53 @@ class Store:
                 )
         return len(sub.results)
 
+    def record_verification(
+        self, run_id: str, *, ok: bool, sample_seed: str, samples: int, detail: str, harness_version: str
+    ) -> None:
+        """Record `harness verify`'s outcome for a stored run (tied to the submission's current content)."""
+        if self.read_only:
+            raise HarnessError("the store is open read-only", where=str(self.path))
+        row = self.connection.execute(
+            "SELECT s.content_hash FROM runs r JOIN submissions s USING (submission_id) WHERE r.run_id = ?", [run_id]
+        ).fetchone()
+        if row is None:
+            raise HarnessError(
+                f"run {run_id} is not in the store", where=str(self.path), fix="ingest the submission first"
+            )
+        self.connection.execute(
+            "INSERT INTO verifications VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, row[0], ok, sample_seed, samples, detail, harness_version,
+             datetime.now(UTC).isoformat(timespec="seconds")],
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ queries
 
     def tasks(self) -> list[str]:
         return [r[0] for r in self.connection.execute("SELECT DISTINCT task FROM runs ORDER BY task").fetchall()]
 
-    def leaderboard(self, task: str, metric: str | None = None) -> pd.DataFrame:
-        """Latest ranked run per model on `task`, ranked by `metric` (default: the task's main metric).
+    def leaderboard(self, task: str, metric: str | None = None, *, tiers: Sequence[str] = RANKED_TIERS) -> pd.DataFrame:
+        """Latest ranked run per model on `task` among runs of `tiers`, ranked by `metric` (default:
+        the task's main metric).
 
         Runs made with --limit are never ranked. Ties in value share a rank.
         """
         query = """
         WITH latest AS (
             SELECT r.*, row_number() OVER (
-                PARTITION BY r.model_id ORDER BY r.created_at DESC, r.run_id DESC) AS recency
-            FROM runs r WHERE r.ranked AND r.task = $task
+                PARTITION BY r.model_id ORDER BY r.seq DESC, r.run_id DESC) AS recency
+            FROM runs_tiered r WHERE r.ranked AND r.task = $task AND list_contains($tiers, r.tier)
         )
         SELECT
             rank() OVER (ORDER BY CASE WHEN m.higher_is_better THEN -m.value ELSE m.value END) AS rank,
             l.model_id, md.family, m.metric, m.value, m.ci_low, m.ci_high, m.n, m.higher_is_better,
-            md.n_parameters, l.run_id, l.created_at
+            md.n_parameters, l.run_id, l.created_at, l.tier
         FROM latest l
         JOIN metrics m ON m.run_id = l.run_id AND m.metric = coalesce($metric, l.main_metric)
         JOIN models md ON md.model_id = l.model_id
         WHERE l.recency = 1
         ORDER BY rank, l.model_id
         """
-        return self.connection.execute(query, {"task": task, "metric": metric}).df()
+        return self.connection.execute(query, {"task": task, "metric": metric, "tiers": list(tiers)}).df()
 
     def run_metrics(self, run_id: str) -> pd.DataFrame:
         return self.connection.execute(
@@ -208,37 +305,53 @@ class Store:
 
     # ------------------------------------------------------------------ bulk writing (synthetic stores)
 
-    def ingest_bulk(self, submissions: Sequence[tuple[Submission, str | None]]) -> int:
+    def ingest_bulk(self, submissions: Sequence[tuple[Submission, str | None]], tiers: TierOf | None = None) -> int:
         """The same rows as `ingest`, written with one column-wise insert per table (one transaction).
 
         For large generated batches (harness.synthetic): `ingest` runs a few statements per run
         and metric, which takes minutes at a million metric rows. Semantics are those of `ingest`
-        applied in order: a submission id replaces its earlier rows, a model's card is the one of
-        its newest submission (the later one on equal timestamps), the last direction seen of a
-        metric name wins.
+        applied in order: a submission id replaces its earlier rows (keeping its sequence number), a
+        model's card is the one of its last ingested submission, the last direction seen of a metric
+        name wins.
         """
         import pyarrow as pa
 
         if self.read_only:
             raise HarnessError("the store is open read-only", where=str(self.path))
+        tier_of = tiers or default_tier
         batch: dict[str, tuple[Submission, str | None]] = {}
         for submission, file in submissions:  # a repeated id: the last one wins, as in `ingest`
             batch.pop(submission.submission_id, None)
             batch[submission.submission_id] = (submission, file)
         db = self.connection
         ids = list(batch)
+        stored = dict(
+            db.execute(
+                "SELECT submission_id, seq FROM submissions WHERE list_contains($ids, submission_id)", {"ids": ids}
+            ).fetchall()
+        )
+        top_row = db.execute("SELECT coalesce(max(seq), 0) FROM submissions").fetchone()
+        top = int(top_row[0]) if top_row else 0
+        seqs: dict[str, int] = {}
+        for sid in [s.submission_id for s, _ in submissions]:
+            if sid not in seqs:
+                if stored.get(sid) is not None:
+                    seqs[sid] = int(stored[sid])
+                else:
+                    top += 1
+                    seqs[sid] = top
         model_ids = sorted({board_card(s).model_id for s, _ in batch.values()})
         existing = dict(
             db.execute(
-                "SELECT model_id, card_created_at FROM models WHERE list_contains($ids, model_id)", {"ids": model_ids}
+                "SELECT model_id, card_seq FROM models WHERE list_contains($ids, model_id)", {"ids": model_ids}
             ).fetchall()
         )
         cards: dict[str, Submission] = {}
         for submission, _ in batch.values():
             card_id = board_card(submission).model_id
-            created = submission.provenance.created_at
-            current = cards[card_id].provenance.created_at if card_id in cards else existing.get(card_id)
-            if current is None or (current or "") <= created:
+            seq = seqs[submission.submission_id]
+            current = seqs[cards[card_id].submission_id] if card_id in cards else existing.get(card_id)
+            if current is None or current <= seq:
                 cards[card_id] = submission
         columns: dict[str, dict[str, list[Any]]] = {t: {} for t in ("models", "submissions", "runs", "metrics")}
 
@@ -253,6 +366,7 @@ class Store:
                 n_parameters=card.n_parameters, train_loss_nats=card.train_loss_nats,
                 pretrain_loss_nats=card.pretrain_loss_nats, reference=card.reference, tags=list(card.tags),
                 card=card.model_dump_json(), card_created_at=sub.provenance.created_at,
+                card_seq=seqs[sub.submission_id],
             )  # fmt: skip
         info: dict[str, bool] = {}
         conventions: dict[str, str] = {}
@@ -264,6 +378,7 @@ class Store:
                 checkpoint_hash=sub.checkpoint_hash, seed=sub.seed, sample_limit=sub.sample_limit, ranked=sub.ranked,
                 source=prov.source, harness_version=prov.harness_version, git_commit=prov.git_commit,
                 created_at=prov.created_at, duration_s=prov.duration_s, provenance=prov.model_dump_json(), file=file,
+                seq=seqs[sub.submission_id], content_hash=content_hash(sub),
             )  # fmt: skip
             for run in sub.results:
                 runs += 1
@@ -273,6 +388,7 @@ class Store:
                     main_metric=run.main_metric, ranked=sub.ranked, created_at=prov.created_at,
                     duration_s=run.duration_s, dataset_fingerprints=json.dumps(run.dataset_fingerprints),
                     parameters=json.dumps(run.parameters), artifacts=json.dumps(run.artifacts),
+                    seq=seqs[sub.submission_id], claimed_tier=tier_of(sub, run),
                 )  # fmt: skip
                 for m in run.metrics:
                     add(
@@ -291,7 +407,7 @@ class Store:
         }
         types = {
             "tags": pa.list_(pa.string()), "n_parameters": pa.int64(), "seed": pa.int64(), "sample_limit": pa.int64(),
-            "n": pa.int64(), "task_version": pa.int32(), "ranked": pa.bool_(), "higher_is_better": pa.bool_(),
+            "n": pa.int64(), "task_version": pa.int32(), "seq": pa.int64(), "card_seq": pa.int64(), "ranked": pa.bool_(), "higher_is_better": pa.bool_(),
         }  # fmt: skip
         floats = {"train_loss_nats", "pretrain_loss_nats", "duration_s", "value", "ci_low", "ci_high", "stderr"}
         db.begin()
@@ -343,9 +459,9 @@ class Store:
         return self.connection.execute(
             """
             WITH per_task AS (
-                SELECT task, arg_max(main_metric, created_at) AS main_metric, arg_max(adapter, created_at) AS adapter,
+                SELECT task, arg_max(main_metric, seq) AS main_metric, arg_max(adapter, seq) AS adapter,
                     count(DISTINCT model_id) FILTER (WHERE ranked) AS ranked_models,
-                    count(*) FILTER (WHERE NOT ranked) AS unranked_runs, max(created_at) AS last_run
+                    count(*) FILTER (WHERE NOT ranked) AS unranked_runs, arg_max(created_at, seq) AS last_run
                 FROM runs GROUP BY task
             )
             SELECT p.*, i.higher_is_better, i.convention
@@ -382,22 +498,25 @@ class Store:
         families: Sequence[str] = (),
         tags: Sequence[str] = (),
         models: Sequence[str] | None = None,
+        tiers: Sequence[str] = RANKED_TIERS,
     ) -> pd.DataFrame:
         """The latest ranked run per model and task, with `metric` (default: the task's main metric).
 
         Filters: `tasks` (None: all), model `families`, `tags` (a model with any of them), `models`
-        (ids; None: all). Columns: task, model_id, family, tags, n_parameters, metric, value,
-        ci_low, ci_high, n, ci_method, higher_is_better, is_main, run_id, created_at.
+        (ids; None: all), `tiers` (trust tiers; default the ranked ones, see harness/trust.py).
+        Columns: task, model_id, family, tags, n_parameters, metric, value, ci_low, ci_high, n,
+        ci_method, higher_is_better, is_main, run_id, created_at, tier.
         """
         query = """
         WITH latest AS (
-            SELECT r.run_id, r.model_id, r.task, r.main_metric, r.created_at, row_number() OVER (
-                PARTITION BY r.task, r.model_id ORDER BY r.created_at DESC, r.run_id DESC) AS recency
-            FROM runs r
-            WHERE r.ranked AND ($tasks IS NULL OR list_contains($tasks, r.task))
+            SELECT r.run_id, r.model_id, r.task, r.main_metric, r.created_at, r.tier, row_number() OVER (
+                PARTITION BY r.task, r.model_id ORDER BY r.seq DESC, r.run_id DESC) AS recency
+            FROM runs_tiered r
+            WHERE r.ranked AND ($tasks IS NULL OR list_contains($tasks, r.task)) AND list_contains($tiers, r.tier)
         )
         SELECT l.task, l.model_id, md.family, md.tags, md.n_parameters, m.metric, m.value, m.ci_low, m.ci_high,
-            m.n, m.ci_method, m.higher_is_better, m.metric = l.main_metric AS is_main, l.run_id, l.created_at
+            m.n, m.ci_method, m.higher_is_better, m.metric = l.main_metric AS is_main, l.run_id, l.created_at,
+            l.tier
         FROM latest l
         JOIN metrics m ON m.run_id = l.run_id AND m.metric = coalesce($metric, l.main_metric)
         JOIN models md ON md.model_id = l.model_id
@@ -413,24 +532,27 @@ class Store:
             "families": list(families),
             "tags": list(tags),
             "models": list(models) if models is not None else None,
+            "tiers": list(tiers),
         }
         return self.connection.execute(query, params).df()
 
-    def task_sets(self, *, families: Sequence[str] = (), tags: Sequence[str] = ()) -> pd.DataFrame:
+    def task_sets(
+        self, *, families: Sequence[str] = (), tags: Sequence[str] = (), tiers: Sequence[str] = RANKED_TIERS
+    ) -> pd.DataFrame:
         """The distinct sets of tasks models have ranked runs on: tasks (sorted list), models (count)."""
         return self.connection.execute(
             """
             WITH per_model AS (
                 SELECT r.model_id, list(DISTINCT r.task ORDER BY r.task) AS tasks
-                FROM runs r JOIN models md ON md.model_id = r.model_id
-                WHERE r.ranked
+                FROM runs_tiered r JOIN models md ON md.model_id = r.model_id
+                WHERE r.ranked AND list_contains($tiers, r.tier)
                     AND (len($families) = 0 OR list_contains($families, md.family))
                     AND (len($tags) = 0 OR list_has_any(md.tags, $tags))
                 GROUP BY r.model_id
             )
             SELECT tasks, count(*) AS models FROM per_model GROUP BY tasks ORDER BY models DESC, len(tasks) DESC, tasks
             """,
-            {"families": list(families), "tags": list(tags)},
+            {"families": list(families), "tags": list(tags), "tiers": list(tiers)},
         ).df()
 
     def main_bootstraps(self, run_ids: Sequence[str]) -> pd.DataFrame:
@@ -459,9 +581,10 @@ class Store:
         tags: Sequence[str] = (),
         models: Sequence[str] | None = None,
         paired_limit: int | None = None,
+        tiers: Sequence[str] = RANKED_TIERS,
     ) -> RankedBoard:
         """`board_rows` of one task with significance-aware ranks (see `rank_rows`)."""
-        rows = self.board_rows([task], metric, families=families, tags=tags, models=models)
+        rows = self.board_rows([task], metric, families=families, tags=tags, models=models, tiers=tiers)
         return self.rank_rows(rows, paired_limit=paired_limit)
 
     def rank_rows(self, rows: pd.DataFrame, *, paired_limit: int | None = None) -> RankedBoard:
@@ -511,6 +634,7 @@ class Store:
         families: Sequence[str] = (),
         tags: Sequence[str] = (),
         paired_limit: int | None = None,
+        tiers: Sequence[str] = RANKED_TIERS,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Aggregate view: each model's mean significance-aware rank over `tasks` (main metrics).
 
@@ -520,7 +644,7 @@ class Store:
         of the mean), and one rank column per task; missing lists the other models and the tasks
         they lack.
         """
-        rows = self.board_rows(list(tasks), families=families, tags=tags)
+        rows = self.board_rows(list(tasks), families=families, tags=tags, tiers=tiers)
         empty = pd.DataFrame(columns=["model_id", "family", "mean_rank", "overall", *tasks])
         if rows.empty or not tasks:
             return empty, pd.DataFrame(columns=["model_id", "family", "missing"])
@@ -577,14 +701,14 @@ class Store:
             """
             SELECT r.task, r.run_id, r.ranked, s.sample_limit, s.seed, r.submission_id, r.created_at,
                 r.main_metric, m.value, m.ci_low, m.ci_high, m.n, m.higher_is_better, r.spec_hash, r.adapter,
-                r.task_version, r.duration_s,
-                row_number() OVER (PARTITION BY r.task, r.ranked ORDER BY r.created_at DESC, r.run_id DESC) = 1
+                r.task_version, r.duration_s, r.tier, r.seq,
+                row_number() OVER (PARTITION BY r.task, r.ranked ORDER BY r.seq DESC, r.run_id DESC) = 1
                     AND r.ranked AS latest_ranked
-            FROM runs r
+            FROM runs_tiered r
             JOIN submissions s ON s.submission_id = r.submission_id
             LEFT JOIN metrics m ON m.run_id = r.run_id AND m.metric = r.main_metric
             WHERE r.model_id = ?
-            ORDER BY r.task, r.created_at DESC, r.run_id DESC
+            ORDER BY r.task, r.seq DESC, r.run_id DESC
             """,
             [model_id],
         ).df()
@@ -638,7 +762,12 @@ class Store:
         return None if row is None or row[0] is None else json.loads(row[0])
 
     def metric_catalog(
-        self, *, families: Sequence[str] = (), tags: Sequence[str] = (), models: Sequence[str] | None = None
+        self,
+        *,
+        families: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        models: Sequence[str] | None = None,
+        tiers: Sequence[str] = RANKED_TIERS,
     ) -> pd.DataFrame:
         """Every (task, metric) of latest ranked runs: models reporting it, direction, convention.
 
@@ -648,8 +777,8 @@ class Store:
             """
             WITH latest AS (
                 SELECT r.run_id, r.model_id, r.task, r.main_metric, row_number() OVER (
-                    PARTITION BY r.task, r.model_id ORDER BY r.created_at DESC, r.run_id DESC) AS recency
-                FROM runs r WHERE r.ranked
+                    PARTITION BY r.task, r.model_id ORDER BY r.seq DESC, r.run_id DESC) AS recency
+                FROM runs_tiered r WHERE r.ranked AND list_contains($tiers, r.tier)
             )
             SELECT l.task, m.metric, bool_or(m.metric = l.main_metric) AS is_main, count(*) AS models,
                 any_value(i.higher_is_better) AS higher_is_better, any_value(i.convention) AS convention
@@ -664,7 +793,12 @@ class Store:
             GROUP BY l.task, m.metric
             ORDER BY l.task, NOT bool_or(m.metric = l.main_metric), m.metric
             """,
-            {"families": list(families), "tags": list(tags), "models": list(models) if models is not None else None},
+            {
+                "families": list(families),
+                "tags": list(tags),
+                "models": list(models) if models is not None else None,
+                "tiers": list(tiers),
+            },
         ).df()
 
     def compression_references(self) -> pd.DataFrame:
@@ -707,19 +841,19 @@ class Store:
 def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
     """Open (and, for writing, create) the store at `path`; a file that is not DuckDB is a HarnessError."""
     path = Path(path)
-    if read_only and not path.exists():
+    exists = _existing_store_file(path)  # before anything opens it: opening a FIFO would block
+    if read_only and not exists:
         raise HarnessError(
             "store file does not exist", where=str(path), fix="run `harness demo` or `harness ingest` first"
         )
-    if path.exists() and path.is_dir():
-        raise HarnessError("store path is a folder, not a file", where=str(path), fix="pass a .duckdb file path")
-    if path.exists() and not is_duckdb_file(path):
+    if exists and not is_duckdb_file(path):
         raise HarnessError(
             "not a valid DuckDB database file",
             where=str(path),
             fix="pass a DuckDB file written by harness (or a new path); `harness ingest --rebuild` recreates one",
         )
     if not read_only:
+        _check_writable(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -748,13 +882,38 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
         try:
             if not read_only:
                 connection.execute(SCHEMA)
+                if _version(connection) < STORE_VERSION:
+                    connection.execute(MIGRATIONS)
+                connection.execute(VIEWS)
                 connection.execute("INSERT OR REPLACE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
+            elif _version(connection) == 0:
+                raise HarnessError(
+                    "the file is a DuckDB database but not a results store (it has no harness tables)",
+                    where=str(path),
+                    fix="pass the store `harness ingest` or `harness demo` wrote, or ingest into this file first",
+                )
+            elif _version(connection) < STORE_VERSION:
+                raise HarnessError(
+                    f"the store was written by an older harness (store version {_version(connection)})",
+                    where=str(path),
+                    fix="open it once for writing (`harness ingest` upgrades it) or rebuild it: "
+                    "`harness ingest submissions/ --store PATH --rebuild`",
+                )
             yield store
         finally:
             store.close()
     finally:
         if lock is not None:
             lock.release()
+
+
+def _version(connection: duckdb.DuckDBPyConnection) -> int:
+    """The store version recorded in `meta` (0: no meta table or no version, e.g. an empty file)."""
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'store_version'").fetchone()
+    except duckdb.CatalogException:
+        return 0
+    return int(row[0]) if row is not None and str(row[0]).isdigit() else 0
 
 
 #: how long a writer waits for the store (another writer, or a reader holding DuckDB's file lock)
@@ -799,29 +958,92 @@ def is_duckdb_file(path: Path) -> bool:
     return len(header) == 0 or header[8:12] == b"DUCK"
 
 
-def check_store(path: str | Path) -> None:
-    """Fail early (before any evaluation) if `path` cannot be used as a store; writes nothing."""
-    path = Path(path)
+def _special_kind(path: Path) -> str:
     if path.is_dir():
-        raise HarnessError("store path is a folder, not a file", where=str(path), fix="pass a .duckdb file path")
-    if path.exists():
+        return "folder"
+    if path.is_fifo():
+        return "named pipe (FIFO)"
+    if path.is_char_device() or path.is_block_device():
+        return "device"
+    return "socket" if path.is_socket() else "special file"
+
+
+def _existing_store_file(path: Path) -> bool:
+    """Whether a store file exists at `path` (links followed). Anything else there (a folder, a FIFO,
+    a device, a socket, a broken link; for the file or its DuckDB WAL) is a HarnessError, raised
+    before anything opens it: reading a FIFO or a device would block or never end."""
+    for file in (path, Path(f"{path}.wal")):
+        try:
+            if file.is_symlink() and not file.exists():
+                raise HarnessError(
+                    "store path is a broken symbolic link",
+                    where=str(file),
+                    fix="remove the link or pass another --store",
+                )
+            if file.exists() and not file.is_file():
+                raise HarnessError(
+                    f"store path is a {_special_kind(file)}, not a regular file",
+                    where=str(file),
+                    fix="pass --store with a .duckdb file path (an existing store or a new path)",
+                )
+        except OSError as error:
+            raise HarnessError(f"cannot inspect the store path: {error.strerror}", where=str(file)) from None
+    return path.is_file()
+
+
+def _check_writable(path: Path) -> None:
+    """A read-only store file, or a read-only folder it is in, is a HarnessError. The mode bits count
+    even for root (who could write anyway): chmod a-w says "leave this store alone"."""
+    for target, what, access in ((path, "store file", os.W_OK), (path.parent, "store's folder", os.W_OK | os.X_OK)):
+        if target.exists() and (not os.access(target, access) or not target.stat().st_mode & 0o222):
+            raise HarnessError(
+                f"the {what} is read-only; nothing was written",
+                where=str(target),
+                fix="make it writable (chmod u+w) or pass --store with a writable path",
+            )
+
+
+def check_store(path: str | Path, *, replacing: bool = False) -> None:
+    """Fail early (before any evaluation or validation) if `path` cannot be written as a store; writes
+    nothing. An existing file must be DuckDB unless `replacing` it (`harness ingest --rebuild`)."""
+    path = Path(path)
+    exists = _existing_store_file(path)
+    _check_writable(path)
+    if exists and not replacing:
         with open_store(path, read_only=True):
             pass
 
 
-def rebuild(path: Path, submissions: Sequence[tuple[Submission, str | None]]) -> int:
-    """Build a fresh store from `submissions` beside `path`, then atomically replace `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".building", dir=path.parent)
+def rebuild(path: Path, submissions: Sequence[tuple[Submission, str | None]], tiers: TierOf | None = None) -> int:
+    """Build a fresh store from `submissions` beside `path`, then atomically replace `path` (the file a
+    link points to: the link stays). On any error the existing store is left as it was."""
+    check_store(path, replacing=True)
+    path = Path(os.path.realpath(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".building", dir=path.parent)
+    except OSError as error:
+        raise HarnessError(
+            f"cannot write beside the store: {error.strerror}; nothing was written",
+            where=str(path.parent),
+            fix="the store's folder must be writable; use --store with a writable path",
+        ) from None
     os.close(fd)
     os.unlink(tmp)  # DuckDB must create the file itself
     try:
         with open_store(tmp) as store:
-            written = store.ingest(submissions)
-        os.replace(tmp, path)
+            written = store.ingest(submissions, tiers=tiers)
+        try:
+            os.replace(tmp, path)
+        except OSError as error:
+            raise HarnessError(
+                f"cannot replace the store: {error.strerror}; the existing store is unchanged",
+                where=str(path),
+                fix="the store and its folder must be writable; use --store with a writable path",
+            ) from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
-        Path(tmp + ".wal").unlink(missing_ok=True)
+        for leftover in (tmp, tmp + ".wal", tmp + ".lock"):
+            Path(leftover).unlink(missing_ok=True)
     return written
 
 

@@ -21,6 +21,7 @@ from harness.cache import atomic_write
 from harness.errors import HarnessError
 from harness.schema import SCHEMA_VERSION, Submission
 from harness.tasks.base import Samples
+from harness.untrusted import load_json_text
 
 MAX_SUBMISSION_BYTES = 5_000_000
 
@@ -66,6 +67,40 @@ def write_submission(out: Path, submission: Submission, samples: Sequence[tuple[
     return path
 
 
+def commit_order(loaded: Sequence[tuple[Submission, str]]) -> list[tuple[Submission, str]]:
+    """Submissions in the order git first committed their files (then files git does not know, by path).
+
+    This is the store's ingest order, which decides a model's latest run and card: a contributor can
+    write any `created_at`, but cannot commit before the files already on main."""
+    import subprocess
+
+    by_path = sorted(loaded, key=lambda item: item[1])
+    if not by_path:
+        return []
+    folders = sorted({str(Path(file).resolve().parent.parent) for _, file in by_path})
+    first_commit: dict[str, int] = {}
+    for folder in folders:
+        try:
+            top = subprocess.run(
+                ["git", "-C", folder, "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            log = subprocess.run(
+                ["git", "-C", top, "log", "--reverse", "--format=%x00", "--name-only", "--diff-filter=A",
+                 "--no-renames", "--", str(Path(folder).relative_to(top))],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+        except (OSError, subprocess.CalledProcessError, ValueError):
+            continue  # not in a git checkout: path order
+        commit = 0
+        for line in log.splitlines():
+            if line == "\x00":
+                commit += 1
+            elif line:
+                first_commit.setdefault(str(Path(top, line)), commit)
+    unknown = len(first_commit) + 1
+    return sorted(by_path, key=lambda item: first_commit.get(str(Path(item[1]).resolve()), unknown))
+
+
 def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
     """Bring a submission dict of an older schema version to the current one (see harness/schema.py)."""
     raw = dict(raw)
@@ -86,10 +121,7 @@ def read_submission(path: Path) -> Submission:
             where=str(path),
             fix="per-sample outputs belong in the parquet file",
         )
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise HarnessError(f"not valid JSON: {error}", where=str(path)) from None
+    raw = load_json_text(path.read_bytes(), str(path), max_bytes=MAX_SUBMISSION_BYTES)  # nesting capped too
     if not isinstance(raw, dict):
         raise HarnessError("a submission must be a JSON object", where=str(path))
     version = raw.get("schema_version")

@@ -25,6 +25,8 @@ The population, seeded and deterministic:
   that every 13th model used seed 1 (so its distribution does not pair with the others).
 - every 17th model also has a newer submission made with --limit (never ranked), and every 11th
   model an older submission whose runs the newer one supersedes.
+- trust tiers: `synthetic_store` stores every run as "re-scored" (ranked by default) unless given
+  `tiers`; the submissions themselves say `source: imported`, the truth about them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from harness.metrics import metric_info
-from harness.schema import SCHEMA_VERSION, Submission
+from harness.schema import SCHEMA_VERSION, RunResult, Submission
+from harness.trust import Tier
 
 ORG = "synth"
 CLASSIFIER_FAMILIES = ("synth-mlp", "synth-cnn")
@@ -471,11 +474,13 @@ def synthetic_store(
     bulk: bool | None = None,
     task_names: Sequence[str] | None = None,
     replace: bool = True,
+    tiers: Callable[[Submission, RunResult], Tier] | None = None,
 ) -> Path:
     """Write a synthetic results store at `path` (replaced if it exists); returns the path.
 
     `bulk` None: the bulk insert above BIG_STORE_RUNS runs, else `Store.ingest` one by one.
     `task_names`: the tasks by name (see `synthetic_tasks`); `replace` False adds to an existing store.
+    `tiers`: each run's trust tier (harness/trust.py), default "re-scored" for every run.
     """
     from harness.store import open_store
 
@@ -487,9 +492,14 @@ def synthetic_store(
         synthetic_submissions(n_models, n_tasks, seed, bootstrap_values=bootstrap_values, task_names=task_names)
     )
     use_bulk = bulk if bulk is not None else sum(len(s.results) for s in submissions) > BIG_STORE_RUNS
+    tier_of = tiers or _re_scored
     with open_store(path) as store:
         if use_bulk:
-            store.ingest_bulk([(s, None) for s in submissions])
+            store.ingest_bulk([(s, None) for s in submissions], tiers=tier_of)
         else:
-            store.ingest([(s, None) for s in submissions])
+            store.ingest([(s, None) for s in submissions], tiers=tier_of)
     return path
+
+
+def _re_scored(sub: Submission, run: RunResult) -> Tier:
+    return "re-scored"

@@ -22,21 +22,32 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.schema import SCHEMA_VERSION, RunResult, Submission, TaskSpec
+from harness.schema import SCHEMA_VERSION, RunResult, Submission, TaskSpec, canonical_hash
 from harness.submissions import upgrade
-from harness.tasks.base import Samples
+from harness.tasks.base import ExpectedSamples, Samples
+from harness.trust import Tier
+from harness.untrusted import json_depth_exceeds
 
 MAX_JSON_BYTES = 5_000_000
 MAX_PARQUET_BYTES = 50_000_000
+#: nesting of a submission's JSON (harness writes 6 levels; artifacts add a few)
+MAX_JSON_DEPTH = 32
+INT64 = (-(2**63), 2**63 - 1)
+#: the decoded size of a samples parquet (its footer says it before anything is read)
+MAX_PARQUET_DECODED_BYTES = 400_000_000
+#: rows allowed for a task whose sample count is not known here (data this harness cannot read)
+MAX_UNBOUND_ROWS = 200_000
 
 # Value ranges of metrics whose range is known (by base name).
 UNIT_INTERVAL = {
@@ -101,6 +112,9 @@ def _safe_path(check: _Checker) -> bool:
     if file.suffix != ".json":
         check.add("", "is not a .json file")
         return False
+    if not file.is_file():  # a FIFO or a device would block or never end when read
+        check.add("", "is not a regular file (a named pipe, device or folder)", "commit the file itself")
+        return False
     size = file.stat().st_size
     if size > MAX_JSON_BYTES:
         check.add(
@@ -114,12 +128,25 @@ def _safe_path(check: _Checker) -> bool:
 
 def _parse(check: _Checker) -> Submission | None:
     try:
-        raw = json.loads(check.file.read_text(encoding="utf-8"))
+        text = check.file.read_text(encoding="utf-8")
+        if json_depth_exceeds(text, MAX_JSON_DEPTH):
+            check.add(
+                "", f"nests arrays or objects more than {MAX_JSON_DEPTH} levels deep", "submit what harness wrote"
+            )
+            return None
+        raw = json.loads(text, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as error:
+        check.add("", f"repeats the key {error.key!r} in one object", "write the file with `harness eval`")
+        return None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         check.add("", f"is not valid JSON ({error})", "write the file with `harness eval` or `harness submit`")
         return None
     if not isinstance(raw, dict):
         check.add("", "must hold a JSON object")
+        return None
+    for where, value in _large_integers(raw):
+        check.add(where, f"{value} does not fit a 64-bit integer", "integers must lie within +-9.2e18")
+    if check.problems:
         return None
     version = raw.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
@@ -136,6 +163,35 @@ def _parse(check: _Checker) -> Submission | None:
             field = ".".join(str(p) for p in item["loc"]) or "(top level)"
             check.add(field, item["msg"], "see docs/submission-format.md")
         return None
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique (parsers disagree on which repeated key wins)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out
+
+
+def _large_integers(raw: Any) -> Iterator[tuple[str, int]]:
+    """(path, value) of every integer outside int64 (the store's integer type) in parsed JSON."""
+    stack: list[tuple[str, Any]] = [("", raw)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [(f"{where}.{key}" if where else str(key), item) for key, item in value.items()]
+        elif isinstance(value, list):
+            stack += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+        elif isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+            yield where, value
 
 
 def _check_layout(check: _Checker, sub: Submission) -> None:
@@ -168,11 +224,43 @@ def _check_layout(check: _Checker, sub: Submission) -> None:
         elif sub.samples_file != f"{sub.submission_id}.parquet":
             check.add("samples_file", f"{sub.samples_file!r} should be {sub.submission_id}.parquet")
     _check_settings(check, sub)
+    if not sub.results:
+        check.add("results", "the submission has no results", "submit the file `harness eval` wrote")
+    _check_created_at(check, sub.provenance.created_at)
+    if sub.provenance.source == "imported":
+        for index, run in enumerate(sub.results):
+            if not run.task.startswith(EXTERNAL_PREFIXES):
+                check.add(
+                    f"results[{index}].task",
+                    f"imported results are accepted for lm-eval and MTEB tasks only, not for {run.task!r}",
+                    "run `harness eval` on the checkpoint: built-in tasks are re-scored from per-sample outputs",
+                )
+            if run.artifacts:
+                check.add(f"results[{index}].artifacts", "imported results carry no artifacts", "leave it empty")
     tasks = [run.task for run in sub.results]
     for task in {t for t in tasks if tasks.count(t) > 1}:
         check.add("results", f"task {task!r} appears more than once", "one run per task in a submission")
     for index, run in enumerate(sub.results):
         _check_run(check, f"results[{index}]", sub, run)
+
+
+#: tasks of other tools, the only ones imported (self-reported) results may name
+EXTERNAL_PREFIXES = ("lm_eval.", "mteb.")
+#: clocks differ; a timestamp later than this past the validator's clock is in the future
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def _check_created_at(check: _Checker, text: str) -> None:
+    """An ISO 8601 timestamp with a time zone, not in the future (it is shown, never used for order)."""
+    try:
+        created = datetime.fromisoformat(text)
+    except ValueError:
+        check.add("provenance.created_at", f"{text[:40]!r} is not an ISO 8601 timestamp", "keep what harness wrote")
+        return
+    if created.tzinfo is None:
+        check.add("provenance.created_at", f"{text[:40]!r} has no time zone", "keep what harness wrote")
+    elif created > datetime.now(UTC) + CLOCK_SKEW:
+        check.add("provenance.created_at", f"{text[:40]} is in the future", "keep what harness wrote")
 
 
 #: the values an evaluation's settings can take (anything else would open a board row of its own)
@@ -230,6 +318,8 @@ def current_spec(run: RunResult) -> TaskSpec | None:
 
 
 def _check_tasks(check: _Checker, sub: Submission) -> dict[str, TaskSpec]:
+    from harness.tasks import adapter_for
+
     specs: dict[str, TaskSpec] = {}
     imported = sub.provenance.source == "imported"
     for index, run in enumerate(sub.results):
@@ -251,7 +341,18 @@ def _check_tasks(check: _Checker, sub: Submission) -> dict[str, TaskSpec]:
                 f"re-run with the current spec (version {spec.version}, hash {spec.spec_hash()[:12]})",
             )
             continue
+        if run.main_metric != spec.main_metric:
+            check.add(
+                f"{where}.main_metric",
+                f"{run.main_metric!r}, but task {run.task!r} ranks by {spec.main_metric!r}",
+                "keep the main metric `harness eval` wrote",
+            )
         specs[run.task] = spec
+        read = {request.split for request in adapter_for(spec).requests(spec)}
+        for split in sorted(read - set(run.dataset_fingerprints)):
+            check.add(f"{where}.dataset_fingerprints", f"no fingerprint for split {split!r}", "keep what harness wrote")
+        for split in sorted(set(run.dataset_fingerprints) - read):
+            check.add(f"{where}.dataset_fingerprints", f"task {run.task!r} reads no split {split!r}")
         # Built-in suites are regenerated here and compared; a compression reference depends on the model,
         # and lm-eval's own datasets are not shipped with Harness (reading them would need the data).
         if spec.dataset.kind == "builtin" and spec.dataset.name not in ("synthlang-reference", "lm-eval"):
@@ -317,7 +418,60 @@ def read_samples(file: Path) -> dict[str, dict[str, Samples]]:
     return dict(out)
 
 
-def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec]) -> None:
+def expected_for(spec: TaskSpec) -> dict[str, ExpectedSamples] | None:
+    """What the task's samples must be (`expected_samples` of its adapter), or None when the adapter
+    declares none or the data cannot be read here."""
+    from harness.tasks import adapter_for
+
+    method = getattr(adapter_for(spec), "expected_samples", None)
+    if method is None or spec.dataset.kind != "builtin":
+        return None
+    key = canonical_hash(spec.model_dump(mode="json"))
+    if key not in _EXPECTED:  # the same task in many files: its data is read once per process
+        _EXPECTED[key] = method(spec)
+    return _EXPECTED[key]
+
+
+_EXPECTED: dict[str, dict[str, ExpectedSamples] | None] = {}
+
+
+def _parquet_rows(check: _Checker, file: Path, cap: int) -> bool:
+    """The parquet's own row count and size, from its footer, before any row is read."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(file).metadata
+    except Exception as error:  # untrusted bytes: any reader error is a one-line problem
+        check.add(
+            "samples_file", f"cannot read {file.name}: {type(error).__name__}", "re-export it with `harness eval`"
+        )
+        return False
+    if meta.num_rows > cap:
+        check.add(
+            "samples_file",
+            f"{file.name} has {meta.num_rows:,} rows; the submission's tasks have at most {cap:,} samples",
+            "submit the parquet `harness eval` wrote (one row per sample)",
+        )
+        return False
+    # Decoded size: each column chunk's pages before compression, plus 8 bytes per value (run-length
+    # encoded zeros take no room in pages and billions of bytes once read).
+    size = 0
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for column in range(row_group.num_columns):
+            chunk = row_group.column(column)
+            size += chunk.total_uncompressed_size + 8 * chunk.num_values
+    if size > MAX_PARQUET_DECODED_BYTES:
+        check.add(
+            "samples_file",
+            f"{file.name} decodes to {size:,} bytes, over the {MAX_PARQUET_DECODED_BYTES:,} byte cap",
+            "submit the parquet `harness eval` wrote",
+        )
+        return False
+    return True
+
+
+def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec], tiers: dict[str, Tier]) -> None:
     from harness.rescoring import compare_run
     from harness.tasks import adapter_for
     from harness.tasks.compression import with_reference
@@ -325,11 +479,33 @@ def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec]) -> No
     if sub.provenance.source != "harness" or sub.samples_file is None:
         return
     file = check.file.parent / sub.samples_file
-    if not file.is_file() or file.is_symlink():
+    if file.is_symlink():
+        check.add("samples_file", f"{sub.samples_file} is a symbolic link", "commit the parquet file itself")
+        return
+    if file.exists() and not file.is_file():
+        check.add("samples_file", f"{sub.samples_file} is not a regular file", "commit the parquet file itself")
+        return
+    if not file.is_file():
         check.add("samples_file", f"{sub.samples_file} is missing", "submit the parquet written by `harness eval`")
         return
     if file.stat().st_size > MAX_PARQUET_BYTES:
         check.add("samples_file", f"{file.name} is over the {MAX_PARQUET_BYTES:,} byte cap")
+        return
+    expected: dict[str, dict[str, ExpectedSamples] | None] = {}
+    for index, run in enumerate(sub.results):
+        if run.task in specs:
+            try:
+                expected[run.task] = expected_for(specs[run.task])
+            except HarnessError as error:
+                check.add(f"results[{index}].dataset", error.what, error.fix or "")
+                return
+    cap = sum(
+        sum(len(e.ids) if e.ids is not None else MAX_UNBOUND_ROWS for e in found.values())
+        if found is not None
+        else MAX_UNBOUND_ROWS
+        for found in expected.values()
+    )
+    if not _parquet_rows(check, file, cap):
         return
     try:
         samples = read_samples(file)
@@ -348,25 +524,112 @@ def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec]) -> No
         if run.task not in samples:
             check.add(f"results[{index}]", f"no per-sample outputs for task {run.task!r} in {file.name}")
             continue
+        blocks = samples[run.task]
+        want = expected.get(run.task)
+        if want is not None:
+            blocks, unbound = bind_samples(want, blocks)
+            for split, message in unbound:
+                check.add(
+                    f"results[{index}] ({run.task}/{split})",
+                    message,
+                    "submit the per-sample outputs `harness eval` wrote for the task's own data",
+                )
+            if unbound:
+                continue
         reference = run.parameters.get("reference")
         if spec.adapter == "compression" and isinstance(reference, str):
             # The reference is a model-dependent dataset parameter (not in the spec hash): the run names it.
             spec = with_reference(spec, reference)
         try:
-            outcome = adapter_for(spec).score(spec, samples[run.task], sub.seed)
+            outcome = adapter_for(spec).score(spec, blocks, sub.seed)
         except (HarnessError, ValueError, KeyError, IndexError) as error:
             check.add(f"results[{index}]", f"per-sample outputs cannot be scored ({type(error).__name__}: {error})")
             continue
-        for field, difference in compare_run(run, spec, outcome, sub.seed):
+        differences = list(compare_run(run, spec, outcome, sub.seed))
+        for field, difference in differences:
             check.add(
                 f"results[{index}].{field}",
                 f"{difference} from the per-sample outputs",
                 "report the numbers `harness eval` computed; do not edit them",
             )
+        if not differences:
+            tiers[run.run_id] = "re-scored" if want is not None else "self-reported"
+
+
+# --------------------------------------------------------------------------- samples bound to the task
+
+
+def bind_samples(
+    expected: dict[str, ExpectedSamples], got: dict[str, Samples]
+) -> tuple[dict[str, Samples], list[tuple[str, str]]]:
+    """Check submitted samples against what the task's data says they must be, and return them bound to
+    it: in the dataset's order, with the dataset's labels. Problems are (split, message) pairs."""
+    problems: list[tuple[str, str]] = []
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    if missing or extra:
+        problems.append(("splits", f"splits {sorted(got)}; the task has {sorted(expected)}"))
+    bound: dict[str, Samples] = {}
+    for name in sorted(set(expected) & set(got)):
+        block, want = got[name], expected[name]
+        found = _bind_split(want, block)
+        if isinstance(found, str):
+            problems.append((name, found))
+        else:
+            bound[name] = found
+    return bound, problems
+
+
+def _columns(names: list[str]) -> str:
+    return str(names) if len(names) <= 6 else f"[{names[0]!r} ... {names[-1]!r}] ({len(names)} columns)"
+
+
+def _bind_split(want: ExpectedSamples, block: Samples) -> Samples | str:
+    ids = block.ids
+    if len(set(ids)) != len(ids):
+        repeated = sorted(i for i, count in Counter(ids).items() if count > 1)
+        return f"sample ids repeat ({len(ids) - len(set(ids))} repeats, e.g. {repeated[:3]})"
+    values, labels = block.values, block.labels
+    if want.ids is not None:
+        have, known = set(ids), set(want.ids)
+        if have != known:
+            absent = [i for i in want.ids if i not in have]
+            unknown = [i for i in ids if i not in known]
+            return (
+                f"sample ids differ from the dataset's: {len(absent)} missing (e.g. {absent[:3]}), "
+                f"{len(unknown)} not in the dataset (e.g. {unknown[:3]})"
+            )
+        position = {sample: i for i, sample in enumerate(ids)}
+        order = np.asarray([position[sample] for sample in want.ids], dtype=np.int64)
+        values, labels, ids = values[order], labels[order], list(want.ids)
+    allowed = want.allowed_fields()
+    if allowed and block.fields not in allowed:
+        shown = " or ".join(_columns(a) for a in allowed)
+        return f"value columns {_columns(block.fields)} are not the task's ({shown})"
+    if not allowed and want.field_prefix:
+        width = len(block.fields)
+        if block.fields != [f"{want.field_prefix}{i}" for i in range(width)] or width < want.min_width:
+            return f"value columns must be {want.field_prefix}0 ... {want.field_prefix}{want.min_width - 1} or more"
+    if want.labels is not None:
+        differ = np.flatnonzero(labels != want.labels)
+        if differ.size:
+            first = int(differ[0])
+            return (
+                f"labels of {differ.size} samples differ from the dataset's (e.g. {ids[first]}: "
+                f"{int(labels[first])} instead of {int(want.labels[first])})"
+            )
+        labels = want.labels
+    for name in want.whole:
+        column = values[:, block.fields.index(name)]
+        if not np.array_equal(column, np.round(column)):
+            return f"column {name!r} must hold whole numbers"
+    for name, fixed in want.fixed.items():
+        if not np.array_equal(values[:, block.fields.index(name)], fixed):
+            return f"column {name!r} differs from the values the task's parameters fix"
+    return Samples(block.split, ids, np.asarray(labels, dtype=np.int64), values, list(block.fields))
 
 
 def validate_file(
-    file: Path, root: Path | None = None, *, rescore: bool = True
+    file: Path, root: Path | None = None, *, rescore: bool = True, tiers: dict[str, Tier] | None = None
 ) -> tuple[Submission | None, list[Problem]]:
     check = _Checker(file, root)
     if not _safe_path(check):
@@ -376,9 +639,36 @@ def validate_file(
         return None, check.problems
     _check_layout(check, sub)
     specs = _check_tasks(check, sub)
+    found: dict[str, Tier] = {run.run_id: "self-reported" for run in sub.results}
     if rescore:
-        _rescore(check, sub, specs)
+        _rescore(check, sub, specs, found)
+    if tiers is not None:
+        tiers.update(found)
     return sub, check.problems
+
+
+def _check_folder(file: Path, sub: Submission, folders: dict[str, tuple[str, str]]) -> list[Problem]:
+    """One model per folder: one checkpoint (dtype variants share it), and no two folders whose names
+    differ only in case (they are one folder on some file systems and would merge two models)."""
+    folder = file.parent.name
+    key = folder.casefold()
+    if key not in folders:
+        folders[key] = (folder, sub.checkpoint_hash)
+        return []
+    seen_folder, checkpoint = folders[key]
+    if seen_folder != folder:
+        return [Problem(str(file), "model", f"folder {folder!r} differs from {seen_folder!r} only in case",
+                        "use the existing folder's exact name, or another model name")]  # fmt: skip
+    if checkpoint != sub.checkpoint_hash:
+        return [
+            Problem(
+                str(file),
+                "checkpoint_hash",
+                f"another checkpoint ({checkpoint[:12]}) is already submitted as {sub.model.model_id}",
+                "a different checkpoint is a different model: give it its own name",
+            )
+        ]
+    return []
 
 
 def submission_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]]:
@@ -394,15 +684,21 @@ def submission_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]
 
 
 def validate_files(
-    paths: Sequence[Path], *, rescore: bool = True
+    paths: Sequence[Path], *, rescore: bool = True, tiers: dict[str, Tier] | None = None
 ) -> tuple[list[tuple[Submission, str]], list[Problem]]:
-    """Valid submissions (with their file) and every problem found, duplicates across files included."""
+    """Valid submissions (with their file) and every problem found, duplicates across files included.
+
+    `tiers`, when given, receives each run id's tier (harness/trust.py): "re-scored" where the samples
+    were bound to the task's data and every number recomputed from them, else "self-reported"."""
     valid: list[tuple[Submission, str]] = []
     problems: list[Problem] = []
     seen_submissions: dict[str, str] = {}
     seen_runs: dict[str, str] = {}
+    folders: dict[str, tuple[str, str]] = {}  # folder name, case-folded -> (folder as written, checkpoint)
     for file, root in submission_files(paths):
-        sub, found = validate_file(file, root, rescore=rescore)
+        sub, found = validate_file(file, root, rescore=rescore, tiers=tiers)
+        if sub is not None:
+            found += _check_folder(file, sub, folders)
         if sub is not None:
             if sub.submission_id in seen_submissions:
                 found.append(

@@ -38,3 +38,13 @@ def lm_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("lm-zoo")
     build(folder, profile="tiny")
     return folder
+
+
+@pytest.fixture(scope="session")
+def hostile_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hostile submissions of tests/hostile_corpus.py, written once per test session."""
+    from hostile_corpus import write_corpus
+
+    root = tmp_path_factory.mktemp("hostile")
+    write_corpus(root)
+    return root

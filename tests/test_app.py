@@ -1,28 +1,41 @@
-"""The Streamlit app page by page with streamlit.testing's AppTest (no browser), on three stores:
+"""The Streamlit app page by page with streamlit.testing's AppTest (no browser), on four stores:
 the tiny digits zoo evaluated for real, a synthetic store with language-model and compression
-content, and an empty store."""
+content, an empty store, and a store of hostile submissions (Markdown, HTML, links and LaTeX in
+every text field) of every trust tier."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import re
+import string
+import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from factories import SHA, make_submission
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from harness.runner import EvalOptions, load_models, run_and_record, unfit_reason
-from harness.schema import TaskSpec
+from harness.schema import MetricValue, ModelCard, RunResult, Submission, TaskSpec
 from harness.stats import significance_ranks
 from harness.store import open_store
 from harness.synthetic import synthetic_store, synthetic_submissions
 from harness.tasks import load_specs
+from harness.trust import BADGES, TIERS, Tier
 from harness.zoo import zoo_models
 
 APP = Path(__file__).resolve().parents[1] / "app" / "leaderboard.py"
+sys.path.insert(0, str(APP.parent))  # the app's own modules, as `streamlit run` finds them
+from common import SELF_REPORTED_NOTE, code, plain  # noqa: E402
+
 PAGES = ("pages/ranking.py", "pages/model.py", "pages/correlations.py", "pages/compression.py")
 ZOO_TASKS = ("calib", "ood", "longtail")
 #: language-model and compression tasks of the synthetic store (the real LM zoo is slow to evaluate)
@@ -184,7 +197,7 @@ def test_another_metric_than_the_main_one_falls_back_to_confidence_intervals(
 ) -> None:
     app = render(zoo_store, PAGES[0], monkeypatch, task="ood", metric="fpr95.energy.mean")
     shown = table(app)
-    assert "ood · fpr95.energy.mean" in texts(app)
+    assert f"ood · {plain('fpr95.energy.mean')}" in texts(app)
     assert "`fpr95.energy.mean`: **lower is better**" in texts(app)
     assert "non-overlapping 95% CIs" in texts(app)
     expected = significance_ranks(
@@ -234,8 +247,8 @@ def test_model_page_shows_card_runs_every_metric_and_a_reliability_diagram(
     zoo_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = render(zoo_store, PAGES[1], monkeypatch, model=LIMITED_MODEL, task="calib")
-    assert app.header[0].value == LIMITED_MODEL
-    assert app.metric[0].value == "digits-mlp"
+    assert app.header[0].value == plain(LIMITED_MODEL)
+    assert app.metric[0].value == plain("digits-mlp")
     runs = table(app, "status")
     assert "not ranked: --limit 50" in runs["status"].tolist()
     assert (runs["status"] == "ranked (newest)").sum() == 2  # calib and ood
@@ -327,3 +340,293 @@ def test_the_app_never_writes_the_store(zoo_store: Path, monkeypatch: pytest.Mon
     assert (zoo_store.stat().st_mtime_ns, zoo_store.read_bytes()) == before
     assert not Path(str(zoo_store) + ".wal").exists()
     assert os.access(zoo_store, os.R_OK)
+
+
+# --------------------------------------------------------------------------- hostile submissions and trust tiers
+
+#: what a stranger can put in any text field of a submission
+HOSTILE = (
+    "[click](https://evil.example) ![x](https://evil.example/img.png) <img src=x onerror=alert(1)> $\\LaTeX$ "
+    "www.evil.example me@evil.example :smile: :red[red] `tick` *em* __strong__ | a | b |\n\n# heading\n- item"
+)
+HOSTILE_MODEL, HOSTILE_REFERENCE_MODEL, SELF_REPORTED_MODEL, VERIFIED_MODEL = (
+    "o/hostile", "o/hostile-reference", "o/imported", "o/checked",
+)  # fmt: skip
+#: what GFM (Streamlit's remark-gfm, after escapes are resolved) turns into a link, and Streamlit's shortcodes
+AUTOLINK = re.compile(r"(?i)(https?://|www(?=\.))[-.\w]+|[-.\w+]+@[-\w]+(\.[-\w]+)+")
+SHORTCODE = re.compile(r":[\w/+-]+:|:\w+(-\w+)*\[")
+MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+def hostile_submission(
+    name: str, *, value: float, card: dict[str, Any] | None = None, hostile: bool = False
+) -> Submission:
+    """One calib run of model o/<name>; `hostile`: Markdown, HTML, links and LaTeX in every free-text field."""
+    provenance: dict[str, Any] = {}
+    metrics = [MetricValue(name="ece", value=value, higher_is_better=False, ci_low=value - 0.01,
+                           ci_high=value + 0.01, ci_method="bootstrap", n=100)]  # fmt: skip
+    if hostile:
+        provenance = {
+            "command": HOSTILE, "platform": HOSTILE, "harness_version": HOSTILE, "git_commit": HOSTILE,
+            "packages": {HOSTILE: HOSTILE}, "hardware": {HOSTILE: HOSTILE},
+        }  # fmt: skip
+        metrics.append(MetricValue(name=HOSTILE, value=0.5, higher_is_better=True, n=100))
+    base = make_submission()
+    run = base.results[0].model_copy(update={"run_id": f"{name}-calib", "metrics": metrics})
+    return make_submission(
+        submission_id=name,
+        model=ModelCard.model_validate({"name": name, "org": "o", "family": "f", "n_parameters": 10, **(card or {})}),
+        provenance=base.provenance.model_copy(update=provenance),
+        results=[RunResult.model_validate(run.model_dump())],
+        checkpoint_hash=SHA,
+    )
+
+
+def ingest_hostile(path: Path) -> Path:
+    """Add five models on calib to the store at `path`: a reference, a hostile variant of it, a variant
+    whose reference is hostile text, a self-reported model (the best ECE, hidden by default) and a verified one."""
+    hostile_card = {
+        "family": HOSTILE, "kind": HOSTILE, "trained_on": HOSTILE, "description": HOSTILE, "tags": [HOSTILE, "safe"],
+        "recipe": {HOSTILE: HOSTILE, "lr": 0.1}, "reference": "o/ref",
+        "compression": {"method": HOSTILE, "sparsity": 0.5, "scope": HOSTILE},
+    }  # fmt: skip
+    dangling = {"reference": HOSTILE, "compression": {"method": "prune", "sparsity": 0.3}}
+    submissions: list[tuple[Submission, Tier]] = [
+        (hostile_submission("ref", value=0.10, card={"recipe": {"lr": 0.2}}), "re-scored"),
+        (hostile_submission("hostile", value=0.12, card=hostile_card, hostile=True), "re-scored"),
+        (hostile_submission("hostile-reference", value=0.2, card=dangling), "re-scored"),
+        (hostile_submission("imported", value=0.01, card={"recipe": {"lr": 0.3}}), "self-reported"),
+        (hostile_submission("checked", value=0.3, card={"recipe": {"lr": 0.4}}), "re-scored"),
+    ]
+    tiers = {sub.results[0].run_id: tier for sub, tier in submissions}
+    with open_store(path) as store:
+        store.ingest([(sub, None) for sub, _ in submissions], tiers=lambda sub, run: tiers[run.run_id])
+        store.record_verification(
+            "checked-calib", ok=True, sample_seed="seed", samples=10, detail="", harness_version="0.1.0"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ingest_hostile(tmp_path_factory.mktemp("app-hostile") / "hostile.duckdb")
+
+
+def markdown_sources(app: AppTest) -> list[str]:
+    """Every string the page hands to Streamlit's Markdown renderer: text elements, metric labels and
+    values, expander and page-link labels, and the tooltips of table columns."""
+    sources = [str(e.value) for kind in ("markdown", "caption", "header", "subheader", "title", "info", "warning",
+                                         "error", "success") for e in getattr(app, kind)]  # fmt: skip
+    sources += [str(m.label) for m in app.metric] + [str(m.value) for m in app.metric]
+    sources += [str(e.label) for e in app.expander] + [str(link.proto.label) for link in app.get("page_link")]
+    for frame in app.dataframe:
+        columns = json.loads(frame.proto.columns or "{}")
+        sources += [str(c["help"]) for c in columns.values() if isinstance(c, dict) and c.get("help")]
+    return sources
+
+
+def active_content(source: str) -> list[str]:
+    """What a GFM renderer would make of `source` beyond text: links away from this app, images, raw HTML,
+    bare URLs and e-mail addresses (Streamlit links them after escapes are resolved), shortcodes, LaTeX."""
+    found: list[str] = []
+    for token in MARKDOWN.parse(source):
+        if token.type == "html_block":
+            found.append(f"HTML {token.content!r}")
+        for child in token.children or []:
+            if child.type == "link_open":
+                href = urlsplit(str(child.attrGet("href")))
+                if href.scheme or href.netloc:
+                    found.append(f"link to {href.geturl()}")
+            elif child.type in ("image", "html_inline"):
+                found.append(f"{child.type} {child.content!r}")
+            elif child.type == "text" and (AUTOLINK.search(child.content) or SHORTCODE.search(child.content)):
+                found.append(f"autolink or shortcode in {child.content!r}")
+    if unescaped_dollar(source):
+        found.append(f"LaTeX in {source!r}")
+    return found
+
+
+def unescaped_dollar(source: str) -> bool:
+    """Whether a "$" outside code spans is not backslash-escaped (remark-math would start LaTeX there)."""
+    i = 0
+    while i < len(source):
+        if source[i] == "\\":
+            i += 2
+        elif source[i] == "`":
+            run = len(source[i:]) - len(source[i:].lstrip("`"))
+            close = re.compile(f"(?<!`)`{{{run}}}(?!`)").search(source, i + run)
+            i = close.end() if close else i + run
+        elif source[i] == "$":
+            return True
+        else:
+            i += 1
+    return False
+
+
+def chart_strings(app: AppTest) -> list[str]:
+    strings: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            strings.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for chart in app.get("plotly_chart"):
+        walk(json.loads(chart.proto.spec))
+    return strings
+
+
+def by_model(shown: pd.DataFrame) -> pd.DataFrame:
+    """A table the app shows, indexed by the model ids of its model links."""
+    return shown.set_index(shown["model"].str.extract(r"model=([^&]*)")[0].rename("model_id"))
+
+
+def collapsed(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_plain_and_code_show_any_text_literally_per_an_independent_commonmark_parser() -> None:
+    """markdown-it-py (CommonMark) renders plain(s) as exactly the text of s, and code(s) as one code span."""
+    rng = random.Random(0)
+    alphabet = string.punctuation + "aw W.:@ \n\t" + "é€"
+    escape = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+    renderer = MarkdownIt("commonmark", {"html": True})
+    samples = [HOSTILE, "1. x", "- x", "+ x", "> x", "    x", "===", "\\", "``", "www.x.y", "a@b.cd", "https://x.y"]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30))) for _ in range(2000)]
+    for text in samples:
+        expected = "".join(escape.get(c, c) for c in collapsed(text))
+        assert renderer.renderInline(plain(text)).replace("\u2060", "") == expected, text
+        assert not active_content(plain(text)), text
+        if collapsed(text):
+            assert renderer.renderInline(code(text)) == f"<code>{expected}</code>", text
+            assert renderer.render(code(text)) == f"<p><code>{expected}</code></p>\n", text
+
+
+#: (page, query parameters, how the hostile text must appear in the page's Markdown, if it does)
+HOSTILE_VISITS = (
+    (PAGES[0], {"task": "calib", "tier": list(TIERS)}, None),  # hostile family and tags: table cells only
+    (PAGES[0], {"task": "calib", "metric": HOSTILE}, f"calib · {plain(HOSTILE)}"),
+    (PAGES[0], {"view": "Mean rank across tasks", "tasks": ["calib"], "tier": list(TIERS)}, None),
+    (PAGES[1], {"model": HOSTILE_MODEL, "task": "calib"}, plain(HOSTILE)),
+    (PAGES[1], {"model": HOSTILE_REFERENCE_MODEL}, f"[{plain(HOSTILE)}](model?model="),
+    (PAGES[2], {"x": "card.recipe.lr", "y": "calib/ece"}, None),
+    (PAGES[2], {"x": "card.recipe.lr", "y": f"calib/{HOSTILE}", "family": [HOSTILE, "f"]}, None),
+    (PAGES[3], {"reference": "o/ref", "quality": "calib/ece"}, None),
+    (PAGES[3], {"reference": HOSTILE}, f"The reference {code(HOSTILE)} itself is not in the store"),
+)
+
+
+@pytest.mark.parametrize(("page", "params", "escaped"), HOSTILE_VISITS)
+def test_submitted_text_is_shown_as_plain_text(
+    hostile_store: Path, page: str, params: dict[str, Any], escaped: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Markdown, HTML, links, images and LaTeX in card fields, provenance, metric names and references
+    come out as escaped text; the only links are the app's own pages; charts get no HTML either."""
+    app = render(hostile_store, page, monkeypatch, **params)
+    assert not app.error, [e.value for e in app.error]
+    sources = markdown_sources(app)
+    problems = [f"{problem} (in {source[:160]!r})" for source in sources for problem in active_content(source)]
+    assert not problems, "\n".join(problems)
+    if escaped is not None:
+        assert escaped in "\n".join(sources)
+    for text in chart_strings(app):
+        assert "<img" not in text and "<a " not in text.lower(), text
+
+
+def test_the_model_page_shows_every_hostile_card_and_provenance_field_escaped(
+    hostile_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = render(hostile_store, PAGES[1], monkeypatch, model=HOSTILE_MODEL, task="calib")
+    shown = "\n".join(markdown_sources(app))
+    assert app.metric[0].value == plain(HOSTILE)  # family
+    assert app.caption[0].value == plain(HOSTILE)  # description
+    assert f"**kind** {code(HOSTILE)}" in shown and f"**trained on** {code(HOSTILE)}" in shown
+    assert f"**tags** {code(HOSTILE)} `safe`" in shown
+    assert f"**recipe** {plain(HOSTILE)} {code(HOSTILE)}" in shown
+    assert f"**reference** [{plain('o/ref')}](model?model=o/ref)" in shown  # a link to this app's own page
+    assert f"**platform** {plain(HOSTILE)}" in shown and f"**commit** {code(HOSTILE)}" in shown
+    assert [c.value for c in app.code] == [HOSTILE]  # the command: a code block, literal text
+    app = render(hostile_store, PAGES[1], monkeypatch, model=HOSTILE_REFERENCE_MODEL)
+    links = [t for s in markdown_sources(app) for tok in MARKDOWN.parse(s) for t in tok.children or []]
+    hrefs = [str(t.attrGet("href")) for t in links if t.type == "link_open"]
+    assert hrefs and all(h.startswith(("model?", "compression?")) for h in hrefs), hrefs
+
+
+def test_self_reported_results_are_hidden_until_the_tier_is_chosen(
+    hostile_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = render(hostile_store, PAGES[0], monkeypatch, task="calib")
+    shown = table(app)
+    models = shown["model"].str.extract(r"model=([^&]*)")[0].tolist()
+    assert SELF_REPORTED_MODEL not in models and len(models) == 4
+    tiers = dict(zip(models, shown["tier"], strict=True))
+    assert tiers[VERIFIED_MODEL] == BADGES["verified"] == "✔ verified"
+    assert tiers["o/ref"] == BADGES["re-scored"]
+    assert "1 model(s) with results of this task only in the tier(s) ✎ self-reported are not shown" in texts(app)
+    assert SELF_REPORTED_NOTE not in texts(app)
+    assert any("Trust tiers" in e.label for e in app.expander)
+    assert list(app.multiselect(key="tier").value) == ["verified", "re-scored"]
+    # Added through the deep link (as the widget writes it): shown, ranked among the others, marked, explained.
+    app = render(hostile_store, PAGES[0], monkeypatch, task="calib", tier=list(TIERS))
+    shown = table(app)
+    assert shown["model"].iloc[0].endswith(f"model={SELF_REPORTED_MODEL}&task=calib")  # the best ECE
+    assert shown["tier"].iloc[0] == "✎ self-reported" and shown["rank"].iloc[0] == 1
+    assert SELF_REPORTED_NOTE in texts(app)
+    # Only the self-reported tier: only that model.
+    app = render(hostile_store, PAGES[0], monkeypatch, task="calib", tier="self-reported")
+    assert len(table(app)) == 1
+    # The model page lists every run with its tier, whatever the filter.
+    app = render(hostile_store, PAGES[1], monkeypatch, model=SELF_REPORTED_MODEL)
+    assert table(app, "status")["tier"].tolist() == ["✎ self-reported"]
+    app = render(hostile_store, PAGES[1], monkeypatch, model=VERIFIED_MODEL)
+    assert table(app, "status")["tier"].tolist() == ["✔ verified"]
+
+
+def test_the_tier_filter_reaches_the_mean_rank_correlation_and_compression_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A synthetic store whose models ending in 1, 4 or 7 are self-reported: every page leaves them out by
+    default and takes them in when the tier is chosen."""
+
+    def tier(sub: Submission, run: RunResult) -> Tier:
+        return "self-reported" if sub.model.name.endswith(("1", "4", "7")) else "re-scored"
+
+    path = synthetic_store(
+        tmp_path / "tiers.duckdb", n_models=30, n_tasks=0, seed=2, task_names=("lm_loss", "synth_blimp", "compression"),
+        tiers=tier, bulk=False,
+    )  # fmt: skip
+    with open_store(path, read_only=True) as store:
+        everyone = store.board_rows(["synth_blimp"], tiers=TIERS)
+        self_reported = everyone[everyone["tier"] == "self-reported"]["model_id"]
+        assert 0 < len(self_reported) < len(everyone)
+        assert set(store.board_rows(["synth_blimp"])["tier"]) == {"re-scored"}
+    aggregate = {"view": "Mean rank across tasks", "tasks": ["lm_loss", "synth_blimp"]}
+    default, chosen = (
+        render(path, PAGES[0], monkeypatch, **aggregate, **extra) for extra in ({}, {"tier": list(TIERS)})
+    )
+    assert set(table(default)["tier"]) == {"↻ re-scored"}
+    assert len(table(chosen)) == len(table(default)) + len(self_reported) and "✎ self-reported" in set(
+        table(chosen)["tier"]
+    )
+    pair = {"x": "lm_loss/loss_nats", "y": "synth_blimp/lm_eval.acc"}
+    default, chosen = (render(path, PAGES[2], monkeypatch, **pair, **extra) for extra in ({}, {"tier": list(TIERS)}))
+    n_models = [
+        table(app, "coefficient").set_index("coefficient").loc["Pearson r", "n models"] for app in (default, chosen)
+    ]
+    assert n_models[1] == n_models[0] + len(self_reported)
+    reference = {"reference": "synth/synth-gpt-00000", "quality": "compression/ppl_ratio"}
+    default, chosen = (
+        render(path, PAGES[3], monkeypatch, **reference, **extra) for extra in ({}, {"tier": list(TIERS)})
+    )
+    tiers = [by_model(table(app, "method"))["tier"] for app in (default, chosen)]
+    variants = [m for m in tiers[1].index if m.endswith(("1", "4", "7")) and tiers[1][m]]
+    assert (
+        variants
+        and all(tiers[0][m] == "" for m in variants)
+        and all(tiers[1][m] == "✎ self-reported" for m in variants)
+    )

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -41,7 +42,17 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_app import LIMITED_MODEL, LM_TASKS, build_zoo_store  # noqa: E402
+from test_app import (  # noqa: E402
+    HOSTILE,
+    HOSTILE_MODEL,
+    HOSTILE_REFERENCE_MODEL,
+    LIMITED_MODEL,
+    LM_TASKS,
+    build_zoo_store,
+    ingest_hostile,
+)
+
+from harness.trust import TIERS  # noqa: E402
 
 #: (screenshot name, path and query string): every page, through the deep links users share
 VISITS = (
@@ -69,10 +80,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def store(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The digits zoo evaluated for real, plus synthetic language-model and compression results."""
+    """The digits zoo evaluated for real, plus synthetic language-model and compression results, plus
+    hostile submissions (links, images, HTML and LaTeX in every text field)."""
     path = build_zoo_store(tiny_zoo, tmp_path_factory.mktemp("browser-store"))
     synthetic_store(path, 40, 0, seed=1, bootstrap_values=200, task_names=LM_TASKS, bulk=True, replace=False)
-    return path
+    return ingest_hostile(path)
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +197,47 @@ def test_deep_links_select_the_task_and_model(server: str, browser: Any) -> None
     text = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
     assert LIMITED_MODEL in text and "never ranked" in text  # table cells are drawn on a canvas
     assert browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+
+
+#: pages that show the hostile submissions' text (card, provenance, metric name, reference)
+HOSTILE_PAGES = (
+    f"/model?model={HOSTILE_MODEL}&task=calib",
+    f"/model?model={HOSTILE_REFERENCE_MODEL}",
+    "/?" + urlencode({"task": "calib", "metric": HOSTILE}),
+    "/?" + urlencode({"task": "calib", "tier": list(TIERS)}, doseq=True),
+    "/compression?" + urlencode({"reference": HOSTILE}),
+)
+#: links or resources leaving the app, inline event handlers, and LaTeX, in the rendered page
+ACTIVE_CONTENT = """
+const main = document.querySelector('[data-testid="stMain"]');
+const found = [];
+for (const element of main.querySelectorAll('*')) {
+  for (const attribute of element.attributes) {
+    const name = attribute.name.toLowerCase();
+    if (name.startsWith('on')) found.push(`${element.tagName} ${name}`);
+    if (['href', 'xlink:href', 'src', 'srcset', 'action', 'formaction'].includes(name)) {
+      let url;
+      try { url = new URL(attribute.value, location.href); } catch (error) { continue; }
+      if (!['data:', 'blob:'].includes(url.protocol) && url.host !== location.host) {
+        found.push(`${element.tagName} ${name}=${attribute.value}`);
+      }
+    }
+  }
+}
+for (const element of main.querySelectorAll('.katex, img')) found.push(element.outerHTML.slice(0, 120));
+return found;
+"""
+
+
+def test_submitted_text_renders_as_text_in_chromium(server: str, browser: Any) -> None:
+    """What Streamlit's renderer makes of the escaped text: no link away from the app, no image, no
+    HTML, no LaTeX; the submitted characters themselves are on the page."""
+    for path in HOSTILE_PAGES:
+        browser.get(server + path)
+        wait_until_rendered(browser)
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), path
+        assert browser.execute_script(ACTIVE_CONTENT) == [], path
+    browser.get(server + HOSTILE_PAGES[0])
+    wait_until_rendered(browser)
+    text = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text.replace("\u2060", "")
+    assert " ".join(HOSTILE.split()) in text  # the description, character for character

@@ -334,9 +334,9 @@ def test_one_command_reads_each_lm_eval_tasks_data_once(monkeypatch: pytest.Monk
 
     reads: list[str] = []
 
-    def counting_digest(name: str, include_path: str | None) -> str:
+    def counting_digest(name: str, include_path: str | None) -> tuple[str, int]:
         reads.append(name)
-        return f"documents of {name}"
+        return f"documents of {name}", 3
 
     monkeypatch.setattr(lm_eval_source, "documents_digest", counting_digest)
     with lm_eval_source.one_reading_per_command():

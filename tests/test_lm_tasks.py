@@ -108,6 +108,32 @@ def test_component_sweep_ranks_every_component(evaluated: ModelResult) -> None:
     assert sweep.metric("fdtm_mean.most_sensitive").value <= sweep.metric("fdtm_mean.least_sensitive").value
 
 
+def test_a_random_subset_gives_the_full_runs_outputs(lm_zoo: Path, evaluated: ModelResult, tmp_path: Path) -> None:
+    """`harness verify` re-runs a random subset: lm-eval's documents (its `samples`), held-out documents
+    and multiple-choice items give the values the full run gave them, under the same sample ids."""
+    from harness.runner import subset_positions
+    from harness.verify import VERIFY_ATOL, VERIFY_RTOL
+
+    options = EvalOptions(cache_dir=tmp_path / "cache", batch_size=64, sample_subset=("seed", 12))
+    handle = load_models([reference_of(lm_zoo)], options, "cpu")[0]
+    specs = [load_specs().get(n) for n in ("synth_mc", "lm_loss", "calib-lm")] + [heldout_spec()]
+    subset = Runner(options).evaluate(handle, specs)
+    full = {(task, block.split): block for task, block in evaluated.samples}
+    compared = set()
+    for task, block in subset.samples:
+        if task.startswith("synth_") and block.split == "lm_eval":
+            continue  # lm-eval's aggregates over the subset (verify does not compare them)
+        whole = full[(task, block.split)]
+        assert len(block.ids) == 12 and set(block.ids) <= set(whole.ids)
+        rows = [whole.ids.index(sample) for sample in block.ids]
+        assert np.array_equal(block.labels, whole.labels[rows])
+        np.testing.assert_allclose(block.values, whole.values[rows], atol=VERIFY_ATOL, rtol=VERIFY_RTOL)
+        compared.add((task, block.split))
+    assert {("synth_mc", "synth_mc"), ("synth_mc", "choices"), ("lm_loss", "heldout"), ("calib-lm", "test")} <= compared
+    positions = subset_positions("seed", "synth_mc", "synth_mc", 400, 12)
+    assert next(b for t, b in subset.samples if t == "synth_mc").ids == [f"doc-{i}" for i in positions]
+
+
 def test_a_model_against_itself_has_no_divergence(lm_zoo: Path, tmp_path: Path) -> None:
     reference = reference_of(lm_zoo)
     options = EvalOptions(cache_dir=tmp_path / "cache", batch_size=64)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import make_submission
@@ -58,11 +59,11 @@ def test_failed_batch_ingests_nothing(
     original = store_module.Store._ingest_one
     calls = []
 
-    def failing(self: store_module.Store, sub: Submission, file: str | None) -> int:
+    def failing(self: store_module.Store, sub: Submission, file: str | None, tier_of: Any) -> int:
         calls.append(sub.submission_id)
         if len(calls) == 3:
             raise RuntimeError("disk on fire")
-        return original(self, sub, file)
+        return original(self, sub, file, tier_of)
 
     monkeypatch.setattr(store_module.Store, "_ingest_one", failing)
     with open_store(tmp_path / "s.duckdb") as store:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import run_cli
+from hostile_corpus import catalog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
@@ -20,7 +21,7 @@ from harness.validation import validate_file, validate_files
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "submissions"
-EXPECTED: dict[str, str] = json.loads((CORPUS / "malformed-expected.json").read_text())
+EXPECTED: dict[str, str] = catalog()
 
 
 def only_json(folder: Path) -> Path:
@@ -29,7 +30,7 @@ def only_json(folder: Path) -> Path:
 
 
 def test_the_corpus_is_big_enough() -> None:
-    assert len(EXPECTED) >= 30
+    assert len(EXPECTED) >= 80
 
 
 def test_valid_submission_passes_every_check() -> None:
@@ -46,21 +47,31 @@ def test_schema_v1_is_upgraded_on_read() -> None:
     assert upgraded == current and upgraded is not None and upgraded.schema_version == 3
 
 
+#: the decoded-size cap while the corpus is checked (its "decodes too big" parquet decodes to 14 MB,
+#: so the corpus stays small; the harness's own cap is MAX_PARQUET_DECODED_BYTES)
+TEST_DECODED_CAP = 8_000_000
+
+
 @pytest.mark.parametrize("case", sorted(EXPECTED))
-def test_each_malformed_submission_is_rejected_with_its_own_message(case: str) -> None:
-    _valid, problems = validate_files([CORPUS / "malformed" / case])
+def test_each_hostile_submission_is_rejected_with_its_own_message(
+    case: str, hostile_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("harness.validation.MAX_PARQUET_DECODED_BYTES", TEST_DECODED_CAP)
+    _valid, problems = validate_files([hostile_corpus / case])
     assert problems, f"{case} was accepted"
     text = "\n".join(p.one_line() for p in problems)
     assert EXPECTED[case] in text, text
-    assert all(p.file.startswith(str(CORPUS)) for p in problems)  # every problem names its file
+    assert all(p.file.startswith(str(hostile_corpus)) for p in problems)  # every problem names its file
+    assert all(len(p.one_line().splitlines()) == 1 for p in problems)  # one line each
 
 
-def test_every_case_has_a_distinct_first_message() -> None:
+def test_every_case_has_a_distinct_first_message(hostile_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.validation.MAX_PARQUET_DECODED_BYTES", TEST_DECODED_CAP)
     firsts = set()
     for case in EXPECTED:
-        _, problems = validate_files([CORPUS / "malformed" / case])
+        _, problems = validate_files([hostile_corpus / case])
         firsts.add((problems[0].field, problems[0].message.split(" (")[0]))
-    assert len(firsts) >= 25  # distinct problems, not one generic error
+    assert len(firsts) >= 70  # distinct problems, not one generic error
 
 
 def test_oversized_and_symlinked_files_are_refused(tmp_path: Path) -> None:
@@ -74,10 +85,10 @@ def test_oversized_and_symlinked_files_are_refused(tmp_path: Path) -> None:
     assert "symbolic link" in validate_file(big)[1][0].message
 
 
-def test_a_bad_file_in_a_batch_ingests_nothing(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_file_in_a_batch_ingests_nothing(capsys, monkeypatch, tmp_path: Path, hostile_corpus: Path) -> None:  # type: ignore[no-untyped-def]
     batch = tmp_path / "batch"
     shutil.copytree(CORPUS / "valid", batch / "valid")
-    shutil.copytree(next((CORPUS / "malformed").glob("*-forged-value")), batch / "forged")
+    shutil.copytree(next(hostile_corpus.glob("*-forged-value")), batch / "forged")
     store = tmp_path / "results.duckdb"
     result = run_cli(capsys, monkeypatch, "ingest", str(batch), "--store", str(store), "--rescore")
     assert result.code == 2 and "nothing was ingested" in result.err
@@ -88,13 +99,17 @@ def test_a_bad_file_in_a_batch_ingests_nothing(capsys, monkeypatch, tmp_path: Pa
         once = opened.dump()
     run_cli(capsys, monkeypatch, "ingest", str(CORPUS / "valid"), "--store", str(store))
     with open_store(store, read_only=True) as opened:
-        assert opened.dump() == once and len(once["runs"]) == 1
+        assert opened.dump() == once and len(once["runs"]) == 2  # calib and ood
 
 
-def test_validate_cli_exit_codes(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_validate_and_ingest_of_the_whole_corpus(capsys, monkeypatch, tmp_path: Path, hostile_corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("harness.validation.MAX_PARQUET_DECODED_BYTES", TEST_DECODED_CAP)
     assert run_cli(capsys, monkeypatch, "validate", str(CORPUS / "valid")).code == 0
-    bad = run_cli(capsys, monkeypatch, "validate", str(CORPUS / "malformed"))
-    assert bad.code == 1 and f"{len(EXPECTED) + 1} invalid" in bad.out  # the duplicate case has two files
+    bad = run_cli(capsys, monkeypatch, "validate", str(hostile_corpus))
+    assert bad.code == 2 and f"{len(EXPECTED)} valid" not in bad.out
+    store = tmp_path / "results.duckdb"
+    result = run_cli(capsys, monkeypatch, "ingest", str(hostile_corpus), "--store", str(store))
+    assert result.code == 2 and "nothing was ingested" in result.err and not store.exists()
 
 
 JSON = st.recursive(
@@ -243,11 +258,11 @@ def test_verify_recognises_the_checkpoint_and_catches_another(
     (file,) = out.rglob("*.json")
     same = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(model), "--limit", "20")
     assert same.code == 0 and "NO" not in same.out
-    full = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(model))
-    assert full.code == 0 and "all metrics agree" in full.out
-    different = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(other), "--limit", "20")
+    full = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(model), "--samples", "0")
+    assert full.code == 0 and "all metrics agree" in _row(full.out, "metrics re-run") and "tier: verified" in full.out
+    different = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(other), "--samples", "20")
     assert different.code == 1 and "checkpoint sha256" in different.out and "NO" in different.out
-    assert "the behaviour differs" in different.out
+    assert "does not match the checkpoint's behaviour" in different.out and "tier: not verified" in different.out
 
     # The same recipe trained on another machine: other bytes (a hash mismatch, a warning), same behaviour.
     rebuilt = tmp_path / "elsewhere" / model.name
@@ -258,7 +273,7 @@ def test_verify_recognises_the_checkpoint_and_catches_another(
     elsewhere = run_cli(capsys, monkeypatch, "verify", str(file), "--model", str(rebuilt))
     assert elsewhere.code == 0, elsewhere.out
     assert "warning" in elsewhere.out and "all metrics agree" in elsewhere.out and "NO" not in elsewhere.out
-    assert "same behaviour (another checkpoint)" in elsewhere.out
+    assert "same behaviour (another checkpoint)" in elsewhere.out and "tier: verified" in elsewhere.out
 
 
 @pytest.mark.slow
@@ -296,3 +311,277 @@ def test_settings_outside_what_harness_runs_are_rejected(tmp_path: Path, setting
     raw["settings"] = {"dtype": "bfloat16", "device": "cuda", "max_length": "1024"}
     file.write_text(json.dumps(raw))
     assert validate_file(file, tmp_path)[1] == []
+
+
+# ----------------------------------------------------------------------------- verify on a random subset
+# (issue 12: a submitter who knows which samples are re-run can invent the others)
+
+
+def _splits_of_every_type() -> dict[str, Any]:
+    """One small split of every split type, 8 samples each, labels distinct from positions."""
+    import numpy as np
+
+    from harness.data.arrays import ArraySplit, TextSplit
+    from harness.data.choices import ChoiceSplit
+    from harness.data.language import Document, RecordSplit
+    from harness.data.lm_eval_source import LMEvalTask
+    from harness.data.reference import ContinuationSplit
+    from harness.data.retrieval import RetrievalSplit
+
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(8)]
+    y = np.asarray([3, 1, 4, 1, 5, 2, 6, 0], dtype=np.int64)
+    return {
+        "array": ArraySplit("test", rng.standard_normal((8, 3)).astype(np.float32), y, ids),
+        "text": TextSplit("test", [f"text {i}" for i in range(8)], y, ids),
+        "choice": ChoiceSplit("test", [f"context {i}" for i in range(8)], [["a", "b", "c", "d", "e", "f", "g"]] * 8, y, ids),
+        "continuation": ContinuationSplit(
+            "continuations", ids, [[i, i + 1] for i in range(8)], rng.integers(0, 9, (8, 4)),
+            rng.standard_normal((8, 4, 9)).astype(np.float32), "ref",
+        ),
+        "records": RecordSplit("heldout", tuple(Document(i, f"text of {i}", 1) for i in ids)),
+        "retrieval": RetrievalSplit("queries", [f"query {i}" for i in range(8)], ids, {"s2": {"d1": 1}, "s5": {"d2": 2}}),
+        "lm_eval": LMEvalTask("synth_mc", None, n_docs=8, content="fixed content: the task is not loaded"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(_splits_of_every_type()))
+def test_take_keeps_ids_and_labels_aligned(kind: str) -> None:
+    import numpy as np
+
+    from harness.errors import HarnessError
+
+    split = _splits_of_every_type()[kind]
+    assert split.head(5).fingerprint == split.take(range(5)).fingerprint
+    assert split.take([1, 6]).fingerprint not in {split.fingerprint, split.head(2).fingerprint}
+    with pytest.raises(HarnessError, match="outside split"):
+        split.take([0, 8])
+    with pytest.raises(HarnessError, match="repeats"):
+        split.take([2, 2])
+    if kind == "lm_eval":  # lm-eval evaluates documents in its own order: ascending positions
+        taken = split.take([6, 1, 3])
+        assert taken.samples == (1, 3, 6) and taken.limit is None and len(taken) == 3
+        assert taken.take([2, 0]).samples == (1, 6) and taken.head(2).samples == (1, 3)
+        assert split.take([0, 1]) == split.head(2)  # a prefix is lm-eval's limit
+        return
+    taken = split.take([6, 1, 3])
+    assert list(taken.ids) == ["s6", "s1", "s3"] and len(taken) == 3
+    if hasattr(split, "y") and kind != "retrieval":
+        assert np.asarray(taken.y).tolist() == [6, 1, 1]
+    if kind == "array":
+        assert np.array_equal(taken.x, split.x[[6, 1, 3]])
+    if kind == "choice":
+        assert taken.contexts == ["context 6", "context 1", "context 3"]
+    if kind == "continuation":
+        assert np.array_equal(taken.reference_logprobs, split.reference_logprobs[[6, 1, 3]])
+        assert taken.prompts == [[6, 7], [1, 2], [3, 4]]
+    if kind == "records":
+        assert [r.text for r in taken] == ["text of s6", "text of s1", "text of s3"]
+    if kind == "retrieval":
+        assert split.take([5, 0]).qrels == {"s5": {"d2": 2}} and taken.texts == ["query 6", "query 1", "query 3"]
+
+
+def test_subset_positions_are_reproducible_and_unpredictable_without_the_seed() -> None:
+    from harness.runner import subset_positions
+
+    first = subset_positions("merge-sha", "calib", "test", 271, 64)
+    assert first == subset_positions("merge-sha", "calib", "test", 271, 64)
+    assert first == sorted(set(first)) and len(first) == 64 and first[0] >= 0 and first[-1] < 271
+    others = [
+        subset_positions("other-sha", "calib", "test", 271, 64),
+        subset_positions("merge-sha", "ood", "test", 271, 64),
+        subset_positions("merge-sha", "calib", "calib", 271, 64),
+    ]
+    assert all(other != first for other in others)
+    assert first != list(range(64))
+    assert subset_positions("s", "t", "x", 5, 64) == [0, 1, 2, 3, 4]  # a small split: every sample
+
+
+def test_a_subset_and_a_limit_exclude_each_other() -> None:
+    from harness.errors import HarnessError
+    from harness.runner import EvalOptions
+
+    with pytest.raises(HarnessError, match="exclude each other"):
+        EvalOptions(limit=5, sample_subset=("seed", 3))
+    with pytest.raises(HarnessError, match="empty"):
+        EvalOptions(sample_subset=("seed", 0))
+
+
+def test_the_plan_subsets_evaluated_samples_only() -> None:
+    """Fitting data, a retrieval corpus and tasks whose samples depend on each other stay whole."""
+    from harness.data import load_suite
+    from harness.data.lm_eval_source import one_reading_per_command
+    from harness.runner import EvalOptions, planned_split, subset_positions
+    from harness.tasks import adapter_for, load_specs
+
+    options = EvalOptions(sample_subset=("seed", 16))
+    specs = load_specs()
+    sizes: dict[tuple[str, str], tuple[int, int]] = {}
+    with one_reading_per_command():
+        for name in ("ood", "retrieval", "probe", "flatness", "lm_loss", "synth_mc"):
+            spec = specs.get(name)
+            suite = load_suite(spec.dataset)
+            for request in adapter_for(spec).requests(spec):
+                split = planned_split(suite, spec, request, options)
+                sizes[(name, request.split)] = (len(split), len(suite.split(request.split)))
+                if len(split) < len(suite.split(request.split)):
+                    positions = subset_positions("seed", name, request.split, len(suite.split(request.split)), 16)
+                    assert split.fingerprint == suite.split(request.split).take(positions).fingerprint
+    whole = {("ood", "train"), ("retrieval", "corpus"), ("probe", "probe"), ("flatness", "heldout")}
+    for key, (planned, full) in sizes.items():
+        assert planned == (full if key in whole else 16), key
+    assert ("ood", "near") in sizes and ("synth_mc", "synth_mc") in sizes
+
+
+def test_verify_compares_samples_by_id_and_a_missing_id_fails() -> None:
+    import numpy as np
+
+    from harness.tasks.base import Samples
+    from harness.verify import compare_samples
+
+    theirs = Samples("test", ["a", "b", "c", "d"], np.zeros(4, np.int64), np.arange(8.0).reshape(4, 2), ["x", "y"])
+    ours = Samples("test", ["d", "b"], np.zeros(2, np.int64), np.asarray([[6.0, 7.0], [2.0, 3.0]]), ["x", "y"])
+    assert compare_samples("calib", ours, theirs).status == "ok"
+    shifted = Samples("test", ["d", "b"], np.zeros(2, np.int64), np.asarray([[6.0, 7.0], [2.5, 3.0]]), ["x", "y"])
+    assert "1 differ: b" in compare_samples("calib", shifted, theirs).detail
+    assert compare_samples("calib", shifted, theirs).failed
+    unknown = Samples("test", ["d", "e"], np.zeros(2, np.int64), np.zeros((2, 2)), ["x", "y"])
+    missing = compare_samples("calib", unknown, theirs)
+    assert missing.failed and "1 of 2 re-run samples not submitted: e" in missing.detail
+    assert compare_samples("calib", ours, None).failed
+
+
+@pytest.fixture(scope="module")
+def genuine_and_forged(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(model, genuine calib submission, forgery). The forgery keeps the first 64 test samples real,
+    invents the rest (logits halved: a better-calibrated model) and re-scores its metrics from them,
+    so it passes `harness validate`; only re-running unpredictable samples catches it."""
+    import dataclasses
+
+    from harness.runner import EvalOptions, Runner, load_models
+    from harness.submissions import write_submission
+    from harness.tasks import adapter_for, load_specs
+    from harness.tasks.base import run_artifacts, run_parameters
+
+    work = tmp_path_factory.mktemp("forgery")
+    model = tiny_zoo / "digits-mlp-wide"
+    options = EvalOptions(cache_dir=work / "cache", device="cpu")
+    spec = load_specs().get("calib")
+    result = Runner(options).evaluate(load_models([model], options, "cpu")[0], [spec])
+    genuine = write_submission(work / "genuine", result.submission, result.samples)
+    forged_samples = []
+    for task, block in result.samples:
+        if block.split == "test":
+            values = block.values.copy()
+            values[64:] *= 0.5
+            block = dataclasses.replace(block, values=values)
+        forged_samples.append((task, block))
+    seed = result.submission.seed
+    outcome = adapter_for(spec).score(spec, {block.split: block for _, block in forged_samples}, seed)
+    (run,) = result.submission.results
+    run = run.model_copy(
+        update={
+            "metrics": outcome.metrics,
+            "parameters": run_parameters(spec, outcome),
+            "artifacts": run_artifacts(outcome, spec.main_metric, seed),
+        }
+    )
+    forged = write_submission(work / "forged", result.submission.model_copy(update={"results": [run]}), forged_samples)
+    return model, genuine, forged
+
+
+def _row(out: str, what: str) -> str:
+    return next(line for line in out.splitlines() if what in line)
+
+
+@pytest.mark.slow
+def test_the_forgery_is_consistent_and_passes_the_first_n(
+    capsys, monkeypatch, genuine_and_forged: tuple[Path, Path, Path]
+) -> None:  # type: ignore[no-untyped-def]
+    model, genuine, forged = genuine_and_forged
+    assert validate_file(forged)[1] == [] and validate_file(genuine)[1] == []
+    ece = {p: read_submission(p).results[0].metric("ece").value for p in (genuine, forged)}
+    assert ece[forged] != pytest.approx(ece[genuine], rel=1e-3)
+    # --limit re-runs the first N samples, which the forger knew: it passes, and is not "verified"
+    first = run_cli(capsys, monkeypatch, "verify", str(forged), "--model", str(model), "--limit", "64")
+    assert first.code == 0, first.out
+    assert "tier: not verified (--limit re-runs the first N samples" in first.out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", ["0", "merge-4f2a9c1", "pull/17/head"])
+def test_verify_on_random_samples_catches_the_forgery(
+    capsys, monkeypatch, genuine_and_forged: tuple[Path, Path, Path], seed: str
+) -> None:  # type: ignore[no-untyped-def]
+    model, genuine, forged = genuine_and_forged
+    args = ["--model", str(model), "--samples", "64", "--sample-seed", seed]
+    caught = run_cli(capsys, monkeypatch, "verify", str(forged), *args)
+    assert caught.code == 1, caught.out
+    assert "NO" in _row(caught.out, "samples test") and "differ" in _row(caught.out, "samples test")
+    assert "yes" in _row(caught.out, "samples calib") and "yes" in _row(caught.out, "metrics re-scored")
+    assert "tier: not verified (a check failed)" in caught.out and f"sample seed: {seed}" in caught.out
+    honest = run_cli(capsys, monkeypatch, "verify", str(genuine), *args)
+    assert honest.code == 0, honest.out
+    assert "64 samples by id" in _row(honest.out, "samples test") and "NO" not in honest.out
+    assert "all metrics agree" in _row(honest.out, "metrics re-scored") and "tier: verified" in honest.out
+
+
+@pytest.mark.slow
+def test_verify_submission_returns_the_tier_and_the_verified_runs(
+    genuine_and_forged: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from harness.runner import EvalOptions, load_models
+    from harness.verify import verify_submission
+
+    model, genuine, forged = genuine_and_forged
+    options = EvalOptions(cache_dir=tmp_path / "cache", device="cpu", sample_subset=("seed", 64))
+    handle = load_models([model], options, "cpu")[0]
+    honest = verify_submission(genuine, handle, options)
+    assert honest.tier == "verified" and honest.verified_tasks == ["calib"] and not honest.failed
+    assert honest.sample_subset == ("seed", 64) and honest.why_not_verified == ""
+    caught = verify_submission(forged, handle, options)
+    assert caught.tier == "not verified" and caught.verified_tasks == [] and caught.failed
+    assert [c.what for c in caught.checks if c.failed] == ["samples test"]
+
+
+@pytest.mark.slow
+def test_verify_draws_a_fresh_seed_prints_it_and_repeats_with_it(
+    capsys, monkeypatch, genuine_and_forged: tuple[Path, Path, Path]
+) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    model, genuine, _forged = genuine_and_forged
+    first = run_cli(capsys, monkeypatch, "verify", str(genuine), "--model", str(model))
+    assert first.code == 0 and "tier: verified" in first.out
+    match = re.search(r"sample seed: (\S+)", first.out)
+    assert match is not None and f"--sample-seed {match.group(1)}" in first.out
+    again = run_cli(capsys, monkeypatch, "verify", str(genuine), "--model", str(model), "--sample-seed", match.group(1))
+    assert _row(again.out, "samples test") == _row(first.out, "samples test")
+    both = run_cli(capsys, monkeypatch, "verify", str(genuine), "--model", str(model), "--limit", "5", "--samples", "9")
+    assert both.code == 2 and "excludes --samples" in both.err
+
+
+@pytest.mark.slow
+def test_subset_outputs_equal_the_full_runs(tiny_zoo: Path, tmp_path: Path) -> None:
+    """Per-sample outputs on a random subset are those of a full run, sample by sample (same ids)."""
+    import dataclasses
+
+    import numpy as np
+
+    from harness.runner import EvalOptions, Runner, load_models, subset_positions
+    from harness.tasks import load_specs
+
+    options = EvalOptions(cache_dir=tmp_path / "cache", device="cpu")
+    handle = load_models([tiny_zoo / "digits-mlp-wide"], options, "cpu")[0]
+    specs = [load_specs().get("calib"), load_specs().get("ood")]
+    full = {(task, block.split): block for task, block in Runner(options).evaluate(handle, specs).samples}
+    subset = Runner(dataclasses.replace(options, sample_subset=("seed", 40))).evaluate(handle, specs)
+    assert {(task, block.split) for task, block in subset.samples} == set(full)
+    for task, block in subset.samples:
+        whole = full[(task, block.split)]
+        expected = [whole.ids[i] for i in subset_positions("seed", task, block.split, len(whole.ids), 40)]
+        assert block.ids == expected
+        rows = [whole.ids.index(sample) for sample in block.ids]
+        assert np.array_equal(block.labels, whole.labels[rows])
+        np.testing.assert_allclose(block.values, whole.values[rows], rtol=1e-6, atol=1e-6)
+    assert subset.submission.sample_limit == 40

@@ -8,14 +8,20 @@ import plotly.graph_objects as go
 import streamlit as st
 from common import (
     PLOT_CONFIG,
+    TIER_HELP,
+    badges,
+    chart_text,
+    code,
     csv_download,
     direction,
     metric_caption,
     model_url,
+    plain,
     query,
     safe_file_name,
     short_name,
     snapshot,
+    tier_filter,
 )
 from plotly.subplots import make_subplots
 
@@ -40,10 +46,10 @@ def variant_label(row: pd.Series, reference: str) -> str:
     return name[common:].lstrip("-_.") or name
 
 
-def metric_values(snap: object, variable: str, ids: list[str]) -> pd.DataFrame:
+def metric_values(snap: object, variable: str, ids: list[str], tiers: list[str]) -> pd.DataFrame:
     task, metric = variable.split("/", 1)
-    rows = query(snap, "board_rows", [task], metric, models=ids)
-    return rows.set_index("model_id")[["value", "ci_low", "ci_high", "higher_is_better"]]
+    rows = query(snap, "board_rows", [task], metric, models=ids, tiers=tiers)
+    return rows.set_index("model_id")[["value", "ci_low", "ci_high", "higher_is_better", "tier"]]
 
 
 def quality_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure:
@@ -71,10 +77,10 @@ def quality_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure
                     x=part["x"],
                     y=part["value"],
                     mode="lines+markers+text",
-                    text=part["label"],
+                    text=[chart_text(t) for t in part["label"]],
                     textposition="top center",
                     textfont={"size": 10},
-                    name=f"{method}: {group}",
+                    name=chart_text(f"{method}: {group}"),
                     error_y={
                         "type": "data",
                         "array": (part["ci_high"] - part["value"]).fillna(0),
@@ -116,7 +122,7 @@ def quality_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure
         row=1,
         col=2,
     )
-    figure.update_yaxes(title_text=f"{quality} ({direction(higher)})", row=1, col=1)
+    figure.update_yaxes(title_text=f"{chart_text(quality)} ({direction(higher)})", row=1, col=1)
     figure.update_layout(height=460, margin=MARGIN, legend_title_text="variant")
     return figure
 
@@ -125,7 +131,7 @@ def bar_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure:
     """Quality of every variant (and the reference) as bars, for methods without a numeric axis."""
     figure = go.Figure(
         go.Bar(
-            x=[f"{label} ({method})" for label, method in zip(data["label"], data["method"], strict=True)],
+            x=[chart_text(f"{label} ({method})") for label, method in zip(data["label"], data["method"], strict=True)],
             y=data["value"],
             marker_color=[METHOD_COLOURS.get(m, "#8d99ae") for m in data["method"]],
             error_y={
@@ -136,7 +142,10 @@ def bar_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure:
         )
     )
     figure.update_layout(
-        title="Quality per variant", yaxis_title=f"{quality} ({direction(higher)})", height=420, margin=MARGIN
+        title="Quality per variant",
+        yaxis_title=f"{chart_text(quality)} ({direction(higher)})",
+        height=420,
+        margin=MARGIN,
     )
     return figure
 
@@ -150,10 +159,10 @@ def divergence_chart(data: pd.DataFrame) -> go.Figure:
                     x=part["ppl_ratio"],
                     y=part[metric],
                     mode="markers+text",
-                    text=part["label"],
+                    text=[chart_text(t) for t in part["label"]],
                     textposition="top center",
                     textfont={"size": 9},
-                    name=str(method),
+                    name=chart_text(method),
                     legendgroup=str(method),
                     showlegend=col == 1,
                     marker={"size": 9, "color": METHOD_COLOURS.get(str(method))},
@@ -197,11 +206,12 @@ variants = query(snap, "compression_variants", reference)
 variants = variants.assign(label=[variant_label(row, reference) for _, row in variants.iterrows()])
 ids = variants["model_id"].tolist()
 if not variants["is_reference"].any():
-    st.warning(f"The reference `{reference}` itself is not in the store: only its variants are shown.")
+    st.warning(f"The reference {code(reference)} itself is not in the store: only its variants are shown.")
 else:
-    st.markdown(f"Reference: [{reference}]({model_url(reference)})")
+    st.markdown(f"Reference: [{plain(reference)}]({model_url(reference)})")
+tiers = tier_filter()
 
-catalog = query(snap, "metric_catalog", models=ids)
+catalog = query(snap, "metric_catalog", models=ids, tiers=tiers)
 options = [f"{t}/{m}" for t, m in zip(catalog["task"], catalog["metric"], strict=True)]
 st.subheader("Quality against compression")
 if not options:
@@ -215,12 +225,12 @@ quality = st.selectbox(
     key="quality",
     bind="query-params",
 )
-values = metric_values(snap, quality, ids)
+values = metric_values(snap, quality, ids, tiers)
 data = variants.join(values, on="model_id", how="inner")
 info = catalog.assign(variable=catalog["task"] + "/" + catalog["metric"]).set_index("variable").loc[quality]
 st.markdown(metric_caption(quality, info["higher_is_better"], info["convention"]))
 if data.empty:
-    st.info(f"No variant of {reference} has `{quality}`.")
+    st.info(f"No variant of {plain(reference)} has {code(quality)}.")
 else:
     if data["method"].isin(["prune", "quantize"]).any():
         st.plotly_chart(quality_chart(data, quality, info["higher_is_better"]), config=PLOT_CONFIG, key="chart-quality")
@@ -241,7 +251,7 @@ st.caption(
 divergence = variants.set_index("model_id")[["label", "method", "sparsity", "bits", "is_reference"]]
 found = True
 for metric in ("ppl_ratio", *(m for m, _ in DIVERGENCE)):
-    rows = query(snap, "board_rows", ["compression"], metric, models=ids)
+    rows = query(snap, "board_rows", ["compression"], metric, models=ids, tiers=tiers)
     if rows.empty:
         found = False
         break
@@ -249,13 +259,16 @@ for metric in ("ppl_ratio", *(m for m, _ in DIVERGENCE)):
     divergence = divergence.join(frame.add_prefix(f"{metric}_").rename(columns={f"{metric}_value": metric}))
 divergence = divergence.dropna(subset=["ppl_ratio"]) if found else divergence.iloc[0:0]
 if divergence.empty:
-    st.info(f"No `compression` task runs for the variants of {reference}: run `harness eval --tasks compression`.")
+    st.info(
+        f"No `compression` task runs of the chosen tiers for the variants of {plain(reference)}: "
+        "run `harness eval --tasks compression`."
+    )
 else:
     st.plotly_chart(divergence_chart(divergence), config=PLOT_CONFIG, key="chart-divergence")
 
 st.subheader("Variants")
 table = variants.drop(columns=["compression"]).merge(
-    data[["model_id", "value", "ci_low", "ci_high"]].rename(
+    data[["model_id", "value", "ci_low", "ci_high", "tier"]].rename(
         columns={"value": quality, "ci_low": f"{quality} CI low", "ci_high": f"{quality} CI high"}
     ),
     on="model_id",
@@ -268,13 +281,16 @@ if not divergence.empty:
         right_index=True,
         how="left",
     )
-shown = table.assign(model=[model_url(m, "compression") for m in table["model_id"]])
+shown = table.assign(model=[model_url(m, "compression") for m in table["model_id"]], tier=badges(table["tier"]))
 st.dataframe(
     shown.drop(columns=["model_id", "name"]),
     hide_index=True,
     width="stretch",
     column_order=["model", *[c for c in shown.columns if c not in ("model", "model_id", "name")]],
-    column_config={"model": st.column_config.LinkColumn("model", display_text=r"model=([^&]*)")},
+    column_config={
+        "model": st.column_config.LinkColumn("model", display_text=r"model=([^&]*)"),
+        "tier": st.column_config.TextColumn("tier", help=f"trust tier of the {plain(quality)} run. {TIER_HELP}"),
+    },
 )
 csv_download(table, safe_file_name("compression", short_name(reference), quality), key="download-variants")
 if reference in ids and (catalog["task"] == "compression-components").any():

@@ -13,13 +13,17 @@ import streamlit as st
 from common import (
     EMPTY_STORE,
     PLOT_CONFIG,
+    badges,
+    chart_text,
     csv_download,
     direction,
     family_filters,
+    plain,
     query,
     safe_file_name,
     short_name,
     snapshot,
+    tier_filter,
 )
 
 from harness.stats import CORRELATION_METHODS, correlation_with_ci, linear_fit
@@ -63,14 +67,16 @@ def label(variable: str) -> str:
     return variable
 
 
-def values_of(snap: object, variable: str, cards: pd.DataFrame, families: list[str], tags: list[str]) -> pd.DataFrame:
-    """model_id -> value (and CI for metrics) of one variable."""
+def values_of(
+    snap: object, variable: str, cards: pd.DataFrame, families: list[str], tags: list[str], tiers: list[str]
+) -> pd.DataFrame:
+    """model_id -> value (and CI and trust tier for metrics) of one variable."""
     if variable.startswith(CARD):
         column = cards[variable].dropna() if variable in cards else pd.Series(dtype=float)
-        return pd.DataFrame({"value": column, "ci_low": np.nan, "ci_high": np.nan})
+        return pd.DataFrame({"value": column, "ci_low": np.nan, "ci_high": np.nan, "tier": "card"})
     task, metric = variable.split("/", 1)
-    rows = query(snap, "board_rows", [task], metric, families=families, tags=tags)
-    return rows.set_index("model_id")[["value", "ci_low", "ci_high"]]
+    rows = query(snap, "board_rows", [task], metric, families=families, tags=tags, tiers=tiers).set_index("model_id")
+    return rows[["value", "ci_low", "ci_high"]].assign(tier=badges(rows["tier"]))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -112,13 +118,13 @@ def scatter(data: pd.DataFrame, x: str, y: str, logx: bool, logy: bool, title: s
                 x=rows["x"],
                 y=rows["y"],
                 mode="markers+text" if text_mode else "markers",
-                text=[short_name(m) for m in rows["model_id"]],
+                text=[chart_text(short_name(m)) for m in rows["model_id"]],
                 textposition="top center",
                 textfont={"size": 10},
-                name=str(family),
+                name=chart_text(family),
                 error_y=error_y,
                 marker={"size": 9, "line": {"width": 0.5, "color": "white"}},
-                hovertemplate="%{text}<br>x = %{x:.4g}<br>y = %{y:.4g}<extra>" + str(family) + "</extra>",
+                hovertemplate="%{text}<br>x = %{x:.4g}<br>y = %{y:.4g}<extra>" + chart_text(family) + "</extra>",
             )
         )
     valid = data[np.isfinite(transformed(data["x"], logx)) & np.isfinite(transformed(data["y"], logy))]
@@ -139,10 +145,10 @@ def scatter(data: pd.DataFrame, x: str, y: str, logx: bool, logy: bool, title: s
                     hoverinfo="skip",
                 )
             )
-    figure.update_xaxes(title=label(x), type="log" if logx else "linear")
-    figure.update_yaxes(title=label(y), type="log" if logy else "linear")
+    figure.update_xaxes(title=chart_text(label(x)), type="log" if logx else "linear")
+    figure.update_yaxes(title=chart_text(label(y)), type="log" if logy else "linear")
     figure.update_layout(
-        title=title,
+        title=chart_text(title, limit=None),
         height=520,
         margin={"l": 10, "r": 10, "t": 60, "b": 40},
         legend_title_text="family",
@@ -152,10 +158,17 @@ def scatter(data: pd.DataFrame, x: str, y: str, logx: bool, logy: bool, title: s
 
 
 def pair_frame(
-    snap: object, x: str, y: str, cards: pd.DataFrame, families_of: pd.Series, families: list[str], tags: list[str]
+    snap: object,
+    x: str,
+    y: str,
+    cards: pd.DataFrame,
+    families_of: pd.Series,
+    families: list[str],
+    tags: list[str],
+    tiers: list[str],
 ) -> pd.DataFrame:
-    xs = values_of(snap, x, cards, families, tags).add_prefix("x_").rename(columns={"x_value": "x"})
-    ys = values_of(snap, y, cards, families, tags).add_prefix("y_").rename(columns={"y_value": "y"})
+    xs = values_of(snap, x, cards, families, tags, tiers).add_prefix("x_").rename(columns={"x_value": "x"})
+    ys = values_of(snap, y, cards, families, tags, tiers).add_prefix("y_").rename(columns={"y_value": "y"})
     data = xs.join(ys, how="inner").reset_index(names="model_id")
     data = data[data["model_id"].isin(families_of.index)]
     data.insert(1, "family", data["model_id"].map(families_of))
@@ -172,7 +185,7 @@ def usable(data: pd.DataFrame, logx: bool, logy: bool) -> pd.DataFrame:
 
 
 def main_view(snap: object, options: list[str], catalog: pd.DataFrame, cards: pd.DataFrame, families_of: pd.Series,
-              families: list[str], tags: list[str]) -> None:  # fmt: skip
+              families: list[str], tags: list[str], tiers: list[str]) -> None:  # fmt: skip
     def pick(preferred: list[str], exclude: str | None = None) -> int:
         for name in preferred:
             if name in options and name != exclude:
@@ -203,7 +216,7 @@ def main_view(snap: object, options: list[str], catalog: pd.DataFrame, cards: pd
     notes = [
         f"{axis}: {direction(info.loc[v, 'higher_is_better'])}" for axis, v in (("x", x), ("y", y)) if v in info.index
     ]
-    data = usable(pair_frame(snap, x, y, cards, families_of, families, tags), logx, logy)
+    data = usable(pair_frame(snap, x, y, cards, families_of, families, tags, tiers), logx, logy)
     if len(data) < 3:
         st.info(f"Only {len(data)} model(s) have both values (with the filters and log scales): need at least 3.")
         return
@@ -230,7 +243,9 @@ def main_view(snap: object, options: list[str], catalog: pd.DataFrame, cards: pd
     csv_download(data, safe_file_name("correlation", x, y), key="download-pairs", label="Download the points (CSV)")
 
 
-def side_by_side(snap: object, options: list[str], cards: pd.DataFrame, families_of: pd.Series) -> None:
+def side_by_side(
+    snap: object, options: list[str], cards: pd.DataFrame, families_of: pd.Series, tiers: list[str]
+) -> None:
     st.subheader("Loss and flatness against downstream, one family")
     st.caption(
         "Models of one family (e.g. a pre-training sweep) can reach nearly the same loss and still differ downstream; "
@@ -263,10 +278,12 @@ def side_by_side(snap: object, options: list[str], cards: pd.DataFrame, families
     in_family = families_of[families_of == family]
     columns = st.columns(2)
     for column, x, name in ((columns[0], loss, "loss"), (columns[1], flat, "flatness")):
-        data = usable(pair_frame(snap, x, downstream, cards, in_family, [family], []), False, False)
+        data = usable(pair_frame(snap, x, downstream, cards, in_family, [family], [], tiers), False, False)
         with column:
             if len(data) < 3:
-                st.info(f"{len(data)} model(s) of {family} have both {label(x)} and {downstream}: need 3.")
+                st.info(
+                    f"{len(data)} model(s) of {plain(family)} have both {plain(label(x))} and {plain(downstream)}: need 3."
+                )
                 continue
             st.plotly_chart(
                 scatter(data, x, downstream, False, False, f"against {name} ({len(data)} models)"),
@@ -293,7 +310,8 @@ if models.empty:
     st.info(EMPTY_STORE)
     st.stop()
 families, tags = family_filters(snap)
-catalog = query(snap, "metric_catalog", families=families, tags=tags)
+tiers = tier_filter()
+catalog = query(snap, "metric_catalog", families=families, tags=tags, tiers=tiers)
 shown_models = query(snap, "model_table", families=families, tags=tags)
 cards = card_variables(shown_models) if not shown_models.empty else pd.DataFrame()
 options = [c for c in CARD_LABELS if c in cards.columns] + [c for c in cards.columns if c not in CARD_LABELS]
@@ -302,5 +320,5 @@ if len(options) < 2:
     st.info("Not enough variables: the store needs at least two metrics or card fields.")
     st.stop()
 families_of = shown_models.set_index("model_id")["family"]
-main_view(snap, options, catalog, cards, families_of, families, tags)
-side_by_side(snap, options, cards, families_of)
+main_view(snap, options, catalog, cards, families_of, families, tags, tiers)
+side_by_side(snap, options, cards, families_of, tiers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -10,12 +12,17 @@ import streamlit as st
 from common import (
     EMPTY_STORE,
     PLOT_CONFIG,
+    TIER_HELP,
+    badges,
+    chart_text,
+    code,
     csv_download,
     direction,
     human_count,
     metric_caption,
     model_url,
     page_url,
+    plain,
     query,
     safe_file_name,
     short_name,
@@ -23,12 +30,15 @@ from common import (
 )
 from plotly.subplots import make_subplots
 
+from harness.trust import BADGES
+
 MARGIN = {"l": 10, "r": 10, "t": 50, "b": 40}
+CHART_KEYS = {"per_class": "per-class", "fdt_histogram": "fdt", "ranking": "rank"}  # element keys, as before
 
 
 def card_summary(card: dict[str, Any], model_id: str, row: pd.Series) -> None:
     cols = st.columns([2, 1, 1, 1])
-    cols[0].metric("Family", card.get("family") or "unknown")
+    cols[0].metric("Family", plain(card.get("family") or "unknown"))
     cols[1].metric("Parameters", human_count(card.get("n_parameters")))
     loss = card.get("pretrain_loss_nats")
     if loss is not None:
@@ -38,21 +48,25 @@ def card_summary(card: dict[str, Any], model_id: str, row: pd.Series) -> None:
     else:
         cols[2].metric("Training loss (card)", "not reported")
     cols[3].metric("Runs", f"{int(row['runs'])}", help=f"{int(row['unranked_runs'])} made with --limit (never ranked)")
-    facts = [f"**kind** `{card.get('kind', 'unknown')}`"]
+    # Every card field is the submitter's text: plain() or code() (links only to this app's own pages).
+    facts = [f"**kind** {code(card.get('kind') or 'unknown')}"]
     if card.get("trained_on"):
-        facts.append(f"**trained on** `{card['trained_on']}`")
+        facts.append(f"**trained on** {code(card['trained_on'])}")
     if card.get("reference"):
-        facts.append(f"**reference** [{card['reference']}]({model_url(card['reference'])})")
+        facts.append(f"**reference** [{plain(card['reference'])}]({model_url(card['reference'])})")
     if card.get("compression"):
-        text = ", ".join(f"{k}={v}" for k, v in card["compression"].items())
-        facts.append(f"**compression** {text} ([variants]({page_url('compression', reference=card['reference'])}))")
+        text = ", ".join(f"{plain(k)}={plain(v)}" for k, v in card["compression"].items())
+        variants = (
+            f" ([variants]({page_url('compression', reference=card['reference'])}))" if card.get("reference") else ""
+        )
+        facts.append(f"**compression** {text}{variants}")
     if card.get("tags"):
-        facts.append("**tags** " + " ".join(f"`{t}`" for t in card["tags"]))
+        facts.append("**tags** " + " ".join(code(t) for t in card["tags"]))
     st.markdown(" · ".join(facts))
     if card.get("description"):
-        st.caption(card["description"])
+        st.caption(plain(card["description"]))
     if card.get("recipe"):
-        st.markdown("**recipe** " + " · ".join(f"{k} `{v}`" for k, v in card["recipe"].items()))
+        st.markdown("**recipe** " + " · ".join(f"{plain(k)} {code(v)}" for k, v in card["recipe"].items()))
     with st.expander("Model card (JSON)"):
         st.json(card, expanded=True)
 
@@ -67,6 +81,7 @@ def runs_table(model_id: str, runs: pd.DataFrame) -> None:
         {
             "task": runs["task"],
             "status": status,
+            "tier": badges(runs["tier"]),
             "main metric": runs["main_metric"],
             "value": runs["value"],
             "CI low": runs["ci_low"],
@@ -86,6 +101,7 @@ def runs_table(model_id: str, runs: pd.DataFrame) -> None:
             "value": st.column_config.NumberColumn(format="%.4f"),
             "CI low": st.column_config.NumberColumn("95% CI low", format="%.4f"),
             "CI high": st.column_config.NumberColumn("95% CI high", format="%.4f"),
+            "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
         },
     )
     st.caption("Runs made with `--limit` evaluate only the first N samples of each split: shown here, never ranked.")
@@ -98,16 +114,19 @@ def every_metric(snap: object, model_id: str, runs: pd.DataFrame) -> None:
     chosen = runs.sort_values(["task", "latest_ranked", "created_at"], ascending=[True, False, False])
     chosen = chosen.drop_duplicates("task")
     frames = []
-    for task, run_id, ranked in zip(chosen["task"], chosen["run_id"], chosen["ranked"], strict=True):
+    for task, run_id, ranked, tier in zip(
+        chosen["task"], chosen["run_id"], chosen["ranked"], chosen["tier"], strict=True
+    ):
         frame = query(snap, "run_metric_table", run_id)
-        frames.append(frame.assign(task=task, ranked=bool(ranked)))
+        frames.append(frame.assign(task=task, ranked=bool(ranked), tier=str(tier)))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if table.empty:
         st.info("No metrics.")
         return
     table["direction"] = table["higher_is_better"].map(direction)
+    table["tier"] = badges(table["tier"])
     shown = table[
-        ["task", "metric", "value", "ci_low", "ci_high", "ci_method", "n", "direction", "convention", "ranked"]
+        ["task", "metric", "value", "ci_low", "ci_high", "ci_method", "n", "direction", "convention", "ranked", "tier"]
     ]
     st.dataframe(
         shown,
@@ -120,6 +139,7 @@ def every_metric(snap: object, model_id: str, runs: pd.DataFrame) -> None:
             "ci_high": st.column_config.NumberColumn("95% CI high", format="%.4f"),
             "ci_method": st.column_config.TextColumn("interval", help="bootstrap, stderr or none"),
             "convention": st.column_config.TextColumn("convention", width="large"),
+            "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
         },
     )
     csv_download(shown, safe_file_name("metrics", short_name(model_id)), key="download-metrics")
@@ -131,15 +151,15 @@ def provenance(details: dict[str, Any]) -> None:
         left, right = st.columns(2)
         left.markdown(
             "\n".join(
-                [
-                    f"- **source** {prov.get('source')}; **harness** {prov.get('harness_version')}; "
-                    f"**commit** `{prov.get('git_commit') or 'unknown'}`",
-                    f"- **created** {prov.get('created_at')}; **duration** {prov.get('duration_s', 0):.1f} s",
-                    f"- **python** {prov.get('python')}; **platform** {prov.get('platform')}",
+                [  # the submitter's text: plain() or code(); the command below is a code block (literal)
+                    f"- **source** {plain(prov.get('source'))}; **harness** {plain(prov.get('harness_version'))}; "
+                    f"**commit** {code(prov.get('git_commit') or 'unknown')}",
+                    f"- **created** {plain(prov.get('created_at'))}; **duration** {prov.get('duration_s', 0):.1f} s",
+                    f"- **python** {plain(prov.get('python'))}; **platform** {plain(prov.get('platform'))}",
                     f"- **seed** {details['seed']}; **--limit** {details['sample_limit'] or 'none (ranked)'}",
-                    f"- **checkpoint sha256** `{details['checkpoint_hash']}`",
-                    f"- **task spec hash** `{details['spec_hash']}`",
-                    f"- **submission file** `{details['file'] or 'n/a'}`",
+                    f"- **checkpoint sha256** {code(details['checkpoint_hash'])}",
+                    f"- **task spec hash** {code(details['spec_hash'])}",
+                    f"- **submission file** {code(details['file'] or 'n/a')}",
                 ]
             )
         )
@@ -215,7 +235,7 @@ def roc_chart(roc: dict[str, Any], score: str, groups: dict[str, str]) -> go.Fig
                 x=roc["fpr"],
                 y=tpr,
                 mode="lines",
-                name=f"{name} ({group}-OOD)" if group else name,
+                name=chart_text(f"{name} ({group}-OOD)" if group else name),
                 line={"dash": "solid" if group == "near" else "dashdot"},
             )
         )
@@ -226,7 +246,7 @@ def roc_chart(roc: dict[str, Any], score: str, groups: dict[str, str]) -> go.Fig
         annotation_position="bottom right",
     )
     figure.update_layout(
-        title=f"ROC per OOD set, score {score} (higher score = more in-distribution)",
+        title=f"ROC per OOD set, score {chart_text(score)} (higher score = more in-distribution)",
         xaxis_title="FPR: share of OOD samples accepted",
         yaxis_title="TPR: share of ID samples kept",
         height=430,
@@ -237,7 +257,10 @@ def roc_chart(roc: dict[str, Any], score: str, groups: dict[str, str]) -> go.Fig
 
 def per_class_chart(per_class: dict[str, Any]) -> go.Figure:
     frame = pd.DataFrame(per_class).reset_index(names="class")
-    frame["label"] = [f"{c}<br>({n} train)" for c, n in zip(frame["class"], frame["train_count"], strict=True)]
+    frame["label"] = [
+        f"{chart_text(c, limit=None)}<br>({chart_text(n)} train)"
+        for c, n in zip(frame["class"], frame["train_count"], strict=True)
+    ]
     colours = {"many": "#2a6f97", "medium": "#61a5c2", "few": "#f4a261"}
     figure = go.Figure()
     for group in ("many", "medium", "few"):
@@ -282,7 +305,8 @@ def histogram_chart(counts: list[int]) -> go.Figure:
 
 def ranking_chart(ranking: list[dict[str, Any]]) -> go.Figure:
     frame = pd.DataFrame(ranking)
-    figure = go.Figure(go.Bar(x=frame["fdtm_mean"], y=frame["component"], orientation="h", marker_color="#b56576"))
+    components = [chart_text(c, limit=None) for c in frame["component"]]
+    figure = go.Figure(go.Bar(x=frame["fdtm_mean"], y=components, orientation="h", marker_color="#b56576"))
     figure.update_yaxes(autorange="reversed")
     figure.update_layout(
         title="Component sensitivity: mean first divergent token when compressed alone (lower = more sensitive)",
@@ -293,48 +317,51 @@ def ranking_chart(ranking: list[dict[str, Any]]) -> go.Figure:
     return figure
 
 
+@contextmanager
+def drawn(name: str) -> Iterator[None]:
+    """Artifacts of unchecked (self-reported) runs can have any shape: one that cannot be drawn gets a
+    warning on the page instead of an exception."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        st.warning(f"The run's {code(name)} artifact does not have the expected shape, so it is not drawn.")
+
+
 def artifacts(snap: object, run_id: str, names: list[str]) -> None:
     shown = False
     if "reliability" in names:
-        bins = query(snap, "run_artifact", run_id, "reliability")
-        scaled = query(snap, "run_artifact", run_id, "reliability_ts") if "reliability_ts" in names else None
-        st.plotly_chart(reliability_chart(bins, scaled), config=PLOT_CONFIG, key="chart-reliability")
-        st.caption("ECE is the count-weighted mean gap between the bars (accuracy) and the dots (confidence).")
         shown = True
+        with drawn("reliability"):
+            bins = query(snap, "run_artifact", run_id, "reliability")
+            scaled = query(snap, "run_artifact", run_id, "reliability_ts") if "reliability_ts" in names else None
+            st.plotly_chart(reliability_chart(bins, scaled), config=PLOT_CONFIG, key="chart-reliability")
+            st.caption("ECE is the count-weighted mean gap between the bars (accuracy) and the dots (confidence).")
     if "roc" in names:
-        roc = query(snap, "run_artifact", run_id, "roc")
-        groups = query(snap, "run_artifact", run_id, "ood_groups") or {}
-        scores = list(roc["tpr"])
-        score = st.selectbox(
-            "OOD score",
-            scores,
-            index=scores.index("energy") if "energy" in scores else 0,
-            key="score",
-            bind="query-params",
-        )
-        st.plotly_chart(roc_chart(roc, score, groups), config=PLOT_CONFIG, key="chart-roc")
-        st.caption(
-            "AUROC (area under each curve): higher is better. FPR@95TPR: lower is better; the share of OOD samples "
-            "accepted at the threshold that keeps 95% of ID samples, where a curve crosses the dotted line."
-        )
         shown = True
-    if "per_class" in names:
-        st.plotly_chart(
-            per_class_chart(query(snap, "run_artifact", run_id, "per_class")), config=PLOT_CONFIG, key="chart-per-class"
-        )
-        shown = True
-    if "fdt_histogram" in names:
-        st.plotly_chart(
-            histogram_chart(query(snap, "run_artifact", run_id, "fdt_histogram")), config=PLOT_CONFIG, key="chart-fdt"
-        )
-        shown = True
-    if "ranking" in names:
-        st.plotly_chart(
-            ranking_chart(query(snap, "run_artifact", run_id, "ranking")), config=PLOT_CONFIG, key="chart-rank"
-        )
-        shown = True
+        with drawn("roc"):
+            roc = query(snap, "run_artifact", run_id, "roc")
+            groups = query(snap, "run_artifact", run_id, "ood_groups") or {}
+            scores = list(roc["tpr"])
+            score = st.selectbox(
+                "OOD score",
+                scores,
+                index=scores.index("energy") if "energy" in scores else 0,
+                key="score",
+                bind="query-params",
+            )
+            st.plotly_chart(roc_chart(roc, score, groups), config=PLOT_CONFIG, key="chart-roc")
+            st.caption(
+                "AUROC (area under each curve): higher is better. FPR@95TPR: lower is better; the share of OOD "
+                "samples accepted at the threshold that keeps 95% of ID samples, where a curve crosses the dotted line."
+            )
+    for name, chart in (("per_class", per_class_chart), ("fdt_histogram", histogram_chart), ("ranking", ranking_chart)):
+        if name in names:
+            shown = True
+            with drawn(name):
+                figure = chart(query(snap, "run_artifact", run_id, name))
+                st.plotly_chart(figure, config=PLOT_CONFIG, key=f"chart-{CHART_KEYS[name]}")
     if not shown:
-        st.caption("This run stores no artifact with a chart (" + (", ".join(names) or "no artifacts") + ").")
+        st.caption("This run stores no artifact with a chart (" + (plain(", ".join(names)) or "no artifacts") + ").")
 
 
 snap = snapshot()
@@ -347,7 +374,7 @@ ids = models["model_id"].tolist()
 model_id = st.selectbox("Model", ids, key="model", bind="query-params")
 row = models.set_index("model_id").loc[model_id]
 card = query(snap, "model_card", model_id) or {}
-st.header(model_id)
+st.header(plain(model_id))
 card_summary(card, model_id, row)
 runs = query(snap, "model_runs", model_id)
 if runs.empty:
@@ -362,9 +389,12 @@ task = st.selectbox("Task", tasks, key="task", bind="query-params")
 task_runs = runs[runs["task"] == task].sort_values(["latest_ranked", "created_at"], ascending=[False, False])
 run = task_runs.iloc[0]
 label = "newest ranked run" if run["latest_ranked"] else f"newest run (not ranked: --limit {int(run['sample_limit'])})"
-st.caption(f"Run `{run['run_id']}` ({label})")
+st.caption(f"Run {code(run['run_id'])} ({label}; tier {BADGES.get(run['tier'], plain(run['tier']))})")
 st.page_link(
-    "pages/ranking.py", label=f"Leaderboard of {task}", icon=":material/leaderboard:", query_params={"task": task}
+    "pages/ranking.py",
+    label=f"Leaderboard of {plain(task)}",
+    icon=":material/leaderboard:",
+    query_params={"task": task},
 )
 metrics = query(snap, "run_metric_table", run["run_id"])
 main = metrics[metrics["metric"] == run["main_metric"]]

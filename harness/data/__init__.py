@@ -2,11 +2,14 @@
 
 A source resolves to a suite object whose `split(name)` returns a split carrying a
 `fingerprint` (sha256 over its content), the key the runner caches per-sample outputs by.
+`head(n)` keeps a split's first n samples (--limit) and `take(indices)` the samples at the given
+positions (a random subset, see `harness verify`), each with its ids and labels; `take(range(n))`
+has the fingerprint of `head(n)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from harness.errors import HarnessError
@@ -21,6 +24,8 @@ class Split(Protocol):
     def __len__(self) -> int: ...
 
     def head(self, n: int) -> Split: ...
+
+    def take(self, indices: Sequence[int]) -> Split: ...
 
 
 class Suite(Protocol):
@@ -37,6 +42,21 @@ def named_split(dataset: str, splits: Mapping[str, SplitT], name: str) -> SplitT
     if name not in splits:
         raise HarnessError(f"dataset {dataset!r} has no split {name!r}", fix="known splits: " + ", ".join(splits))
     return splits[name]
+
+
+def checked_positions(indices: Sequence[int], size: int, split: str) -> list[int]:
+    """`indices` as ints, each in [0, size) and none repeated: the positions a split's `take` reads."""
+    positions = [int(i) for i in indices]
+    outside = [i for i in positions if not 0 <= i < size]
+    if outside:
+        raise HarnessError(
+            f"sample positions {outside[:5]} are outside split {split!r} of {size} samples",
+            where=f"split {split}",
+            fix="positions count from 0 and must be smaller than the split's length",
+        )
+    if len(set(positions)) != len(positions):
+        raise HarnessError(f"a subset of split {split!r} repeats sample positions", where=f"split {split}")
+    return positions
 
 
 def load_suite(source: DatasetSource) -> Any:

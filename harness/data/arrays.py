@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.data import checked_positions
 from harness.errors import HarnessError
 
 
@@ -53,6 +55,11 @@ class ArraySplit:
     def head(self, n: int) -> ArraySplit:
         return ArraySplit(self.name, self.x[:n], self.y[:n], self.ids[:n])
 
+    def take(self, indices: Sequence[int]) -> ArraySplit:
+        """The samples at `indices`, in that order (inputs, labels and ids together)."""
+        rows = np.asarray(checked_positions(indices, len(self), self.name), dtype=np.intp)
+        return ArraySplit(self.name, self.x[rows], self.y[rows], [self.ids[i] for i in rows])
+
 
 @dataclass(frozen=True)
 class TextSplit:
@@ -84,3 +91,9 @@ class TextSplit:
 
     def head(self, n: int) -> TextSplit:
         return TextSplit(self.name, self.texts[:n], self.y[:n], self.ids[:n])
+
+    def take(self, indices: Sequence[int]) -> TextSplit:
+        """The samples at `indices`, in that order (texts, labels and ids together)."""
+        rows = checked_positions(indices, len(self), self.name)
+        y = self.y[np.asarray(rows, dtype=np.intp)]
+        return TextSplit(self.name, [self.texts[i] for i in rows], y, [self.ids[i] for i in rows])

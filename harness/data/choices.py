@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.data import named_split
+from harness.data import checked_positions, named_split
 from harness.data.language import ChoiceItem, MinimalPair, language_suite
 from harness.errors import HarnessError
 
@@ -54,6 +54,17 @@ class ChoiceSplit:
 
     def head(self, n: int) -> ChoiceSplit:
         return ChoiceSplit(self.name, self.contexts[:n], self.choices[:n], self.y[:n], self.ids[:n])
+
+    def take(self, indices: Sequence[int]) -> ChoiceSplit:
+        """The items at `indices`, in that order (contexts, choices, labels and ids together)."""
+        rows = checked_positions(indices, len(self), self.name)
+        return ChoiceSplit(
+            self.name,
+            [self.contexts[i] for i in rows],
+            [self.choices[i] for i in rows],
+            self.y[np.asarray(rows, dtype=np.intp)],
+            [self.ids[i] for i in rows],
+        )
 
 
 def choice_split(name: str, records: Sequence[ChoiceItem | MinimalPair]) -> ChoiceSplit:

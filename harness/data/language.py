@@ -89,7 +89,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from harness.data import named_split
+from harness.data import checked_positions, named_split
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # transformers is imported only when a tokenizer is built
@@ -671,6 +671,10 @@ class RecordSplit(Generic[R]):
 
     def head(self, n: int) -> RecordSplit[R]:
         return RecordSplit(self.name, self.records[:n])
+
+    def take(self, indices: Sequence[int]) -> RecordSplit[R]:
+        """The records at `indices`, in that order."""
+        return RecordSplit(self.name, tuple(self.records[i] for i in checked_positions(indices, len(self), self.name)))
 
 
 SPLITS = ("pretrain", "heldout", "prompts", "minimal_pairs", "multiple_choice", "probe")

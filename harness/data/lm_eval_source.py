@@ -10,7 +10,8 @@
 A split's fingerprint covers the task name, the task's documents by content (every split lm-eval
 loaded for it, wherever its data files live and whatever their format, and the evaluated documents
 after the task's own processing), the YAML and code files of its include folder, the lm-eval version
-and the sample limit: cached per-sample results are reused only for the same task on the same data.
+and the sample limit (`head`, lm-eval's `limit`) or subset (`take`, lm-eval's `samples`): cached
+per-sample results are reused only for the same task on the same data.
 Building the task to read its documents also checks, before any model runs, that it exists and its
 data is available.
 """
@@ -21,13 +22,14 @@ import contextlib
 import functools
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.cache import default_cache_dir
+from harness.data import checked_positions
 from harness.errors import HarnessError
 
 
@@ -50,10 +52,11 @@ def _hash_documents(digest: Any, documents: Any) -> int:
     return count
 
 
-def documents_digest(name: str, include_path: str | None) -> str:
+def documents_digest(name: str, include_path: str | None) -> tuple[str, int]:
     """sha256 over the documents of lm-eval task `name`: every split of the data lm-eval loaded for it
-    and the evaluated documents after its processing, by content. Loads the task (its data must be
-    available offline); an unknown task or missing data is a HarnessError naming the task."""
+    and the evaluated documents after its processing, by content; and the number of evaluated documents
+    (0 for a group of several tasks). Loads the task (its data must be available offline); an unknown
+    task or missing data is a HarnessError naming the task."""
     try:
         with _quiet():
             tasks = sorted(task_manager(include_path).load([name])["tasks"].items())  # leaf tasks of groups too
@@ -64,6 +67,7 @@ def documents_digest(name: str, include_path: str | None) -> str:
             fix="check the task name (`lm_eval --tasks list`) and that its data is available offline",
         ) from None
     digest = hashlib.sha256()
+    evaluated = 0
     for task_name, task in tasks:
         digest.update(f"task {task_name}\n".encode())
         dataset: Any = getattr(task, "dataset", None)
@@ -71,9 +75,10 @@ def documents_digest(name: str, include_path: str | None) -> str:
             digest.update(f"split {split}\n".encode())
             _hash_documents(digest, dataset[split])
         digest.update(b"evaluated\n")
-        if _hash_documents(digest, task.eval_docs) == 0:
+        evaluated = _hash_documents(digest, task.eval_docs)
+        if evaluated == 0:
             raise HarnessError(f"lm-evaluation-harness task {task_name!r} has no documents to evaluate")
-    return digest.hexdigest()
+    return digest.hexdigest(), evaluated if len(tasks) == 1 else 0
 
 
 @contextlib.contextmanager
@@ -89,8 +94,8 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-#: digests read in the current `one_reading_per_command` block (None outside one)
-_COMMAND_DIGESTS: dict[tuple[str, str | None], str] | None = None
+#: (digest, number of documents) read in the current `one_reading_per_command` block (None outside one)
+_COMMAND_DIGESTS: dict[tuple[str, str | None], tuple[str, int]] | None = None
 
 
 @contextlib.contextmanager
@@ -107,45 +112,74 @@ def one_reading_per_command() -> Iterator[None]:
         _COMMAND_DIGESTS = outer
 
 
-def _content_digest(name: str, include_path: str | None) -> str:
+def _content_digest(name: str, include_path: str | None) -> tuple[str, int]:
     if _COMMAND_DIGESTS is not None and (name, include_path) in _COMMAND_DIGESTS:
         return _COMMAND_DIGESTS[(name, include_path)]
-    digest = hashlib.sha256(
-        f"{_folder_digest(include_path)}|{documents_digest(name, include_path)}".encode()
-    ).hexdigest()
+    documents, n_docs = documents_digest(name, include_path)
+    digest = hashlib.sha256(f"{_folder_digest(include_path)}|{documents}".encode()).hexdigest()
     if _COMMAND_DIGESTS is not None:
-        _COMMAND_DIGESTS[(name, include_path)] = digest
-    return digest
+        _COMMAND_DIGESTS[(name, include_path)] = (digest, n_docs)
+    return digest, n_docs
 
 
 @dataclass(frozen=True)
 class LMEvalTask:
-    """One lm-eval task; `limit` caps the number of documents (lm-eval's --limit)."""
+    """One lm-eval task; `limit` caps the number of documents (lm-eval's --limit), `samples` selects
+    documents by position (lm-eval's `samples`; the two exclude each other)."""
 
     name: str
     include_path: str | None
-    n_docs: int = 0  # known for the built-in synthetic tasks; 0 when unknown
+    n_docs: int = 0  # known for the built-in synthetic tasks, counted when the task is loaded; 0 when unknown
     limit: int | None = None
     #: what the task's data and config are, independent of where they were written; default (computed
     #: on creation): a digest of the include folder's task files and of the task's documents
     content: str = ""
+    #: positions of the evaluated documents (ascending) in lm-eval's order of the task's documents
+    samples: tuple[int, ...] | None = None
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
         version = metadata.version("lm_eval")
+        if self.limit is not None and self.samples is not None:
+            raise HarnessError(f"lm-eval task {self.name!r}: a limit and a subset of samples exclude each other")
         if not self.content:  # computed once: copies (e.g. `head`) do not load the task again
-            object.__setattr__(self, "content", _content_digest(self.name, self.include_path))
+            content, n_docs = _content_digest(self.name, self.include_path)
+            object.__setattr__(self, "content", content)
+            if not self.n_docs:
+                object.__setattr__(self, "n_docs", n_docs)
         content = self.content
         payload = f"{self.name}|{content}|lm_eval {version}|limit {self.limit}"
+        if self.samples is not None:
+            payload += "|samples " + ",".join(str(i) for i in self.samples)
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
 
     def __len__(self) -> int:
+        if self.samples is not None:
+            return len(self.samples)
         if self.limit is not None:
             return self.limit if not self.n_docs else min(self.limit, self.n_docs)
         return self.n_docs or 1
 
     def head(self, n: int) -> LMEvalTask:
+        if self.samples is not None:
+            return self.take(range(min(n, len(self))))
         return LMEvalTask(self.name, self.include_path, self.n_docs, n, self.content)
+
+    def take(self, indices: Sequence[int]) -> LMEvalTask:
+        """The documents at `indices` (positions in this task's documents), evaluated in lm-eval's order
+        (ascending positions, whatever the order of `indices`). The first k positions are `head(k)`."""
+        if not self.n_docs and self.limit is None and self.samples is None:
+            raise HarnessError(
+                f"lm-eval task {self.name!r} has no known number of documents (a group of tasks?): "
+                "a subset of them cannot be chosen",
+                fix="run its tasks one by one",
+            )
+        positions = sorted(checked_positions(indices, len(self), self.name))
+        if self.samples is not None:
+            positions = [self.samples[i] for i in positions]
+        elif positions == list(range(len(positions))):
+            return self.head(len(positions))
+        return LMEvalTask(self.name, self.include_path, self.n_docs, None, self.content, tuple(positions))
 
 
 @dataclass(frozen=True)

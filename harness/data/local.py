@@ -7,7 +7,9 @@ Layouts (checked in this order), under the source's `path`:
 - ImageFolder: `<split>/<class name>/<image file>`; classes are the sorted folder names of the
   train split (or the first split), images are read with Pillow, scaled to [0, 1], and must all
   have the same size and mode.
-Samples without ids get `<split>-<row>`. Labels must be integers in [0, n_classes).
+Samples without ids get `<split>-<row>`. Labels must be integers in [0, n_classes). Every array
+split has inputs of one shape. Files are read as untrusted (`harness.untrusted`: no pickles,
+decompressed size capped by MAX_ARRAY_BYTES before anything is read).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from harness.data.arrays import ArraySplit, TextSplit
 from harness.data.digits import ClassificationSuite
 from harness.errors import HarnessError
+from harness.untrusted import matrix_column, read_npz, read_parquet
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -43,48 +46,75 @@ def local_suite(path: str, name: str = "local") -> ClassificationSuite:
         first = next((f for f in folders if f.name == "train"), folders[0])
         classes = sorted(p.name for p in first.iterdir() if p.is_dir())
         splits = {folder.name: _read_image_folder(folder, classes) for folder in folders}
+    _check_input_shapes(splits, root)
     n_classes = max(int(s.y.max()) + 1 if len(s) else 0 for s in splits.values())
     return ClassificationSuite(name=name, n_classes=n_classes, splits=splits, description=f"local dataset at {root}")
 
 
-def _ids(split: str, raw: Any, n: int) -> list[str]:
-    return [str(i) for i in raw] if raw is not None else [f"{split}-{i}" for i in range(n)]
+def _check_input_shapes(splits: dict[str, Any], root: Path) -> None:
+    """Every array split must have inputs of one shape: a model fitted on one fits all of them."""
+    shapes = {name: split.x.shape[1:] for name, split in splits.items() if isinstance(split, ArraySplit)}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} {shape}" for name, shape in sorted(shapes.items()))
+        raise HarnessError(
+            f"splits have inputs of different shapes: {listed}",
+            where=str(root),
+            fix="give every split the same features (the same width, in the same order)",
+        )
+
+
+def _ids(split: str, raw: Any, n: int, where: Path) -> list[str]:
+    if raw is None:
+        return [f"{split}-{i}" for i in range(n)]
+    ids = np.asarray(raw)
+    if ids.ndim != 1 or ids.dtype.kind not in "Uiu":
+        raise HarnessError(
+            f"ids must be a 1-D array of strings or integers, got dtype {ids.dtype} and shape {ids.shape}",
+            where=str(where),
+            fix="one id per sample",
+        )
+    return [str(i) for i in ids.tolist()]
 
 
 def _labels(values: Any, where: Path) -> np.ndarray:
     labels = np.asarray(values)
-    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < -1):
-        raise HarnessError("labels must be integers >= 0 (or -1 for unlabelled OOD data)", where=str(where))
+    if labels.ndim != 1 or (labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < -1)):
+        raise HarnessError(
+            "labels must be integers >= 0 (or -1 for unlabelled OOD data), in a 1-D array", where=str(where)
+        )
     return labels.astype(np.int64)
 
 
+def _inputs(values: Any, where: Path) -> np.ndarray:
+    x = np.asarray(values)
+    if x.dtype.kind not in "biuf" or x.ndim < 2:
+        raise HarnessError(
+            f"inputs 'x' must be real numbers with one row per sample, got dtype {x.dtype} and shape {x.shape}",
+            where=str(where),
+            fix="store x as a float array of shape (n, features...)",
+        )
+    return x.astype(np.float32)
+
+
 def _read_npz(file: Path) -> ArraySplit:
-    try:
-        with np.load(file, allow_pickle=False) as archive:
-            if "x" not in archive.files or "y" not in archive.files:
-                raise HarnessError(
-                    "an .npz split needs arrays 'x' and 'y'", where=str(file), fix=f"found {archive.files}"
-                )
-            x = archive["x"].astype(np.float32)
-            y = _labels(archive["y"], file)
-            ids = archive["ids"] if "ids" in archive.files else None
-    except ValueError as error:
-        raise HarnessError(f"cannot read npz: {error}", where=str(file)) from None
-    return ArraySplit(file.stem, x, y, _ids(file.stem, ids, len(y)))
+    arrays = read_npz(file)
+    if "x" not in arrays or "y" not in arrays:
+        raise HarnessError("an .npz split needs arrays 'x' and 'y'", where=str(file), fix=f"found {sorted(arrays)}")
+    y = _labels(arrays["y"], file)
+    return ArraySplit(file.stem, _inputs(arrays["x"], file), y, _ids(file.stem, arrays.get("ids"), len(y), file))
 
 
 def _read_parquet(file: Path) -> ArraySplit | TextSplit:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(file).to_pydict()
-    if "label" not in table:
-        raise HarnessError("a parquet split needs a 'label' column", where=str(file), fix=f"found {sorted(table)}")
-    y = _labels(table["label"], file)
-    ids = _ids(file.stem, table.get("id"), len(y))
-    if "text" in table:
-        return TextSplit(file.stem, [str(t) for t in table["text"]], y, ids)
-    if "x" in table:
-        return ArraySplit(file.stem, np.asarray(table["x"], dtype=np.float32), y, ids)
+    table = read_parquet(file)
+    columns = table.column_names
+    if "label" not in columns:
+        raise HarnessError("a parquet split needs a 'label' column", where=str(file), fix=f"found {sorted(columns)}")
+    y = _labels(table.column("label").to_numpy(zero_copy_only=False), file)
+    ids = _ids(file.stem, table.column("id").to_pylist() if "id" in columns else None, len(y), file)
+    if "text" in columns:
+        return TextSplit(file.stem, [str(t) for t in table.column("text").to_pylist()], y, ids)
+    if "x" in columns:
+        return ArraySplit(file.stem, matrix_column(table, "x", str(file)), y, ids)
     raise HarnessError("a parquet split needs a 'text' or an 'x' column", where=str(file))
 
 

@@ -16,6 +16,7 @@ passes plus one reference pass:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.cache import OutputCache, cache_key, default_cache_dir
-from harness.data import named_split
+from harness.data import checked_positions, named_split
 from harness.errors import HarnessError
 
 
@@ -55,6 +56,19 @@ class ContinuationSplit:
             self.prompts[:n],
             self.continuations[:n],
             self.reference_logprobs[:n],
+            self.reference_hash,
+        )
+
+    def take(self, indices: Sequence[int]) -> ContinuationSplit:
+        """The prompts at `indices`, in that order, with their continuations and the reference's log-probs."""
+        rows = checked_positions(indices, len(self), self.name)
+        at = np.asarray(rows, dtype=np.intp)
+        return ContinuationSplit(
+            self.name,
+            [self.ids[i] for i in rows],
+            [self.prompts[i] for i in rows],
+            self.continuations[at],
+            self.reference_logprobs[at],
             self.reference_hash,
         )
 

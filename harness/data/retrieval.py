@@ -98,7 +98,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -106,10 +106,11 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.data import stdlib_docstrings
+from harness.data import checked_positions, stdlib_docstrings
 from harness.data.stdlib_docstrings import MAX_DOC_CHARS, collapse, cut_at_word
 from harness.errors import HarnessError
 from harness.schema import DatasetSource
+from harness.untrusted import MAX_JSON_DEPTH, json_depth_exceeds, regular_file
 
 Qrels = dict[str, dict[str, int]]
 EmptyDocuments = Literal["error", "keep"]
@@ -171,6 +172,13 @@ class RetrievalSplit:
         """The first n texts (and their judgments)."""
         ids = self.ids[:n]
         return RetrievalSplit(self.name, self.texts[:n], ids, {q: self.qrels[q] for q in ids if q in self.qrels})
+
+    def take(self, indices: Sequence[int]) -> RetrievalSplit:
+        """The texts at `indices`, in that order (and their judgments)."""
+        rows = checked_positions(indices, len(self), self.name)
+        ids = [self.ids[i] for i in rows]
+        texts = [self.texts[i] for i in rows]
+        return RetrievalSplit(self.name, texts, ids, {q: self.qrels[q] for q in ids if q in self.qrels})
 
 
 @dataclass(frozen=True)
@@ -332,10 +340,17 @@ def read_beir(
 
 def _jsonl(file: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line; invalid JSON names the line."""
+    regular_file(file, "JSON lines file")  # a FIFO would block the read
     with file.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            if json_depth_exceeds(line, MAX_JSON_DEPTH):  # json.loads would recurse that deep
+                raise HarnessError(
+                    f"line {number} nests arrays or objects more than {MAX_JSON_DEPTH} levels deep",
+                    where=str(file),
+                    fix="one flat JSON object per line",
+                )
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:

@@ -9,7 +9,6 @@ the caller passes allow_pickle (and even then torch.load runs with weights_only=
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from harness.errors import HarnessError
 from harness.models.base import LoadOptions, ModelHandle, ModelLoader
 from harness.registry import MODEL_LOADERS
 from harness.schema import ModelCard
+from harness.untrusted import check_json_file
+from harness.untrusted import read_json as read_json  # checkpoints' card.json, config.json
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
@@ -164,17 +165,13 @@ def load_model(path: str | Path, options: LoadOptions | None = None) -> ModelHan
     options = options or LoadOptions()
     loader = detect_loader(path)
     check_dtype(options.dtype, loader, path)
+    if path.is_dir():  # transformers and sentence-transformers parse these with recursive parsers
+        for file in sorted([*path.glob("*.json"), *path.glob("*/*.json")]):
+            check_json_file(file)
     handle = loader.load(path, options)
     device_kind = "cuda" if str(options.device).startswith("cuda") else "cpu"
     handle.settings = {"dtype": options.dtype, "device": device_kind, **handle.settings}
     return handle
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise HarnessError(f"invalid JSON: {error}", where=str(path), fix="repair or re-export the file") from None
 
 
 def read_card(folder: Path, kind: str) -> ModelCard:

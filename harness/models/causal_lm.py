@@ -18,7 +18,6 @@ float16. Scoring follows lm-evaluation-harness's conventions so numbers agree wi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -49,8 +48,8 @@ def is_causal_lm(path: Path) -> bool:
     if not path.is_dir() or not config.exists():
         return False
     try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
-    except (json.JSONDecodeError, AttributeError):
+        architectures = read_json(config).get("architectures") or []
+    except AttributeError:  # not an object
         return False
     return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
 

@@ -16,7 +16,6 @@ Texts are tokenised with the folder's tokenizer (padding, truncation to the mode
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from harness.models import (
     checkpoint_hash,
     model_files,
     read_card,
+    read_json,
     refuse_pickle,
     torch_dtype,
     weight_files,
@@ -46,8 +46,8 @@ def hf_task(path: Path) -> str | None:
     if not path.is_dir() or not config.exists():
         return None
     try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
-    except (json.JSONDecodeError, AttributeError):
+        architectures = read_json(config).get("architectures") or []
+    except AttributeError:  # not an object
         return None
     for architecture in architectures:
         for suffix, task in TASKS.items():

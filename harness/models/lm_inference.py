@@ -191,6 +191,8 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
                 tasks=[split.name],
                 task_manager=task_manager(split.include_path),
                 limit=split.limit,
+                # a subset of documents by position (`LMEvalTask.take`); lm-eval refuses it beside a limit
+                samples=None if split.samples is None else {split.name: list(split.samples)},
                 log_samples=True,
                 bootstrap_iters=1000,
             )

@@ -5,8 +5,10 @@ file itself:
 - npz: per split, `<split>.ids` (n strings), `<split>.logits` (n, k) and optionally
   `<split>.features` (n, d);
 - parquet: columns `split`, `sample_id`, `logits` (list of floats) and optionally `features`.
-The loader checks shapes, duplicate ids and finiteness on load; at evaluation time every sample
-id of a requested split must be present (extra ids are ignored; order follows the dataset).
+The loader reads the file as untrusted (`harness.untrusted`: no pickles, decompressed size capped
+by MAX_ARRAY_BYTES before anything is read) and checks dtypes, shapes, duplicate ids and
+finiteness on load; at evaluation time every sample id of a requested split must be present
+(extra ids are ignored; order follows the dataset).
 The checkpoint hash is the sha256 of the predictions file.
 """
 
@@ -16,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from harness.errors import HarnessError
 from harness.models import checkpoint_hash, read_card
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.untrusted import matrix_column, read_npz, read_parquet
 
 FILES = ("predictions.npz", "predictions.parquet")
 
@@ -70,58 +74,70 @@ class PredictionsHandle(ModelHandle):
 def _read(file: Path) -> dict[str, dict[str, Any]]:
     raw: dict[str, dict[str, Any]] = {}
     if file.suffix == ".npz":
-        try:
-            with np.load(file, allow_pickle=False) as archive:
-                for key in archive.files:
-                    split, _, field = key.rpartition(".")
-                    if field not in ("ids", "logits", "features") or not split:
-                        raise HarnessError(
-                            f"unexpected array {key!r}",
-                            where=str(file),
-                            fix="name arrays <split>.ids, <split>.logits, <split>.features",
-                        )
-                    raw.setdefault(split, {})[field] = archive[key]
-        except ValueError as error:
-            raise HarnessError(f"cannot read npz: {error}", where=str(file)) from None
+        for key, array in read_npz(file).items():
+            split, _, field = key.rpartition(".")
+            if field not in ("ids", "logits", "features") or not split:
+                raise HarnessError(
+                    f"unexpected array {key!r}",
+                    where=str(file),
+                    fix="name arrays <split>.ids, <split>.logits, <split>.features",
+                )
+            raw.setdefault(split, {})[field] = array
     else:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(file).to_pydict()
+        table = read_parquet(file)
         for column in ("split", "sample_id", "logits"):
-            if column not in table:
+            if column not in table.column_names:
                 raise HarnessError(
                     f"missing column {column!r}", where=str(file), fix="columns: split, sample_id, logits[, features]"
                 )
-        splits = np.asarray(table["split"])
+        splits = np.asarray([str(s) for s in table.column("split").to_pylist()])
+        sample_ids = np.asarray(table.column("sample_id").to_pylist())
+        logits = matrix_column(table, "logits", str(file))
+        features = matrix_column(table, "features", str(file)) if "features" in table.column_names else None
         for split in sorted(set(splits.tolist())):
             rows = np.flatnonzero(splits == split)
-            entry = {
-                "ids": np.asarray(table["sample_id"])[rows],
-                "logits": np.asarray([table["logits"][i] for i in rows]),
-            }
-            if "features" in table:
-                entry["features"] = np.asarray([table["features"][i] for i in rows])
+            entry = {"ids": sample_ids[rows], "logits": logits[rows]}
+            if features is not None:
+                entry["features"] = features[rows]
             raw[split] = entry
     return {split: _check(split, entry, file) for split, entry in raw.items()}
+
+
+def _numbers(values: Any, name: str, n: int, where: str) -> NDArray[np.float32]:
+    """A finite (n, k) float32 array from `values` (any real dtype); anything else is a HarnessError."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise HarnessError(
+            f"{name} must be real numbers, got dtype {array.dtype}", where=where, fix=f"export {name} as floats"
+        )
+    if array.ndim != 2 or array.shape[0] != n:
+        raise HarnessError(
+            f"{name} must have shape ({n}, k), got {array.shape}", where=where, fix=f"export one row of {name} per id"
+        )
+    result = array.astype(np.float32)
+    if not np.isfinite(result).all():
+        raise HarnessError(f"{name} contain NaN or inf", where=where, fix=f"export finite {name}")
+    return result
 
 
 def _check(split: str, entry: dict[str, Any], file: Path) -> dict[str, Any]:
     where = f"{file} (split {split})"
     if "ids" not in entry or "logits" not in entry:
         raise HarnessError("each split needs ids and logits", where=where)
-    ids = [str(i) for i in entry["ids"]]
-    logits = np.asarray(entry["logits"], dtype=np.float32)
-    if logits.ndim != 2 or logits.shape[0] != len(ids):
-        raise HarnessError(f"logits must have shape ({len(ids)}, n_classes), got {logits.shape}", where=where)
+    raw_ids = np.asarray(entry["ids"])
+    if raw_ids.ndim != 1 or raw_ids.dtype.kind not in "Uiu":
+        raise HarnessError(
+            f"ids must be a 1-D array of strings or integers, got dtype {raw_ids.dtype} and shape {raw_ids.shape}",
+            where=where,
+            fix="export the dataset's sample ids, one per row",
+        )
+    ids = [str(i) for i in raw_ids.tolist()]
     if len(set(ids)) != len(ids):
         raise HarnessError("duplicate sample ids", where=where)
-    if not np.isfinite(logits).all():
-        raise HarnessError("logits contain NaN or inf", where=where, fix="export finite logits")
+    logits = _numbers(entry["logits"], "logits", len(ids), where)
     features = entry.get("features")
     if features is not None:
-        features = np.asarray(features, dtype=np.float32)
-        if features.ndim != 2 or features.shape[0] != len(ids):
-            raise HarnessError(f"features must have shape ({len(ids)}, dim), got {features.shape}", where=where)
+        features = _numbers(features, "features", len(ids), where)
     return {"ids": {i: row for row, i in enumerate(ids)}, "logits": logits, "features": features}
 
 

@@ -7,7 +7,6 @@ features (capability `features`), the last layer's outputs as logits.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +118,8 @@ class TorchClassifierLoader:
         if not path.is_dir() or not config.exists():
             return False
         try:
-            return bool(json.loads(config.read_text()).get("format") == FORMAT)
-        except (json.JSONDecodeError, AttributeError):
+            return bool(read_json(config).get("format") == FORMAT)
+        except AttributeError:  # not an object
             return False
 
     def load(self, path: Path, options: LoadOptions) -> ModelHandle:

@@ -16,6 +16,10 @@ from harness.errors import HarnessError
 from harness.registry import TASK_ADAPTERS, Registry
 from harness.schema import TaskSpec
 from harness.tasks.base import TaskAdapter
+from harness.untrusted import regular_file
+
+#: task specs are a few hundred bytes; the cap keeps a hostile one from exhausting the parser
+MAX_SPEC_BYTES = 1_000_000
 
 
 def specs_dir() -> Path:
@@ -31,10 +35,16 @@ def specs_dir() -> Path:
 
 def load_spec(file: Path) -> TaskSpec:
     """Parse and validate one task spec; errors name the file and the field."""
+    if regular_file(file, "task spec") > MAX_SPEC_BYTES:
+        raise HarnessError(f"a task spec is capped at {MAX_SPEC_BYTES:,} bytes", where=str(file), fix="shorten it")
     try:
         raw = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:
         raise HarnessError(f"invalid YAML: {error}".replace("\n", " "), where=str(file)) from None
+    except RecursionError:  # PyYAML recurses per level of nesting (flow or block style)
+        raise HarnessError(
+            "YAML nested too deeply to parse", where=str(file), fix="a task spec nests a few levels; flatten it"
+        ) from None
     if not isinstance(raw, dict):
         raise HarnessError("a task spec must be a YAML mapping", where=str(file))
     try:
@@ -68,12 +78,20 @@ def load_spec(file: Path) -> TaskSpec:
 
 
 def load_specs(folder: Path | None = None) -> Registry[TaskSpec]:
-    """Every tasks/*.yaml as a registry of TaskSpecs, by name."""
+    """Every tasks/*.yaml as a registry of TaskSpecs, by name (parsed again only when a file changes)."""
     folder = folder or specs_dir()
-    registry: Registry[TaskSpec] = Registry("task")
-    for file in sorted(folder.glob("*.yaml")):
-        registry.add(file.stem, load_spec(file))
-    return registry
+    files = sorted(folder.glob("*.yaml"))
+    key = (str(folder.resolve()), tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    if key not in _LOADED:
+        registry: Registry[TaskSpec] = Registry("task")
+        for file in files:
+            registry.add(file.stem, load_spec(file))
+        _LOADED.clear()  # one folder's specs at a time: the cache only spares re-reading unchanged files
+        _LOADED[key] = registry
+    return _LOADED[key]
+
+
+_LOADED: dict[tuple[str, tuple[tuple[str, int, int], ...]], Registry[TaskSpec]] = {}
 
 
 def adapter_for(spec: TaskSpec) -> TaskAdapter:

@@ -36,6 +36,10 @@ class Request:
     #: fitting data (e.g. training features for OOD statistics) is used whole even under --limit,
     #: so per-sample values of the evaluated samples do not depend on the limit
     whole: bool = False
+    #: False for a split the evaluated samples are computed against rather than evaluated one by one
+    #: (a retrieval corpus): a random subset of samples (EvalOptions.sample_subset) keeps it whole,
+    #: while --limit still cuts it
+    per_sample: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,45 @@ class Samples:
     labels: NDArray[np.int64]
     values: NDArray[np.float64]
     fields: list[str]
+
+
+@dataclass(frozen=True)
+class ExpectedSamples:
+    """What a split's samples must be, known without the model (`harness validate` binds a
+    submission's samples to it; see docs/trust.md).
+
+    ids: exactly these sample ids, each once (None: the ids depend on the model, e.g. its layers);
+    labels: the dataset's labels for `ids` (None: no labels to check; the parquet's are zeros);
+    fields: the value columns, exactly (None: `field_prefix` + 0, 1, ..., at least `min_width`);
+    whole: fields whose values must be whole numbers (token counts, indices, predicted classes);
+    fixed: fields the dataset determines (e.g. a reference model's values), in `ids` order.
+    `fields_options` lists alternatives to `fields` (e.g. OOD scores without feature-based ones).
+    """
+
+    ids: list[str] | None
+    labels: NDArray[np.int64] | None = None
+    fields: list[str] | None = None
+    field_prefix: str = ""
+    min_width: int = 1
+    fields_options: tuple[tuple[str, ...], ...] = ()
+    whole: frozenset[str] = frozenset()
+    fixed: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+
+    def allowed_fields(self) -> list[list[str]]:
+        """Every exact field list this split accepts ([] when `field_prefix` decides)."""
+        return [list(f) for f in ((tuple(self.fields),) if self.fields is not None else ()) + self.fields_options]
+
+
+def split_expected(
+    split: Any, *, prefix: str = "", n_classes: int | None = None, fields: list[str] | None = None, **extra: Any
+) -> ExpectedSamples:
+    """A dataset split's ids and labels (its `y`) as ExpectedSamples; with `prefix`, one column per
+    class (`n_classes` of the dataset when it declares them, else at least the largest label + 1)."""
+    labels = np.asarray(split.y, dtype=np.int64) if getattr(split, "y", None) is not None else None
+    if prefix and n_classes is not None:
+        fields = [f"{prefix}{c}" for c in range(n_classes)]
+    min_width = int(labels.max()) + 1 if prefix and labels is not None and labels.size else 1
+    return ExpectedSamples(list(split.ids), labels, fields, prefix, min_width, **extra)
 
 
 @dataclass
@@ -85,6 +128,14 @@ class TaskAdapter(Protocol):
     # reference model of a compression task) before the runner plans anything.
     # Optional: `label_splits(spec) -> list[str]`: the splits whose labels index the model's outputs;
     # the runner checks them against the model's number of outputs before any forward pass.
+    # Optional: `subsettable: bool` (True when absent): False when a sample's values depend on the other
+    # samples of its split (a probe fitted over the split, a loss landscape over its documents), so a
+    # random subset of samples (`harness verify`) runs such a task on whole splits.
+    # Optional: `summary_blocks: frozenset[str]`: sample blocks that summarise a whole split rather than
+    # one sample each (lm-eval's own aggregates); they are not compared when only a subset was re-run.
+    # Optional: `expected_samples(spec) -> dict[str, ExpectedSamples] | None`: what each split's samples
+    # must be without the model (None: the data cannot be read here); validation binds a submission's
+    # samples to it, and a task without it can only hold self-reported results.
 
     def score(self, spec: TaskSpec, samples: dict[str, Samples], seed: int) -> Outcome: ...
 

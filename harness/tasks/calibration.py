@@ -16,7 +16,17 @@ from harness.metrics import calibration as cal
 from harness.models.base import Capability
 from harness.schema import MetricValue, TaskSpec
 from harness.stats import Bootstrap
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, logit_samples, plain_metric
+from harness.tasks.base import (
+    ExpectedSamples,
+    Outcome,
+    Request,
+    Samples,
+    SplitOutputs,
+    bootstrap_metric,
+    logit_samples,
+    plain_metric,
+    split_expected,
+)
 
 SUMMARY = ("accuracy", "ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc")
 SCALED = ("ece_ts", "nll_ts")
@@ -35,6 +45,16 @@ class CalibrationAdapter:
 
     def label_splits(self, spec: TaskSpec) -> list[str]:
         return ["calib", "test"]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        from harness.data import get_split, load_suite
+
+        suite = load_suite(spec.dataset)
+        classes = getattr(suite, "n_classes", None)
+        return {
+            name: split_expected(get_split(suite, name), prefix="logit_", n_classes=classes)
+            for name in ("calib", "test")
+        }
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         return [logit_samples("calib", inputs["calib"]), logit_samples("test", inputs["test"])]

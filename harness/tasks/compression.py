@@ -33,7 +33,7 @@ from harness.metrics.lm import first_divergent_token, share_divergent_tokens
 from harness.models.base import Capability, ModelHandle
 from harness.schema import MetricValue, TaskSpec
 from harness.stats import stratified_counts
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric
+from harness.tasks.base import ExpectedSamples, Outcome, Request, Samples, SplitOutputs, bootstrap_metric
 
 CANDIDATE_METRICS = (
     "fdtm_mean", "fdtm_median", "sdtm", "js_mean", "kl_mean", "top1_agreement",
@@ -45,6 +45,18 @@ def with_reference(spec: TaskSpec, reference: str) -> TaskSpec:
     """`spec` with its dataset's reference set to `reference` (a path)."""
     dataset = spec.dataset.model_copy(update={"params": {**spec.dataset.params, "reference": reference}})
     return spec.model_copy(update={"dataset": dataset})
+
+
+def _language_splits(spec: TaskSpec) -> tuple[list[str], list[str], Any]:
+    """Prompt ids, held-out document ids and the choice split the reference suite is built on."""
+    from harness.data.choices import synthlang_choice_suite
+    from harness.data.language import language_suite
+
+    seed = int(spec.dataset.params.get("seed", 0))  # type: ignore[arg-type]
+    n_prompts = int(spec.dataset.params.get("n_prompts", 64))  # type: ignore[arg-type]
+    language = language_suite(seed=seed)
+    prompts = [p.id for p in list(language.prompts)[:n_prompts]]
+    return prompts, list(language.heldout.ids), synthlang_choice_suite(seed=seed).split("test")
 
 
 class CompressionAdapter:
@@ -79,6 +91,17 @@ class CompressionAdapter:
             Request("lm-rolling-nll", "heldout"),
             Request("classify", "choices"),
         ]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        """The prompts, held-out documents and choice items of the synthetic language (read without the
+        reference model); the reference's own columns are checked by `harness verify`, which re-runs it."""
+        prompts, heldout, choices = _language_splits(spec)
+        zeros = np.zeros
+        return {
+            "continuations": ExpectedSamples(prompts, zeros(len(prompts), np.int64), ["fdt", "sdt", "js_mean", "kl_mean", "top1_agreement"], whole=frozenset({"fdt"})),
+            "heldout": ExpectedSamples(heldout, zeros(len(heldout), np.int64), ["nll_candidate", "n_tokens", "nll_reference"], whole=frozenset({"n_tokens"})),
+            "choices": ExpectedSamples(list(choices.ids), np.asarray(choices.y, np.int64), ["correct_candidate", "correct_reference"], whole=frozenset({"correct_candidate", "correct_reference"})),
+        }  # fmt: skip
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         suite: Any = load_suite(spec.dataset)
@@ -151,6 +174,8 @@ class ComponentSweepAdapter:
     name = "compression_components"
     description = "per-component sensitivity: compress one matrix at a time, rank components by FDTM"
     capability = Capability.CAUSAL_LM
+    #: a sample is a component, its values one per prompt: a subset of prompts changes every sample
+    subsettable = False
 
     def metric_names(self, spec: TaskSpec) -> list[str]:
         return ["fdtm_mean.most_sensitive", "fdtm_mean.least_sensitive", "sdtm.most_sensitive"]
@@ -162,6 +187,11 @@ class ComponentSweepAdapter:
     def requests(self, spec: TaskSpec) -> list[Request]:
         keys = ("method", "bits", "sparsity")
         return [Request("lm-component-sweep", "continuations", tuple((k, spec.parameters.get(k)) for k in keys))]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        """One row per component (named by the model), one column per prompt of the synthetic language."""
+        prompts, _, _ = _language_splits(spec)
+        return {name: ExpectedSamples(None, None, prompts) for name in ("fdt", "sdt")}
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         out = inputs["continuations"].outputs

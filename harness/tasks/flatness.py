@@ -19,7 +19,15 @@ import numpy as np
 from harness.models.base import Capability
 from harness.schema import MetricValue, TaskSpec
 from harness.stats import stratified_counts
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, stderr_metric
+from harness.tasks.base import (
+    ExpectedSamples,
+    Outcome,
+    Request,
+    Samples,
+    SplitOutputs,
+    bootstrap_metric,
+    stderr_metric,
+)
 
 DEFAULTS: dict[str, Any] = {
     "n_docs": 32,
@@ -38,6 +46,8 @@ class FlatnessAdapter:
     name = "flatness"
     description = "sharpness of the held-out loss: Hessian trace (Fisher and Hutchinson) and loss under weight noise"
     capability = Capability.CAUSAL_LM
+    #: the probes and noise losses are over the first n_docs documents together
+    subsettable = False
 
     def metric_names(self, spec: TaskSpec) -> list[str]:
         scales = _params(spec)["noise_scales"]
@@ -46,6 +56,25 @@ class FlatnessAdapter:
     def requests(self, spec: TaskSpec) -> list[Request]:
         params = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(_params(spec).items()))
         return [Request("lm-flatness", "heldout", params)]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        """Fisher terms of the first `n_docs` held-out documents, `n_probes` probes, and one row per
+        (noise scale, seed) whose scale and seed columns the spec fixes."""
+        from harness.data import get_split, load_suite
+
+        params = _params(spec)
+        heldout = list(get_split(load_suite(spec.dataset), "heldout").ids)[: int(params["n_docs"])]
+        n_probes, seeds, scales = int(params["n_probes"]), int(params["n_noise_seeds"]), params["noise_scales"]
+        rows = [(float(scale), float(seed)) for scale in scales for seed in range(seeds)]
+        noise = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+        return {
+            "fisher": ExpectedSamples(heldout, np.zeros(len(heldout), np.int64), ["sq_grad_norm", "tokens"], whole=frozenset({"tokens"})),
+            "hutchinson": ExpectedSamples([f"probe-{i}" for i in range(n_probes)], np.zeros(n_probes, np.int64), ["vHv"]),
+            "noise": ExpectedSamples(
+                [f"noise-{i}" for i in range(len(rows))], np.zeros(len(rows), np.int64), ["scale", "seed", "loss_increase"],
+                fixed={"scale": noise[:, 0], "seed": noise[:, 1]},
+            ),
+        }  # fmt: skip
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         out = inputs["heldout"].outputs

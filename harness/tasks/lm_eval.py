@@ -22,7 +22,7 @@ from harness.metrics import calibration as cal
 from harness.models.base import Capability
 from harness.schema import DatasetSource, MetricValue, TaskSpec
 from harness.stats import percentile_interval, stratified_counts
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric
+from harness.tasks.base import ExpectedSamples, Outcome, Request, Samples, SplitOutputs, bootstrap_metric
 
 PAIR_AGGREGATES = ("word_perplexity", "byte_perplexity", "bits_per_byte")
 CALIBRATION = ("accuracy", "ece", "nll", "brier")
@@ -75,6 +75,8 @@ class LMEvalAdapter:
     name = "lm_eval"
     description = "any lm-evaluation-harness task through its Python API (metrics with stderr and CIs)"
     capability = Capability.CAUSAL_LM
+    #: lm-eval's own aggregates over the evaluated documents (an artifact; metrics are recomputed per document)
+    summary_blocks = frozenset({"lm_eval"})
 
     def metric_names(self, spec: TaskSpec) -> list[str]:
         metrics = spec.parameters.get("metrics", [])
@@ -86,6 +88,31 @@ class LMEvalAdapter:
         if not isinstance(task, str):
             raise HarnessError("an lm_eval task spec needs parameters.task", where=f"task {spec.name}")
         return [Request("lm-eval", task)]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples] | None:
+        """For the synthetic language's tasks (data generated here): every document once with its
+        target, each choice's log-likelihood, lm-eval's aggregates. Other lm-eval tasks read data
+        this harness does not hold: None (their results are self-reported)."""
+        if spec.dataset.name != "synthlang-lm-eval":
+            return None
+        from harness.data.language import language_suite
+
+        task = str(spec.parameters.get("task"))
+        language = language_suite(seed=int(spec.dataset.params.get("seed", 0)))  # type: ignore[arg-type]
+        if task == "synth_blimp":
+            targets = np.zeros(len(language.minimal_pairs), np.int64)
+        elif task == "synth_mc":
+            targets = np.asarray([item.label for item in language.multiple_choice], np.int64)
+        else:
+            return None
+        ids = [f"doc-{i}" for i in range(len(targets))]
+        metrics = spec.parameters.get("metrics", ["acc"])
+        names = sorted(str(m) for m in metrics) if isinstance(metrics, list) else ["acc"]
+        return {
+            task: ExpectedSamples(ids, targets, names),
+            "choices": ExpectedSamples(ids, targets, field_prefix="choice_", min_width=2),
+            "lm_eval": ExpectedSamples(names, np.zeros(len(names), np.int64), ["aggregate", "stderr", "higher_is_better"]),
+        }  # fmt: skip
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         ((task, outputs),) = inputs.items()

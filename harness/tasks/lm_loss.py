@@ -14,7 +14,7 @@ import numpy as np
 from harness.models.base import Capability
 from harness.schema import TaskSpec
 from harness.stats import stratified_counts
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric
+from harness.tasks.base import ExpectedSamples, Outcome, Request, Samples, SplitOutputs, bootstrap_metric
 
 
 class LMLossAdapter:
@@ -27,6 +27,14 @@ class LMLossAdapter:
 
     def requests(self, spec: TaskSpec) -> list[Request]:
         return [Request("lm-rolling-nll", str(spec.parameters.get("split", "heldout")))]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        from harness.data import get_split, load_suite
+
+        name = str(spec.parameters.get("split", "heldout"))
+        split = get_split(load_suite(spec.dataset), name)
+        zeros = np.zeros(len(split), np.int64)
+        return {name: ExpectedSamples(list(split.ids), zeros, ["nll_sum", "n_tokens"], whole=frozenset({"n_tokens"}))}
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         ((name, outputs),) = inputs.items()

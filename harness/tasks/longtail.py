@@ -24,7 +24,16 @@ from harness.metrics import longtail as lt
 from harness.models.base import Capability
 from harness.schema import MetricValue, TaskSpec
 from harness.stats import stratified_counts
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, logit_samples
+from harness.tasks.base import (
+    ExpectedSamples,
+    Outcome,
+    Request,
+    Samples,
+    SplitOutputs,
+    bootstrap_metric,
+    logit_samples,
+    split_expected,
+)
 
 GROUP_METRICS = (
     "balanced_accuracy",
@@ -55,6 +64,13 @@ class LongTailAdapter:
 
     def label_splits(self, spec: TaskSpec) -> list[str]:
         return ["test"]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        from harness.data import get_split
+
+        suite = load_suite(spec.dataset)
+        classes = getattr(suite, "n_classes", None)
+        return {"test": split_expected(get_split(suite, "test"), prefix="logit_", n_classes=classes)}
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         return [logit_samples("test", inputs["test"])]

@@ -22,7 +22,16 @@ from harness.metrics import ood as ood_metrics
 from harness.models.base import Capability
 from harness.schema import MetricValue, TaskSpec
 from harness.stats import stratified_counts
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric, logit_samples
+from harness.tasks.base import (
+    ExpectedSamples,
+    Outcome,
+    Request,
+    Samples,
+    SplitOutputs,
+    bootstrap_metric,
+    logit_samples,
+    split_expected,
+)
 
 METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
 LOGIT_SCORES = ("msp", "max_logit", "energy")
@@ -64,6 +73,19 @@ class OODAdapter:
     def requests(self, spec: TaskSpec) -> list[Request]:
         fitting = [Request("classify", "train", whole=True)]  # feature statistics for mahalanobis and knn
         return fitting + [Request("classify", split) for split in ["test", *self.sets(spec)]]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        """The test split and every OOD set (labels -1); scores as requested, or the logit-based ones
+        alone for models without features."""
+        from harness.data import get_split, load_suite
+
+        suite = load_suite(spec.dataset)
+        scores = self.scores(spec)
+        options = (tuple(scores), tuple(s for s in scores if s in LOGIT_SCORES))
+        return {
+            split: split_expected(get_split(suite, split), fields_options=options)
+            for split in ["test", *self.sets(spec)]
+        }
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         """Per split (test and each OOD set): every score of every sample (label -1 for OOD)."""

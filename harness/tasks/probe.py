@@ -16,7 +16,7 @@ import numpy as np
 from harness.models.base import Capability
 from harness.schema import Scalar, TaskSpec
 from harness.stats import stratified_counts
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric
+from harness.tasks.base import ExpectedSamples, Outcome, Request, Samples, SplitOutputs, bootstrap_metric
 
 
 def _seeds(spec: TaskSpec) -> list[int]:
@@ -29,12 +29,25 @@ class ProbeAdapter:
     name = "probe"
     description = "linear probe of frozen span representations: which non-terminal generated the span"
     capability = Capability.CAUSAL_LM
+    #: the probe is fitted over the split's spans: a subset would change every prediction
+    subsettable = False
 
     def metric_names(self, spec: TaskSpec) -> list[str]:
         return ["probe_accuracy"]
 
     def requests(self, spec: TaskSpec) -> list[Request]:
         return [Request("lm-span-features", "probe")]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        """Every span of the probe split with its non-terminal's index; predictions are class indices
+        (-1 where the span was in a seed's training half)."""
+        from harness.data import get_split, load_suite
+
+        split = get_split(load_suite(spec.dataset), "probe")
+        names = sorted({span.label for span in split})
+        labels = np.asarray([names.index(span.label) for span in split], dtype=np.int64)
+        fields = [f"prediction_seed_{s}" for s in _seeds(spec)]
+        return {"probe": ExpectedSamples(list(split.ids), labels, fields, whole=frozenset(fields))}
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         from sklearn.linear_model import LogisticRegression

@@ -36,7 +36,7 @@ from harness.models.base import Capability
 from harness.schema import MetricValue, Scalar, TaskSpec
 from harness.search import exact_search
 from harness.stats import Bootstrap
-from harness.tasks.base import Outcome, Request, Samples, SplitOutputs, bootstrap_metric
+from harness.tasks.base import ExpectedSamples, Outcome, Request, Samples, SplitOutputs, bootstrap_metric
 
 METRIC_NAMES = ("ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100")
 K_VALUES = (1, 10, 100)
@@ -120,7 +120,19 @@ class RetrievalAdapter:
         top_k(spec)
         similarity(spec)
         backend(spec)
-        return [Request("encode", "corpus"), Request("encode", "queries")]
+        # every query is ranked against the whole corpus: a subset of queries keeps the corpus whole
+        return [Request("encode", "corpus", per_sample=False), Request("encode", "queries")]
+
+    def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
+        """One row per judged query: the top-k corpus positions (whole numbers) and their scores."""
+        from harness.data import get_split
+
+        suite = load_suite(spec.dataset)
+        queries = get_split(suite, "queries")
+        k = min(top_k(spec), len(get_split(suite, "corpus")))
+        fields = [f"doc_index_{r}" for r in range(k)] + [f"score_{r}" for r in range(k)]
+        zeros = np.zeros(len(queries), np.int64)
+        return {"queries": ExpectedSamples(list(queries.ids), zeros, fields, whole=frozenset(fields[:k]))}
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
         """Per query: the top-k corpus positions and scores, ranked (trec_eval's order among ties)."""

@@ -1,0 +1,57 @@
+"""How much a number is worth: the trust tiers of a run (docs/trust.md).
+
+- "verified": CI re-ran the checkpoint (reachable at a pinned location: a zoo recipe of this
+  repository) on a subset of samples chosen by a seed nobody knew in advance, compared those samples
+  with the submitted ones and re-scored every metric (`harness verify`, recorded in the store).
+- "re-scored": the per-sample outputs are bound to the task's own data (exactly the split's sample
+  ids, labels from the dataset, the values' shape the task declares, the data's fingerprints), and
+  every metric, parameter and artifact was recomputed from them with the task's scoring code.
+- "self-reported": anything else: results imported from other tools, and runs on data this harness
+  cannot read (so the samples cannot be bound to it). Shown on their own, marked, and never ranked
+  beside the others unless asked for.
+
+A run's tier is decided when it is ingested (`claimed_tier`, confirmed by validation) and raised
+to "verified" by a verification recorded in the store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from harness.schema import RunResult, Submission, TaskSpec
+
+Tier = Literal["verified", "re-scored", "self-reported"]
+TIERS: tuple[Tier, ...] = get_args(Tier)
+#: the tiers leaderboards rank together by default
+RANKED_TIERS: tuple[Tier, ...] = ("verified", "re-scored")
+#: one-character badges for terminals and tables
+BADGES: dict[str, str] = {"verified": "✔ verified", "re-scored": "↻ re-scored", "self-reported": "✎ self-reported"}
+
+
+def bindable(spec: TaskSpec) -> bool:
+    """Whether validation can bind a task's samples to its data here: the adapter declares what its
+    samples must be (`expected_samples`) and the data is a built-in suite (generated offline)."""
+    from harness.tasks import adapter_for
+
+    if spec.dataset.kind != "builtin":
+        return False
+    adapter = adapter_for(spec)
+    expected = getattr(adapter, "expected_samples", None)
+    return expected is not None and expected(spec) is not None
+
+
+def claimed_tier(sub: Submission, run: RunResult, spec: TaskSpec | None) -> Tier:
+    """The tier a run can hold before any verification: "re-scored" for harness runs whose samples
+    bind to the task's data, "self-reported" otherwise."""
+    if sub.provenance.source != "harness" or spec is None:
+        return "self-reported"
+    return "re-scored" if bindable(spec) else "self-reported"
+
+
+def check_tiers(tiers: list[str] | tuple[str, ...]) -> list[Tier]:
+    """`tiers` as Tier values; an unknown name is a ValueError naming the known ones."""
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown:
+        raise ValueError(f"unknown tier(s) {', '.join(unknown)}: use {', '.join(TIERS)}")
+    return [t for t in TIERS if t in tiers]
