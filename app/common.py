@@ -246,3 +246,24 @@ def badges(tiers: pd.Series) -> pd.Series:
 
 
 PLOT_CONFIG: dict[str, Any] = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+OUTSIDE = "value outside its interval"
+FLAT = "no spread in the resamples"
+INTERVAL_HELP = (
+    "an interval can exclude its own value when the estimator is biased (the plug-in ECE sits below "
+    "its resamples; compare ece_noise_floor and ece_sq_debiased), and has no width only when every "
+    "resample gave the same value (docs/metrics.md, Intervals)"
+)
+
+
+def interval_notes(table: pd.DataFrame) -> pd.Series:
+    """Per row: OUTSIDE, FLAT or "" (the UI says when an interval excludes its point or has no width)."""
+    low, high, value = table["ci_low"], table["ci_high"], table["value"]
+    outside = (value < low) | (value > high)
+    flat = low.notna() & high.notna() & (low == high)
+    return (
+        pd.Series(["" for _ in range(len(table))], index=table.index, dtype="string")
+        .mask(flat, FLAT)
+        .mask(outside, OUTSIDE)
+    )

@@ -2,7 +2,8 @@
 `streamlit run app/leaderboard.py -- --store results.duckdb` (or set HARNESS_STORE).
 
 The store is opened read-only; every query is a parameterised `harness.store.Store` method.
-Pages: Leaderboard (per task, and mean rank across tasks), Model, Correlations, Compression.
+Pages: Leaderboard (per task, and mean rank across tasks), Model, Correlations, Compression,
+Overfitting guard (the Ladder).
 Every widget that selects something is bound to a query parameter, so a URL is a deep link.
 """
 
@@ -27,6 +28,7 @@ pages = [
         url_path="correlations",
     ),
     st.Page(HERE / "pages" / "compression.py", title="Compression", icon=":material/compress:", url_path="compression"),
+    st.Page(HERE / "pages" / "ladder.py", title="Overfitting guard", icon=":material/stairs:", url_path="ladder"),
 ]
 navigation = st.navigation(pages)
 

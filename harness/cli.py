@@ -621,6 +621,13 @@ def leaderboard(
         Optional[list[str]],
         typer.Option(help="trust tiers to rank: verified, re-scored, self-reported [default: verified,re-scored]"),
     ] = None,
+    ladder: Annotated[
+        bool,
+        typer.Option(
+            "--ladder",
+            help="print each org's guarded best (the Ladder, adaptive-overfitting guard) and raw best per task",
+        ),
+    ] = False,
 ) -> None:
     """Print the leaderboard of every task in the store (latest ranked run per model), with each row's tier."""
     from harness.store import open_store
@@ -631,39 +638,86 @@ def leaderboard(
     except ValueError as error:
         raise HarnessError(str(error), where="--tier") from None
     with open_store(store, read_only=True) as opened:
-        _print_leaderboards(opened, _split_csv(task or []) or opened.tasks(), tiers)
+        if ladder:
+            _print_ladders(opened, _split_csv(task or []) or opened.tasks(), tiers)
+        else:
+            _print_leaderboards(opened, _split_csv(task or []) or opened.tasks(), tiers)
+
+
+def _print_ladders(opened: Store, task_names: list[str], tiers: Sequence[str]) -> None:
+    """Per task and org: the guarded best (harness/ladder.py), the raw best, submissions and accepted ones.
+    Whether the guard is on for a board comes from leaderboard.toml ($HARNESS_LADDER_CONFIG), if any."""
+    from harness.ladder import SETTINGS_FILE, load_settings
+
+    explicit = os.environ.get("HARNESS_LADDER_CONFIG")
+    settings = load_settings(Path(explicit or SETTINGS_FILE), required=bool(explicit))
+    for name in task_names:
+        board = opened.ladder_board(name, tiers=tiers)
+        if board.orgs.empty:
+            console.print(f"[dim]{escape(name)}: no ranked runs of tiers {', '.join(tiers)}[/dim]")
+            continue
+        direction = "higher is better" if board.higher_is_better else "lower is better"
+        state = "on" if settings.enabled(name) else "off: the public board shows raw values"
+        table = Table(title=escape(f"{name} - {board.metric} ({direction}) - guard {state}"))
+        table.add_column("org", overflow="fold", ratio=2)
+        table.add_column("guarded best", overflow="fold", min_width=8)
+        table.add_column("raw best", overflow="fold", min_width=8)
+        table.add_column("submissions", no_wrap=True)
+        table.add_column("accepted", no_wrap=True)
+        table.add_column("shown model", overflow="fold", ratio=3)
+        for row in board.orgs.itertuples():
+            table.add_row(
+                escape(str(row.org)),
+                f"{row.guarded_best:.6g}" if row.guarded_best == row.guarded_best else "",
+                _fmt(row.raw_best),
+                str(row.submissions),
+                str(row.accepted),
+                escape(str(row.shown_model or "")),
+            )
+        console.print(table)
 
 
 def _print_leaderboards(opened: Store, task_names: list[str], tiers: Sequence[str] | None = None) -> None:
+    """Each task's board as the app ranks it: Holm-controlled ranks with a worst rank (docs/metrics.md,
+    Ranks), a diagnostic shown unranked, the unit n counts, a note where an interval excludes its value."""
     from harness.trust import RANKED_TIERS
 
     shown = list(tiers or RANKED_TIERS)
     for name in task_names:
-        board = opened.leaderboard(name, tiers=shown)
-        if board.empty:
+        board = opened.ranked_leaderboard(name, tiers=shown)
+        rows = board.table
+        if rows.empty:
             console.print(f"[dim]{name}: no ranked runs of tiers {', '.join(shown)}[/dim]")
             continue
-        metric = board["metric"].iloc[0]
-        direction = "higher is better" if board["higher_is_better"].iloc[0] else "lower is better"
-        table = Table(title=f"{name} - {metric} ({direction})")
+        metric = rows["metric"].iloc[0]
+        direction = "higher is better" if rows["higher_is_better"].iloc[0] else "lower is better"
+        kind = "a diagnostic, not ranked" if board.diagnostic else direction
+        table = Table(title=f"{escape(name)} - {escape(str(metric))} ({kind})")
         table.add_column("rank", min_width=4, no_wrap=True)
         table.add_column("model", overflow="fold", ratio=3)
         table.add_column("family", overflow="fold", ratio=1)
-        table.add_column(metric, overflow="fold", min_width=8)
+        table.add_column(escape(str(metric)), overflow="fold", min_width=8)
         table.add_column("95% CI", overflow="fold", min_width=9)
         table.add_column("n", no_wrap=True)
         table.add_column("tier", no_wrap=True)
-        for row in board.itertuples():
+        for row in rows.itertuples():
+            if board.diagnostic:
+                rank = "-"
+            else:
+                rank = str(row.rank) if row.rank == row.rank_worst else f"{row.rank}-{row.rank_worst}"
+            outside = row.ci_low == row.ci_low and not (row.ci_low <= row.value <= row.ci_high)
+            interval = f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]" + (" (excludes the value)" if outside else "")
+            unit = f" {row.unit}" if isinstance(row.unit, str) else ""
             table.add_row(
-                str(row.rank),
-                escape(str(row.model_id)),
-                escape(str(row.family)),
-                _fmt(row.value),
-                f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]",
-                str(row.n),
-                str(row.tier),
-            )
+                rank, escape(str(row.model_id)), escape(str(row.family)), _fmt(row.value), interval,
+                f"{row.n}{escape(unit)}", str(row.tier),
+            )  # fmt: skip
         console.print(table)
+        if not board.diagnostic:
+            console.print(
+                f"[dim]rank: 1 + models significantly better (Holm, 5% over the board's {board.pairs} pairs); "
+                "a range: the true rank lies in it, for every model at once, with 95% confidence[/dim]"
+            )
 
 
 # ----------------------------------------------------------------------------- zoo and demo

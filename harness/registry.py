@@ -141,6 +141,7 @@ METRICS: Registry[Any] = Registry("metric")
 _METRIC_MODULES = {
     "calibration": (
         "accuracy", "ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc", "temperature", "ece_ts", "nll_ts",
+        "ece_sq_debiased", "ece_noise_floor", "ece_calibrated_p",
     ),
     "ood": ("auroc", "aupr_in", "aupr_out", "fpr95"),
     "longtail": (

@@ -55,7 +55,7 @@ def compare_metrics(submitted: Sequence[MetricValue], recomputed: Sequence[Metri
         for attribute in ("value", "ci_low", "ci_high", "stderr"):
             if not close(getattr(a, attribute), getattr(b, attribute)):
                 out.append((name, f"{attribute} {getattr(a, attribute)} != recomputed {getattr(b, attribute)}"))
-        for attribute in ("n", "ci_method", "higher_is_better"):
+        for attribute in ("n", "unit", "ci_method", "higher_is_better"):
             if getattr(a, attribute) != getattr(b, attribute):
                 out.append((name, f"{attribute} {getattr(a, attribute)!r} != recomputed {getattr(b, attribute)!r}"))
     return out

@@ -10,6 +10,12 @@ older versions on read (`harness.submissions.upgrade`). History:
 - 2: `limit` renamed `sample_limit` (it caps samples per split, and "limit" was ambiguous).
 - 3: optional `provenance.environment` (the installed packages against the lock file) and `settings`
   (the inference settings that change outputs: dtype, device kind, maximum length).
+- 4: metrics name the unit `n` counts (`unit`) and intervals suit their statistic (`ci_method`
+  "wilson" for proportions, "bc-bootstrap" for bootstrapped statistics); the calibration tasks report the ece's bias and noise (`ece_sq_debiased`,
+  `ece_noise_floor`, `ece_calibrated_p`). Older files lack the metrics added since: `harness validate`
+  re-scores them from their per-sample outputs with the current code; every point value such a file
+  holds must still agree, and the run is then taken with today's metrics, intervals, `n` and units
+  (`RESCORED_BEFORE`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+#: files of an older version carry numbers of older scoring code: they are replaced when re-scored
+RESCORED_BEFORE = 4
 
 # Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -146,8 +154,12 @@ class ModelCard(_Strict):
 class MetricValue(_Strict):
     """One number with its direction, uncertainty and sample count.
 
-    ci_method "bootstrap": percentile interval over `n_resamples` seeded resamples of the
-    evaluation samples; "stderr": value +- 1.96 stderr; "none": no interval (documented per metric).
+    ci_method (docs/metrics.md, "Intervals"): "wilson": Wilson score interval of a proportion of n
+    independent units; "bc-bootstrap": bias-corrected percentile interval over `n_resamples` seeded
+    resamples of the units; "bootstrap": plain percentile interval (files of schema version 3 and
+    older); "stderr": value +- 1.96 stderr over n independent estimates; "none": no interval (a fitted
+    parameter or a diagnostic). `n` counts the independent units resampled and `unit` names them
+    (samples, documents, queries, prompts, ...).
     """
 
     name: str
@@ -156,8 +168,10 @@ class MetricValue(_Strict):
     ci_low: Finite | None = None
     ci_high: Finite | None = None
     stderr: Finite | None = None
-    ci_method: Literal["bootstrap", "stderr", "none"] = "none"
-    n: Annotated[int, Field(ge=0)]
+    ci_method: Literal["wilson", "bc-bootstrap", "bootstrap", "stderr", "none"] = "none"
+    n: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    #: what `n` counts (None in files of schema version 3 and older)
+    unit: Annotated[str, Field(max_length=40)] | None = None
     #: the bootstrap distribution behind the CI (not serialised; the runner keeps the main metric's)
     _distribution: tuple[float, ...] | None = PrivateAttr(default=None)
 
@@ -217,7 +231,7 @@ class Provenance(_Strict):
 class Submission(_Strict):
     """One evaluation of one checkpoint on one or more tasks: the file contributors add."""
 
-    schema_version: Literal[3] = 3
+    schema_version: Literal[4] = 4
     submission_id: SafeName
     model: ModelCard
     checkpoint_hash: Sha256

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -42,12 +42,15 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from harness.errors import HarnessError
-from harness.metrics import metric_info
+from harness.metrics import is_diagnostic, metric_info
 from harness.registry import METRICS
 from harness.schema import ModelCard, RunResult, Submission, canonical_hash
 from harness.trust import RANKED_TIERS, Tier, claimed_tier
 
-STORE_VERSION = 2
+if TYPE_CHECKING:
+    from harness.ladder import LadderBoard
+
+STORE_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -68,7 +71,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT, metric TEXT, value DOUBLE, higher_is_better BOOLEAN, ci_low DOUBLE, ci_high DOUBLE,
-    stderr DOUBLE, ci_method TEXT, n BIGINT, PRIMARY KEY (run_id, metric)
+    stderr DOUBLE, ci_method TEXT, n BIGINT, unit TEXT, PRIMARY KEY (run_id, metric)
 );
 CREATE TABLE IF NOT EXISTS metric_info (metric TEXT PRIMARY KEY, higher_is_better BOOLEAN, convention TEXT);
 CREATE TABLE IF NOT EXISTS verifications (
@@ -77,7 +80,7 @@ CREATE TABLE IF NOT EXISTS verifications (
 );
 """
 
-# Store version 1 -> 2: ingest order (seq), tiers and content hashes. Old rows keep their created_at
+# Store version 1 -> 2: ingest order (seq), tiers and content hashes; 2 -> 3: the unit of each metric's n. Old rows keep their created_at
 # order and get the tier their source allows; `harness ingest --rebuild` recomputes everything.
 MIGRATIONS = """
 ALTER TABLE models ADD COLUMN IF NOT EXISTS card_seq BIGINT;
@@ -85,6 +88,7 @@ ALTER TABLE submissions ADD COLUMN IF NOT EXISTS seq BIGINT;
 ALTER TABLE submissions ADD COLUMN IF NOT EXISTS content_hash TEXT;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS seq BIGINT;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS claimed_tier TEXT;
+ALTER TABLE metrics ADD COLUMN IF NOT EXISTS unit TEXT;
 UPDATE submissions SET seq = o.seq FROM (
     SELECT submission_id, row_number() OVER (ORDER BY created_at, submission_id) AS seq FROM submissions
 ) o WHERE submissions.seq IS NULL AND o.submission_id = submissions.submission_id;
@@ -223,12 +227,13 @@ class Store:
                 ],
             )  # fmt: skip
             db.executemany(
-                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    [run.run_id, m.name, m.value, m.higher_is_better, m.ci_low, m.ci_high, m.stderr, m.ci_method, m.n]
+                    [run.run_id, m.name, m.value, m.higher_is_better, m.ci_low, m.ci_high, m.stderr, m.ci_method, m.n,
+                     m.unit]
                     for m in run.metrics
                 ],
-            )
+            )  # fmt: skip
             for m in run.metrics:
                 base = m.name.split(".", 1)[0]
                 convention = metric_info(m.name).convention if base in METRICS else ""
@@ -394,7 +399,7 @@ class Store:
                     add(
                         "metrics", run_id=run.run_id, metric=m.name, value=m.value,
                         higher_is_better=m.higher_is_better, ci_low=m.ci_low, ci_high=m.ci_high, stderr=m.stderr,
-                        ci_method=m.ci_method, n=m.n,
+                        ci_method=m.ci_method, n=m.n, unit=m.unit,
                     )  # fmt: skip
                     info[m.name] = m.higher_is_better
                     if m.name not in conventions:
@@ -504,7 +509,7 @@ class Store:
 
         Filters: `tasks` (None: all), model `families`, `tags` (a model with any of them), `models`
         (ids; None: all), `tiers` (trust tiers; default the ranked ones, see harness/trust.py).
-        Columns: task, model_id, family, tags, n_parameters, metric, value, ci_low, ci_high, n,
+        Columns: task, model_id, family, tags, n_parameters, metric, value, ci_low, ci_high, n, unit,
         ci_method, higher_is_better, is_main, run_id, created_at, tier.
         """
         query = """
@@ -515,7 +520,7 @@ class Store:
             WHERE r.ranked AND ($tasks IS NULL OR list_contains($tasks, r.task)) AND list_contains($tiers, r.tier)
         )
         SELECT l.task, l.model_id, md.family, md.tags, md.n_parameters, m.metric, m.value, m.ci_low, m.ci_high,
-            m.n, m.ci_method, m.higher_is_better, m.metric = l.main_metric AS is_main, l.run_id, l.created_at,
+            m.n, m.unit, m.ci_method, m.higher_is_better, m.metric = l.main_metric AS is_main, l.run_id, l.created_at,
             l.tier
         FROM latest l
         JOIN metrics m ON m.run_id = l.run_id AND m.metric = coalesce($metric, l.main_metric)
@@ -583,25 +588,36 @@ class Store:
         paired_limit: int | None = None,
         tiers: Sequence[str] = RANKED_TIERS,
     ) -> RankedBoard:
-        """`board_rows` of one task with significance-aware ranks (see `rank_rows`)."""
+        """`board_rows` of one task with ranks under family-wise error control (see `rank_rows`)."""
         rows = self.board_rows([task], metric, families=families, tags=tags, models=models, tiers=tiers)
         return self.rank_rows(rows, paired_limit=paired_limit)
 
     def rank_rows(self, rows: pd.DataFrame, *, paired_limit: int | None = None) -> RankedBoard:
-        """Rank `board_rows` of one task and metric: rank = 1 + number of models significantly better.
+        """Rank `board_rows` of one task and metric with family-wise error control (stats.significance_ranks).
 
-        Paired bootstrap (stats.significance_ranks) between runs whose main-metric distributions
-        pair up (same seed, same number of values, same dataset fingerprints), when the ranked
-        metric is the main one and there are at most `paired_limit` (default PAIRED_LIMIT) models; every other pair by
-        non-overlapping 95% CIs. Sorted by rank, then value (best first), then model id.
+        Every pair of models is tested, and Holm's procedure keeps the chance of any false
+        "better" verdict on the board at or below 5%. Pairs are tested by paired bootstrap between
+        runs whose main-metric distributions pair up (same seed, same number of values, same dataset
+        fingerprints), when the ranked metric is the main one and there are at most `paired_limit`
+        (default PAIRED_LIMIT) models; every other pair conservatively from the two 95% CIs. rank is
+        a lower and rank_worst an upper bound of the true rank, simultaneously 95% for the board,
+        and a better value never gets a worse rank. Sorted by rank, then value (best first), then
+        model id. A diagnostic metric (`MetricInfo.diagnostic`: a fitted parameter or a property,
+        not a quality) is never ranked: rank and rank_worst are missing, rows sorted by value.
         """
         from harness.stats import significance_ranks
 
         limit = PAIRED_LIMIT if paired_limit is None else paired_limit
         rows = rows.reset_index(drop=True)
         if rows.empty:
-            return RankedBoard(rows.assign(rank=[], paired=[]), 0, False)
+            return RankedBoard(rows.assign(rank=[], rank_worst=[], paired=[]), 0, False)
         higher = bool(rows["higher_is_better"].iloc[0])
+        if is_diagnostic(str(rows["metric"].iloc[0])):
+            missing = pd.array([pd.NA] * len(rows), dtype="Int64")
+            key = -rows["value"] if higher else rows["value"]
+            table = rows.assign(rank=missing, rank_worst=missing, paired=False, _key=key)
+            table = table.sort_values(["_key", "model_id"]).drop(columns="_key").reset_index(drop=True)
+            return RankedBoard(table, 0, False, diagnostic=True)
         groups: list[tuple[Any, Any]] = []
         too_many = len(rows) > limit
         main_rows = rows[rows["is_main"].astype(bool)]
@@ -621,11 +637,14 @@ class Store:
             rows["ci_high"].to_numpy(np.float64, na_value=np.nan),
             higher_is_better=higher,
             paired_groups=groups,
+            n_samples=rows["n"].to_numpy(np.float64, na_value=np.nan),
         )
-        table = rows.assign(rank=ranks.rank, paired=ranks.paired)
+        table = rows.assign(rank=ranks.rank, rank_worst=ranks.rank_worst, paired=ranks.paired)
         table = table.assign(_key=-table["value"] if higher else table["value"])
         table = table.sort_values(["rank", "_key", "model_id"]).drop(columns="_key").reset_index(drop=True)
-        return RankedBoard(table, int(ranks.paired.sum()), too_many)
+        return RankedBoard(
+            table, int(ranks.paired.sum()), too_many, pairs=ranks.pairs, significant_pairs=ranks.significant_pairs
+        )
 
     def mean_ranks(
         self,
@@ -635,41 +654,67 @@ class Store:
         tags: Sequence[str] = (),
         paired_limit: int | None = None,
         tiers: Sequence[str] = RANKED_TIERS,
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Aggregate view: each model's mean significance-aware rank over `tasks` (main metrics).
+    ) -> MeanRanks:
+        """Aggregate view: each model's mean rank over the quality tasks among `tasks` (main metrics).
 
-        Only models with a ranked run on every task are aggregated, and each task's ranks are
-        computed among those models alone, so every mean is over the same tasks and competitors.
-        Returns (table, missing): table has model_id, family, mean_rank, overall (competition rank
-        of the mean), and one rank column per task; missing lists the other models and the tasks
-        they lack.
+        A task whose main metric is a diagnostic (`MetricInfo.diagnostic`, e.g. flatness's
+        hessian_trace) is left out of the mean and listed in `excluded`: a mean rank claims
+        quality. Only models with a ranked run on every averaged task are aggregated, and each
+        task's ranks (`rank_rows`: family-wise error controlled per board) are computed among
+        those models alone, so every mean is over the same tasks and competitors. The mean itself
+        has no error guarantee across tasks. `overall` is the competition rank of the mean.
         """
         rows = self.board_rows(list(tasks), families=families, tags=tags, tiers=tiers)
-        empty = pd.DataFrame(columns=["model_id", "family", "mean_rank", "overall", *tasks])
-        if rows.empty or not tasks:
-            return empty, pd.DataFrame(columns=["model_id", "family", "missing"])
-        coverage = rows.groupby("model_id")["task"].agg(set)
-        complete = sorted(m for m, have in coverage.items() if have >= set(tasks))
+        metric_of = rows.drop_duplicates("task").set_index("task")
+        diagnostic = {t for t, m in zip(rows["task"], rows["metric"], strict=True) if is_diagnostic(str(m))}
+        excluded = pd.DataFrame(
+            [
+                {"task": t, "metric": metric_of.loc[t, "metric"], "reason": "its main metric is a diagnostic"}
+                for t in tasks
+                if t in diagnostic
+            ],
+            columns=["task", "metric", "reason"],
+        )
+        quality = [t for t in tasks if t not in diagnostic]
+        averaged = pd.DataFrame(
+            [
+                {
+                    "task": t,
+                    "metric": metric_of.loc[t, "metric"] if t in metric_of.index else None,
+                    "higher_is_better": metric_of.loc[t, "higher_is_better"] if t in metric_of.index else None,
+                }
+                for t in quality
+            ],
+            columns=["task", "metric", "higher_is_better"],
+        )
+        empty = pd.DataFrame(columns=["overall", "model_id", "family", "mean_rank", *quality])
+        no_missing = pd.DataFrame(columns=["model_id", "family", "missing"])
+        if rows.empty or not quality:
+            return MeanRanks(empty, no_missing, averaged, excluded)
         family = rows.drop_duplicates("model_id").set_index("model_id")["family"]
+        rows = rows[rows["task"].isin(quality)]
+        coverage = rows.groupby("model_id")["task"].agg(set)
+        have = {m: coverage.get(m, set()) for m in sorted(family.index)}
+        complete = [m for m, tasks_run in have.items() if tasks_run >= set(quality)]
         missing = pd.DataFrame(
             [
-                {"model_id": m, "family": family[m], "missing": ", ".join(sorted(set(tasks) - have))}
-                for m, have in coverage.items()
-                if not have >= set(tasks)
+                {"model_id": m, "family": family[m], "missing": ", ".join(sorted(set(quality) - tasks_run))}
+                for m, tasks_run in have.items()
+                if not tasks_run >= set(quality)
             ],
             columns=["model_id", "family", "missing"],
         )
         if not complete:
-            return empty, missing
+            return MeanRanks(empty, missing, averaged, excluded)
         rows = rows[rows["model_id"].isin(complete)]
         table = pd.DataFrame({"model_id": complete, "family": [family[m] for m in complete]})
-        for task in tasks:
+        for task in quality:
             board = self.rank_rows(rows[rows["task"] == task], paired_limit=paired_limit).table
             table[task] = table["model_id"].map(dict(zip(board["model_id"], board["rank"], strict=True)))
-        table["mean_rank"] = table[list(tasks)].mean(axis=1)
+        table["mean_rank"] = table[quality].mean(axis=1)
         table["overall"] = table["mean_rank"].rank(method="min").astype(int)
         table = table.sort_values(["overall", "model_id"]).reset_index(drop=True)
-        return table[["overall", "model_id", "family", "mean_rank", *tasks]], missing
+        return MeanRanks(table[["overall", "model_id", "family", "mean_rank", *quality]], missing, averaged, excluded)
 
     def model_table(self, *, families: Sequence[str] = (), tags: Sequence[str] = ()) -> pd.DataFrame:
         """Models with their card fields (card: the JSON text) and run counts."""
@@ -717,7 +762,7 @@ class Store:
         """Every metric of one run with its interval, direction and convention."""
         return self.connection.execute(
             """
-            SELECT m.metric, m.value, m.ci_low, m.ci_high, m.ci_method, m.stderr, m.n, m.higher_is_better,
+            SELECT m.metric, m.value, m.ci_low, m.ci_high, m.ci_method, m.stderr, m.n, m.unit, m.higher_is_better,
                 i.convention
             FROM metrics m LEFT JOIN metric_info i ON i.metric = m.metric
             WHERE m.run_id = ?
@@ -835,6 +880,43 @@ class Store:
             """,
             {"reference": reference},
         ).df()
+
+    # ------------------------------------------------------------------ the adaptive-overfitting guard
+
+    def ladder_runs(self, task: str, metric: str | None = None, *, tiers: Sequence[str] = RANKED_TIERS) -> pd.DataFrame:
+        """Every ranked run of `task` among `tiers`, per org in ingest order (seq, then run id): the
+        submissions the Ladder (harness/ladder.py) reads. Superseded runs count (each was a look at
+        the test set); runs made with --limit do not (never ranked).
+
+        Columns: org (the part of the model id before "/"), model_id, run_id, seq, tier, metric,
+        value, higher_is_better, ci_low, ci_high, stderr, n, is_main, and, for the main metric,
+        boot_seed, boot_values (the stored main_bootstrap distribution, or None) and fingerprints
+        (the dataset fingerprints' JSON text): runs pair when these three agree.
+        """
+        return self.connection.execute(
+            """
+            SELECT split_part(r.model_id, '/', 1) AS org, r.model_id, r.run_id, r.seq, r.tier, m.metric, m.value,
+                m.higher_is_better, m.ci_low, m.ci_high, m.stderr, m.n, m.metric = r.main_metric AS is_main,
+                CASE WHEN m.metric = r.main_metric
+                    THEN TRY_CAST(json_extract(r.artifacts, '$.main_bootstrap.seed') AS BIGINT) END AS boot_seed,
+                CASE WHEN m.metric = r.main_metric
+                    THEN TRY_CAST(json_extract(r.artifacts, '$.main_bootstrap.values') AS DOUBLE[]) END AS boot_values,
+                CAST(r.dataset_fingerprints AS VARCHAR) AS fingerprints
+            FROM runs_tiered r
+            JOIN metrics m ON m.run_id = r.run_id AND m.metric = coalesce($metric, r.main_metric)
+            WHERE r.ranked AND r.task = $task AND list_contains($tiers, r.tier)
+            ORDER BY org, r.seq, r.run_id
+            """,
+            {"task": task, "metric": metric, "tiers": list(tiers)},
+        ).df()
+
+    def ladder_board(self, task: str, metric: str | None = None, *, tiers: Sequence[str] = RANKED_TIERS) -> LadderBoard:
+        """The board of `task` under the Ladder, one ladder per org: a `harness.ladder.LadderBoard`
+        (per org the guarded and the raw best; per submission its threshold, whether it was
+        accepted and the value shown after it)."""
+        from harness.ladder import ladder_tables
+
+        return ladder_tables(self.ladder_runs(task, metric, tiers=tiers))
 
 
 @contextmanager
@@ -1053,13 +1135,35 @@ PAIRED_LIMIT = 300
 
 @dataclass(frozen=True)
 class RankedBoard:
-    """A leaderboard with significance-aware ranks (`Store.rank_rows`).
+    """A leaderboard with ranks under family-wise error control (`Store.rank_rows`).
 
-    table: board_rows columns plus rank (1 + models significantly better) and paired (whether
-    the row was compared by paired bootstrap with others); paired_models: how many rows were;
-    over_paired_limit: True when the board was too large for paired tests (CIs only).
+    table: board_rows columns plus rank and rank_worst (a simultaneous 95% interval of each
+    model's true rank, see `harness.stats.significance_ranks`; missing on a diagnostic board) and
+    paired (whether the row was compared by paired bootstrap with others); paired_models: how
+    many rows were; over_paired_limit: True when the board was too large for paired tests (CIs
+    only); diagnostic: the metric is a diagnostic, shown but not ranked; pairs and
+    significant_pairs: the tests Holm's procedure ran and how many it found significant.
     """
 
     table: pd.DataFrame
     paired_models: int
     over_paired_limit: bool
+    diagnostic: bool = False
+    pairs: int = 0
+    significant_pairs: int = 0
+
+
+@dataclass(frozen=True)
+class MeanRanks:
+    """The aggregate view (`Store.mean_ranks`).
+
+    table: overall, model_id, family, mean_rank and one rank column per averaged task; missing:
+    the models left out and the tasks they lack; averaged: task, metric (its main metric) and
+    higher_is_better of each task in the mean; excluded: task, metric and reason of each
+    selected task left out (its main metric is a diagnostic).
+    """
+
+    table: pd.DataFrame
+    missing: pd.DataFrame
+    averaged: pd.DataFrame
+    excluded: pd.DataFrame

@@ -110,6 +110,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         raw["schema_version"] = 2
     if raw.get("schema_version") == 2:
         raw["schema_version"] = 3  # 3 added the optional provenance.environment
+    if raw.get("schema_version") == 3:
+        raw["schema_version"] = 4  # 4: the numbers are re-scored by the current code (harness.validation)
     return raw
 
 

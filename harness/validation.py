@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.schema import SCHEMA_VERSION, RunResult, Submission, TaskSpec, canonical_hash
+from harness.schema import RESCORED_BEFORE, SCHEMA_VERSION, RunResult, Submission, TaskSpec, canonical_hash
 from harness.submissions import upgrade
 from harness.tasks.base import ExpectedSamples, Samples
 from harness.trust import Tier
@@ -53,12 +53,13 @@ MAX_UNBOUND_ROWS = 200_000
 UNIT_INTERVAL = {
     "accuracy", "ece", "ece_em", "mce", "classwise_ece", "aurc", "ece_ts", "auroc", "aupr_in", "aupr_out",
     "fpr95", "balanced_accuracy", "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy",
-    "worst_class_accuracy", "acc_uniform", "sdtm", "top1_agreement", "mc_flips", "probe_accuracy",
+    "worst_class_accuracy", "acc_uniform", "sdtm", "ece_noise_floor", "ece_calibrated_p", "top1_agreement", "mc_flips", "probe_accuracy",
     "ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100",
 }  # fmt: skip
 RANGES: dict[str, tuple[float, float]] = {
     **{name: (0.0, 1.0) for name in UNIT_INTERVAL},
     "brier": (0.0, 2.0),
+    "ece_sq_debiased": (-1.0, 1.0),
     "js_mean": (0.0, math.log(2.0) + 1e-12),
     "nll": (0.0, math.inf),
     "nll_ts": (0.0, math.inf),
@@ -93,6 +94,10 @@ class _Checker:
         self.file = file
         self.root = root
         self.problems: list[Problem] = []
+        #: the file's own schema version (before upgrading)
+        self.version = SCHEMA_VERSION
+        #: runs whose numbers re-scoring replaced (files older than RESCORED_BEFORE)
+        self.replaced: dict[str, RunResult] = {}
 
     def add(self, field: str, message: str, fix: str = "") -> None:
         self.problems.append(Problem(str(self.file), field, message, fix))
@@ -156,6 +161,7 @@ def _parse(check: _Checker) -> Submission | None:
             f"this harness reads versions 1 to {SCHEMA_VERSION}; upgrade harness or fix the file",
         )
         return None
+    check.version = version
     try:
         return Submission.model_validate(upgrade(raw))
     except ValidationError as error:
@@ -244,6 +250,8 @@ def _check_layout(check: _Checker, sub: Submission) -> None:
         _check_run(check, f"results[{index}]", sub, run)
 
 
+#: what re-scoring an older file (schema < RESCORED_BEFORE) replaces instead of comparing
+UPGRADED_FIELDS = ("missing from the submission", "ci_low ", "ci_high ", "stderr ", "n ", "unit ", "ci_method ")
 #: tasks of other tools, the only ones imported (self-reported) results may name
 EXTERNAL_PREFIXES = ("lm_eval.", "mteb.")
 #: clocks differ; a timestamp later than this past the validator's clock is in the future
@@ -472,8 +480,11 @@ def _parquet_rows(check: _Checker, file: Path, cap: int) -> bool:
 
 
 def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec], tiers: dict[str, Tier]) -> None:
+    from pydantic_core import to_jsonable_python
+
     from harness.rescoring import compare_run
     from harness.tasks import adapter_for
+    from harness.tasks.base import run_artifacts, run_parameters
     from harness.tasks.compression import with_reference
 
     if sub.provenance.source != "harness" or sub.samples_file is None:
@@ -546,6 +557,19 @@ def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec], tiers
             check.add(f"results[{index}]", f"per-sample outputs cannot be scored ({type(error).__name__}: {error})")
             continue
         differences = list(compare_run(run, spec, outcome, sub.seed))
+        if check.version < RESCORED_BEFORE:
+            # An older file: its point values must still agree; metrics, intervals, n and units are today's.
+            differences = [(f, d) for f, d in differences if not d.startswith(UPGRADED_FIELDS)]
+        if check.version < RESCORED_BEFORE and not differences:
+            check.replaced[run.run_id] = run.model_copy(
+                update={
+                    "metrics": [type(m).model_validate(m.model_dump()) for m in outcome.metrics],  # as read from a file
+                    "parameters": to_jsonable_python(run_parameters(spec, outcome)),
+                    "artifacts": to_jsonable_python(run_artifacts(outcome, spec.main_metric, sub.seed)),
+                }
+            )
+            tiers[run.run_id] = "re-scored" if want is not None else "self-reported"
+            continue
         for field, difference in differences:
             check.add(
                 f"results[{index}].{field}",
@@ -642,6 +666,9 @@ def validate_file(
     found: dict[str, Tier] = {run.run_id: "self-reported" for run in sub.results}
     if rescore:
         _rescore(check, sub, specs, found)
+        if check.replaced:
+            results = [check.replaced.get(run.run_id, run) for run in sub.results]
+            sub = sub.model_copy(update={"results": results})
     if tiers is not None:
         tiers.update(found)
     return sub, check.problems

@@ -497,6 +497,7 @@ def raw_cases() -> list[tuple[str, str, Build]]:
         return json.dumps(sub).replace('"family": "digits-mlp"', '"family": "digits-mlp\u00e9"').encode("latin-1")
 
     return [
+        ("old-version-forged", "(ece): value 0.0001", edit_json(lambda sub: [set_("schema_version", 3)(sub), next(m for m in sub["results"][0]["metrics"] if m["name"] == "ece").__setitem__("value", 0.0001)])),
         ("imported-builtin-task", "imported results are accepted for lm-eval and MTEB tasks only", edit_json(imported_on_builtin)),
         ("main-metric-switched", "ranks by 'ece'", edit_json(set_("results.0.main_metric", "accuracy"))),
         ("created-in-the-future", "is in the future", edit_json(set_("provenance.created_at", "2999-01-01T00:00:00+00:00"))),

@@ -21,6 +21,7 @@ import pytest
 import scipy.stats
 from factories import SHA, make_submission
 from markdown_it import MarkdownIt
+from rank_reference import ranks_reference
 from streamlit.testing.v1 import AppTest
 
 from harness.runner import EvalOptions, load_models, run_and_record, unfit_reason
@@ -174,22 +175,53 @@ def test_leaderboard_ranks_the_newest_ranked_run_per_model_and_never_a_limited_o
         assert group["ece"].is_monotonic_increasing
 
 
-def test_ranks_are_one_plus_the_models_significantly_better_by_paired_bootstrap(
+def test_ranks_control_the_family_wise_error_with_paired_bootstraps(
     zoo_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with open_store(zoo_store, read_only=True) as store:
-        board = store.ranked_leaderboard("ood").table
-        boots = store.main_bootstraps(board["run_id"].tolist()).set_index("run_id")
+        ranked = store.ranked_leaderboard("ood")
+        boots = store.main_bootstraps(ranked.table["run_id"].tolist()).set_index("run_id")
+    board = ranked.table
     assert board["paired"].all()  # same data and seed: every pair is compared by a paired test
     distributions = np.stack([boots.loc[r, "values"] for r in board["run_id"]])
-    for i in range(len(board)):
-        better = sum(
-            np.percentile(distributions[j] - distributions[i], 2.5) > 0 for j in range(len(board)) if j != i
-        )  # AUROC: higher is better
-        assert board["rank"].iloc[i] == 1 + better
+    expected = ranks_reference(
+        board["value"].to_numpy(), board["ci_low"].to_numpy(), board["ci_high"].to_numpy(), True,
+        [(np.arange(len(board)), distributions)], n_samples=board["n"].to_numpy(np.float64),
+    )  # fmt: skip  # AUROC: higher is better
+    assert board["rank"].tolist() == expected["rank"]
+    assert board["rank_worst"].tolist() == expected["rank_worst"]
+    assert ranked.significant_pairs == expected["significant_pairs"]
     app = render(zoo_store, PAGES[0], monkeypatch, task="ood")
-    assert table(app)["rank"].tolist() == board["rank"].tolist()
-    assert "Every model was compared by a paired bootstrap test" in texts(app)
+    shown = table(app)
+    assert shown["rank"].tolist() == board["rank"].tolist()
+    assert shown["worst rank"].tolist() == board["rank_worst"].tolist()
+    assert shown["auroc.energy.mean"].is_monotonic_decreasing  # a better value is never listed below a worse one
+    assert "Every pair was compared by a paired bootstrap test" in texts(app)
+    assert f"(Holm, 5%: {ranked.significant_pairs} of {ranked.pairs} pairs significant)" in texts(app)
+
+
+def test_diagnostics_are_shown_without_ranks_and_never_enter_the_mean_rank(
+    zoo_store: Path, lm_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = render(zoo_store, PAGES[0], monkeypatch, task="calib", metric="temperature")
+    shown = table(app)
+    assert set(shown["rank"]) == {"—"} and set(shown["worst rank"]) == {"—"}
+    assert "`temperature` is a **diagnostic**" in texts(app)
+    app = render(lm_store, PAGES[0], monkeypatch, task="flatness")  # its main metric, hessian_trace
+    shown = table(app)
+    assert set(shown["rank"]) == {"—"} and shown["hessian_trace"].is_monotonic_increasing
+    assert "`hessian_trace` is a **diagnostic**" in texts(app)
+    # Asked for, flatness is left out of the mean with a note; the default never proposes it.
+    app = render(lm_store, PAGES[0], monkeypatch, view="Mean rank across tasks", tasks=["lm_loss", "flatness"])
+    shown = table(app)
+    assert "flatness" not in shown.columns and np.allclose(shown["mean_rank"], shown["lm_loss"])
+    assert "Not averaged" in texts(app) and "`flatness` (`hessian_trace`)" in texts(app)
+    assert "Mean rank over 1 task" in texts(app) and "`lm_loss`: loss\\_nats" in texts(app)
+    app = render(lm_store, PAGES[0], monkeypatch, view="Mean rank across tasks")
+    chosen = list(app.multiselect(key="tasks").value)
+    assert chosen and "flatness" not in chosen and "Not averaged" not in texts(app)
+    app = render(lm_store, PAGES[0], monkeypatch, view="Mean rank across tasks", tasks=["flatness"])
+    assert "None of the selected tasks has a quality metric" in texts(app)
 
 
 def test_another_metric_than_the_main_one_falls_back_to_confidence_intervals(
@@ -199,7 +231,7 @@ def test_another_metric_than_the_main_one_falls_back_to_confidence_intervals(
     shown = table(app)
     assert f"ood · {plain('fpr95.energy.mean')}" in texts(app)
     assert "`fpr95.energy.mean`: **lower is better**" in texts(app)
-    assert "non-overlapping 95% CIs" in texts(app)
+    assert "pairs are tested from their 95% CIs" in texts(app)
     expected = significance_ranks(
         shown["fpr95.energy.mean"].to_numpy(), shown["CI low"].to_numpy(), shown["CI high"].to_numpy(),
         higher_is_better=False,
@@ -630,3 +662,16 @@ def test_the_tier_filter_reaches_the_mean_rank_correlation_and_compression_pages
         and all(tiers[0][m] == "" for m in variants)
         and all(tiers[1][m] == "✎ self-reported" for m in variants)
     )
+
+
+def test_interval_notes_say_when_an_interval_excludes_its_point_or_has_no_width() -> None:
+    from common import FLAT, OUTSIDE, interval_notes
+
+    table = pd.DataFrame(
+        {
+            "value": [0.0113, 0.5, 0.3, 0.2],
+            "ci_low": [0.0117, 0.4, 0.3, None],
+            "ci_high": [0.0296, 0.6, 0.3, None],
+        }
+    )
+    assert interval_notes(table).tolist() == [OUTSIDE, "", FLAT, ""]

@@ -383,3 +383,94 @@ def test_top_label_is_exactly_numpy_max_and_argmax(n: int, k: int) -> None:
 def test_probs_without_classes_are_rejected() -> None:
     with pytest.raises(ValueError, match="no classes"):
         cal.expected_calibration_error(np.zeros((3, 0)), np.zeros(3, dtype=int))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The ece's bias and noise: Kumar et al.'s debiased squared error, the consistency-resampling floor
+
+
+def debiased_squared_reference(confidence: list[float], correct: list[int], n_bins: int) -> float:
+    """Kumar, Liang & Ma (2019), written from the paper with lists and loops."""
+    bins: dict[int, list[tuple[float, int]]] = {}
+    for c, y in zip(confidence, correct, strict=True):
+        index = min(max(math.ceil(min(max(c, 0.0), 1.0) * n_bins) - 1, 0), n_bins - 1)
+        bins.setdefault(index, []).append((c, y))
+    total = 0.0
+    for members in bins.values():
+        size = len(members)
+        accuracy = sum(y for _, y in members) / size
+        mean_confidence = sum(c for c, _ in members) / size
+        term = (accuracy - mean_confidence) ** 2
+        if size > 1:
+            term -= accuracy * (1 - accuracy) / (size - 1)
+        total += size / len(confidence) * term
+    return total
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 20), st.integers(0, 2**31))
+def test_debiased_squared_ece_matches_the_paper(n: int, n_bins: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    confidence = [rng.random(n), np.round(rng.random(n), 1), np.full(n, 1.0)][seed % 3]
+    correct = (rng.random(n) < 0.7).astype(np.float64)
+    got = cal.debiased_squared_ece(confidence, correct, n_bins)
+    assert got == pytest.approx(
+        debiased_squared_reference(confidence.tolist(), correct.astype(int).tolist(), n_bins), abs=1e-12
+    )
+
+
+def test_debiased_squared_ece_is_unbiased_where_the_plug_in_is_not() -> None:
+    """Calibrated data (labels ~ Bernoulli(confidence)): the debiased estimator averages ~0 over many
+    draws, the plug-in squared error does not (it is inflated by the bins' sampling variance)."""
+    rng = np.random.default_rng(0)
+    debiased, plug_in = [], []
+    for _ in range(400):
+        confidence = rng.uniform(0.5, 1.0, 271)
+        correct = (rng.random(271) < confidence).astype(np.float64)
+        debiased.append(cal.debiased_squared_ece(confidence, correct, 15))
+        bins = cal.equal_width_bin(confidence, 15)
+        count = np.bincount(bins, minlength=15)
+        gap = np.bincount(bins, correct - confidence, minlength=15) / np.maximum(count, 1)
+        plug_in.append(float(np.sum(count * gap**2) / 271))
+    se = np.std(debiased) / np.sqrt(len(debiased))
+    # The binned squared error of calibrated data is not exactly 0 within a bin (confidences vary), but
+    # far below the plug-in's bias.
+    assert abs(np.mean(debiased)) < 3 * se + 2e-4
+    assert np.mean(plug_in) > 10 * abs(np.mean(debiased))
+
+
+@pytest.mark.parametrize(("c", "n"), [(0.8, 50), (0.95, 271), (0.6, 1000)])
+def test_noise_floor_matches_the_binomial_expectation(c: float, n: int) -> None:
+    """With one confidence c for all n samples, a calibrated model's ece is |k/n - c| with
+    k ~ Binomial(n, c): its mean is computed exactly with scipy and compared."""
+    from scipy.stats import binom
+
+    k = np.arange(n + 1)
+    exact = float(np.sum(binom.pmf(k, n, c) * np.abs(k / n - c)))
+    floor, _ = cal.ece_noise_floor(np.full(n, c), observed=0.0, n_resamples=4000, seed=1)
+    sd = float(np.sqrt(np.sum(binom.pmf(k, n, c) * (np.abs(k / n - c) - exact) ** 2)))
+    assert floor == pytest.approx(exact, abs=4 * sd / np.sqrt(4000))
+
+
+def test_calibration_p_value_separates_calibrated_from_miscalibrated() -> None:
+    rng = np.random.default_rng(3)
+    confidence = rng.uniform(0.6, 1.0, 271)
+    calibrated = (rng.random(271) < confidence).astype(np.float64)
+    overconfident = (rng.random(271) < confidence - 0.25).astype(np.float64)
+
+    def ece(correct: np.ndarray) -> float:
+        return cal.binned_calibration_gap(confidence, correct, cal.equal_width_bin(confidence, 15), 15)
+
+    _, p_calibrated = cal.ece_noise_floor(confidence, ece(calibrated), n_resamples=999, seed=0)
+    floor, p_over = cal.ece_noise_floor(confidence, ece(overconfident), n_resamples=999, seed=0)
+    assert p_calibrated > 0.05 and p_over == pytest.approx(1 / 1000)
+    assert ece(calibrated) < 2 * floor  # a calibrated model's ece sits at the noise floor
+    # p-values of calibrated data are roughly uniform: P(p <= 0.1) close to 0.1 over many draws
+    ps = []
+    for seed in range(200):
+        draw = np.random.default_rng(100 + seed)
+        conf = draw.uniform(0.6, 1.0, 150)
+        correct = (draw.random(150) < conf).astype(np.float64)
+        observed = cal.binned_calibration_gap(conf, correct, cal.equal_width_bin(conf, 15), 15)
+        ps.append(cal.ece_noise_floor(conf, observed, n_resamples=199, seed=seed)[1])
+    assert 0.03 <= np.mean(np.asarray(ps) <= 0.1) <= 0.2

@@ -1,4 +1,4 @@
-"""Correlations with bootstrap CIs, paired comparisons and significance-aware ranks (harness/stats.py),
+"""Correlations with bootstrap CIs and paired comparisons (harness/stats.py; ranks: tests/test_ranks.py),
 checked against scipy and against naive loops on random and adversarial inputs."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from harness.stats import (
     linear_fit,
     paired_better_matrix,
     paired_difference_interval,
-    significance_ranks,
     weighted_average_ranks,
     weighted_kendall,
     weighted_pearson,
@@ -184,55 +183,4 @@ def test_paired_better_matrix_equals_percentile_intervals(n_resamples: int, conf
     assert not (got & got.T).any()  # never both better than each other
 
 
-def naive_ranks(values, low, high, higher, groups):  # type: ignore[no-untyped-def]
-    n = len(values)
-    sign = 1.0 if higher else -1.0
-    member = {int(i): g for g, (indices, _) in enumerate(groups) for i in indices}
-    better = np.zeros((n, n), dtype=bool)
-    for j in range(n):
-        for i in range(n):
-            if i == j:
-                continue
-            if i in member and member.get(j) == member[i]:
-                indices, dist = groups[member[i]]
-                row = {int(k): r for r, k in enumerate(indices)}
-                better[j, i] = np.percentile(sign * (dist[row[j]] - dist[row[i]]), 2.5) > 0
-            elif higher:
-                better[j, i] = low[j] > high[i]
-            else:
-                better[j, i] = high[j] < low[i]
-    return 1 + better.sum(axis=0)
-
-
-@pytest.mark.parametrize("higher", [True, False])
-def test_significance_ranks_equal_a_naive_pairwise_count(higher: bool) -> None:
-    rng = np.random.default_rng(3 + higher)
-    n = 30
-    values = np.round(rng.normal(size=n), 1)
-    half = rng.uniform(0.05, 0.6, size=n)
-    low, high = values - half, values + half
-    low[[3, 7]] = np.nan  # no interval: the value itself
-    high[[3, 7]] = np.nan
-    common = rng.normal(size=200)
-    members = np.array([0, 1, 2, 5, 8, 9, 13, 21])
-    distributions = values[members][:, None] + 0.3 * common + 0.05 * rng.normal(size=(len(members), 200))
-    groups = [(members, distributions), (np.array([4]), distributions[:1])]  # a group of one is no group
-    got = significance_ranks(values, low, high, higher_is_better=higher, paired_groups=groups)
-    filled_low = np.where(np.isnan(low), values, low)
-    filled_high = np.where(np.isnan(high), values, high)
-    expected = naive_ranks(values, filled_low, filled_high, higher, groups[:1])
-    assert got.rank.tolist() == expected.tolist()
-    assert got.paired.sum() == len(members)
-    assert got.rank.min() == 1
-
-
-def test_significance_ranks_docstring_example_and_plain_competition_ranks() -> None:
-    ranks = significance_ranks(
-        np.array([0.9, 0.8, 0.5]), np.array([0.85, 0.75, 0.45]), np.array([0.95, 0.88, 0.55]), higher_is_better=True
-    )
-    assert ranks.rank.tolist() == [1, 1, 3]
-    # Without intervals: the usual competition ranks (equal values tie).
-    values = np.array([0.3, 0.1, 0.1, 0.5])
-    nan = np.full(4, np.nan)
-    plain = significance_ranks(values, nan, nan, higher_is_better=False)
-    assert plain.rank.tolist() == scipy.stats.rankdata(values, method="min").astype(int).tolist()
+# significance_ranks (family-wise error control) is tested in tests/test_ranks.py.

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from factories import make_submission
 
@@ -12,6 +13,7 @@ from harness.runner import EvalOptions, load_models, run_and_record, unfit_reaso
 from harness.schema import MetricValue, Submission
 from harness.store import open_store
 from harness.submissions import find_submissions, read_submission
+from harness.synthetic import synthetic_store
 from harness.tasks import load_specs
 from harness.zoo import zoo_models
 
@@ -95,6 +97,48 @@ def test_leaderboard_ranks_by_direction_ties_share_rank_and_skips_limited(tmp_pa
         board = store.leaderboard("calib")
     assert board["model_id"].tolist() == ["o/m2", "o/m3", "o/m1"]  # lower ECE first; m4 (--limit) absent
     assert board["rank"].tolist() == [1, 1, 3]
+
+
+def test_quality_boards_are_ranked_diagnostics_are_not_and_mean_ranks_say_what_they_averaged(tmp_path: Path) -> None:
+    path = synthetic_store(
+        tmp_path / "s.duckdb", n_models=12, n_tasks=0, seed=3, bootstrap_values=200,
+        task_names=("calib", "lm_loss", "flatness", "synth_blimp"), bulk=False,
+    )  # fmt: skip
+    with open_store(path, read_only=True) as store:
+        flat = store.ranked_leaderboard("flatness")  # main metric hessian_trace: a diagnostic
+        assert flat.diagnostic and flat.pairs == 0 and len(flat.table) == 12
+        assert flat.table["rank"].isna().all() and flat.table["rank_worst"].isna().all()
+        assert flat.table["value"].is_monotonic_increasing  # sorted by value (lower = flatter)
+        assert store.ranked_leaderboard("calib", "temperature").diagnostic  # a fitted parameter
+        ece = store.ranked_leaderboard("calib")
+        assert not ece.diagnostic and ece.pairs == 12 * 11 // 2 and ece.paired_models == 12
+        assert ece.table["rank"].min() == 1 and (ece.table["rank"] <= ece.table["rank_worst"]).all()
+        assert ece.table["value"].is_monotonic_increasing  # ranks never contradict the values (lower ece first)
+        result = store.mean_ranks(["calib", "flatness", "lm_loss"])
+        assert result.excluded.to_dict("records") == [
+            {"task": "flatness", "metric": "hessian_trace", "reason": "its main metric is a diagnostic"}
+        ]
+        assert result.averaged["task"].tolist() == ["calib", "lm_loss"]
+        assert result.averaged["metric"].tolist() == ["ece", "loss_nats"]
+        assert list(result.table.columns) == ["overall", "model_id", "family", "mean_rank", "calib", "lm_loss"]
+        assert len(result.table) == 12 and result.missing.empty
+        assert np.allclose(result.table["mean_rank"], result.table[["calib", "lm_loss"]].mean(axis=1))
+        only = store.mean_ranks(["flatness"])
+        assert only.table.empty and only.averaged.empty and only.excluded["task"].tolist() == ["flatness"]
+
+
+def test_a_quality_board_of_equal_values_ties_everyone(tmp_path: Path) -> None:
+    def sub(sid: str, model: str) -> Submission:
+        base = make_submission(submission_id=sid)
+        metric = MetricValue(name="ece", value=0.125, higher_is_better=False, ci_low=0.1, ci_high=0.15, n=10)
+        run = base.results[0].model_copy(update={"run_id": f"{sid}-calib", "metrics": [metric]})
+        return base.model_copy(update={"model": base.model.model_copy(update={"name": model}), "results": [run]})
+
+    with open_store(tmp_path / "s.duckdb") as store:
+        store.ingest([(sub(f"s{i}", f"m{i}"), None) for i in range(24)])
+        board = store.ranked_leaderboard("calib")
+    assert not board.diagnostic and board.significant_pairs == 0
+    assert board.table["rank"].tolist() == [1] * 24 and board.table["rank_worst"].tolist() == [24] * 24
 
 
 def test_a_file_that_is_not_duckdb_is_a_clear_error(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_schema_v1_is_upgraded_on_read() -> None:
     upgraded, problems = validate_file(v1)
     assert problems == []
     current = read_submission(only_json(CORPUS / "valid"))
-    assert upgraded == current and upgraded is not None and upgraded.schema_version == 3
+    assert upgraded == current and upgraded is not None and upgraded.schema_version == 4
 
 
 #: the decoded-size cap while the corpus is checked (its "decodes too big" parquet decodes to 14 MB,

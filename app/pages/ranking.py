@@ -7,6 +7,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from common import (
     EMPTY_STORE,
+    FLAT,
+    INTERVAL_HELP,
+    OUTSIDE,
     PLOT_CONFIG,
     TIER_HELP,
     badges,
@@ -15,6 +18,7 @@ from common import (
     csv_download,
     direction,
     family_filters,
+    interval_notes,
     metric_caption,
     model_url,
     plain,
@@ -25,6 +29,7 @@ from common import (
     tier_filter,
 )
 
+from harness.metrics import is_diagnostic
 from harness.trust import BADGES, TIERS
 
 PER_TASK, AGGREGATE = "Per task", "Mean rank across tasks"
@@ -32,21 +37,30 @@ TOP_IN_CHART = 25
 CHART_BY_DEFAULT_UP_TO = 300
 
 RANK_RULE = """
-**How ranks are decided.** A model's rank is **1 + the number of models significantly better than
-it** at the 95% level, so models that no other model beats significantly share rank 1, and a tie
-never hides a model that is significantly worse than the one above.
+**How ranks are decided.** Every pair of models on the board is tested, and the tests are corrected
+together (Holm's step-down procedure at 5%), so **with probability at least 95% not one "A is
+better than B" verdict on the whole board is wrong**, however many models it holds. A model's
+**rank** is 1 + the number of models found better than it, then made monotone: a model never gets a
+worse rank than a model with a worse value (equal values share a rank). The rank is the best
+position the data allow, and **worst rank** the worst: with 95% confidence, for every model at
+once, its true rank lies between the two.
 
 - *Paired bootstrap* (used when possible): every run stores the bootstrap distribution of its main
   metric. Two runs on the same data (same dataset fingerprints) with the same seed and the same
   number of resamples used the same resamples, so the difference of their distributions,
-  resample by resample, is a paired-bootstrap distribution of the difference. Model A is
-  significantly better than B when the 95% percentile interval of A - B (oriented so that positive
-  means better) lies above 0.
-- *Fallback*: for every other pair (another metric than the main one, runs with different seeds or
-  data, tables of more than 300 models), A is significantly better than B when their 95% CIs do not
-  overlap. This is conservative: it ties more models than a paired test would.
-- A model without a CI is compared by its value alone. Ties are not transitive: A can beat C while
-  B ties with both. The "paired test" column says which models were compared by the paired test.
+  resample by resample, is a paired-bootstrap distribution of the difference. Its p-value is the
+  larger of the studentized one (observed difference / bootstrap standard error, normal tails) and
+  the percentile-bootstrap one (twice the share of resamples on the other side of 0).
+- *Fallback*: every other pair (another metric than the main one, runs with different seeds or
+  data, tables of more than 300 models) is tested from the two 95% CIs, conservatively: each
+  half-width / 1.96 is a standard error, and their sum bounds the standard error of the difference
+  whatever the two results' correlation. For a single pair this is exactly "the CIs do not overlap";
+  on a board, the CIs must stay apart after widening to Holm's stricter level.
+- A model without a CI is compared by its value alone. The "paired test" column says which models
+  were compared by the paired test.
+- Diagnostics (fitted parameters such as `temperature`, flatness measures such as `hessian_trace`,
+  the reference's own perplexity, the ece's noise floor and its p-value) are shown with their CIs
+  but never ranked, and never enter the mean rank.
 - Runs made with `--limit` are never ranked; each model's newest ranked run of the task is used.
 - With a family, tag or trust-tier filter, ranks are recomputed among the models shown.
 """
@@ -114,31 +128,47 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
         st.info("No ranked run matches the filters (task, family, tags and trust tiers).")
         return
     n_unranked = int(info.loc[task, "unranked_runs"])
-    if board.over_paired_limit:
-        method = f"{len(table):,} models: more than the paired-test limit, so ranks use non-overlapping 95% CIs."
-    elif board.paired_models == len(table):
-        method = "Every model was compared by a paired bootstrap test of the difference (95%)."
-    elif board.paired_models:
-        method = (
-            f"{board.paired_models} of {len(table)} models were compared by a paired bootstrap test; "
-            "the others (no paired distribution: another seed, other data, or not the main metric) by "
-            "non-overlapping 95% CIs."
+    limited = f"{n_unranked} run(s) made with `--limit` are not ranked. " if n_unranked else ""
+    if board.diagnostic:
+        st.caption(
+            f"{code(metric)} is a **diagnostic** (a fitted parameter or a property of the model, not a measure "
+            "of quality): values are shown with their CIs, sorted by value, and **not ranked**; this board never "
+            "enters the mean rank. " + limited
         )
     else:
-        method = "No paired bootstrap distributions for this metric: ranks use non-overlapping 95% CIs."
-    st.caption(
-        f"Rank = 1 + number of models significantly better (95%); equal ranks are ties. {method} "
-        + (f"{n_unranked} run(s) made with `--limit` are not ranked. " if n_unranked else "")
-    )
+        if board.over_paired_limit:
+            method = (
+                f"{len(table):,} models: more than the paired-test limit, so pairs are tested from their 95% CIs "
+                "(conservative)."
+            )
+        elif board.paired_models == len(table):
+            method = "Every pair was compared by a paired bootstrap test of the difference."
+        elif board.paired_models:
+            method = (
+                f"{board.paired_models} of {len(table)} models were compared by a paired bootstrap test; "
+                "the other pairs (no paired distribution: another seed, other data, or not the main metric) from "
+                "their 95% CIs (conservative)."
+            )
+        else:
+            method = "No paired bootstrap distributions for this metric: pairs are tested from their 95% CIs."
+        st.caption(
+            f"Rank = 1 + number of models significantly better, with the error controlled over the whole board "
+            f"(Holm, 5%: {board.significant_pairs:,} of {board.pairs:,} pairs significant), and never worse than "
+            f"the rank of a model with a worse value; equal ranks are ties. {method} " + limited
+        )
+    notes = interval_notes(table)
     shown = pd.DataFrame(
         {
-            "rank": table["rank"],
+            "rank": table["rank"].astype("string").fillna("—") if board.diagnostic else table["rank"],
+            "worst rank": table["rank_worst"].astype("string").fillna("—") if board.diagnostic else table["rank_worst"],
             "model": [model_url(m, task) for m in table["model_id"]],
             "family": table["family"],
             metric: table["value"],
             "CI low": table["ci_low"],
             "CI high": table["ci_high"],
             "n": table["n"],
+            "unit": table["unit"],
+            "interval": notes,
             "parameters": table["n_parameters"],
             "paired test": table["paired"],
             "tier": badges(table["tier"]),
@@ -151,18 +181,31 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
         width="stretch",
         height=min(38 + 35 * len(shown), 560),
         column_config={
-            "rank": st.column_config.NumberColumn("rank", help="1 + number of models significantly better"),
+            "rank": st.column_config.Column(
+                "rank", help="1 + number of models significantly better (Holm, 5% over the board), made monotone"
+            ),
+            "worst rank": st.column_config.Column(
+                "worst rank",
+                help="with 95% confidence, for every model at once, the true rank lies between rank and worst rank",
+            ),
             "model": st.column_config.LinkColumn("model", display_text=r"model=([^&]*)", help="open the model page"),
             metric: st.column_config.NumberColumn(metric, format="%.4f", help=direction(higher)),
             "CI low": st.column_config.NumberColumn("95% CI low", format="%.4f"),
             "CI high": st.column_config.NumberColumn("95% CI high", format="%.4f"),
-            "n": st.column_config.NumberColumn("n", help="evaluation samples (or tokens, prompts, items)"),
+            "n": st.column_config.NumberColumn("n", help="independent units resampled (the unit column names them)"),
+            "unit": st.column_config.TextColumn("unit", help="what n counts: samples, documents, queries, prompts ..."),
+            "interval": st.column_config.TextColumn("interval", help=INTERVAL_HELP),
             "parameters": st.column_config.NumberColumn("parameters", format="compact"),
             "tags": st.column_config.ListColumn("tags"),
             "paired test": st.column_config.CheckboxColumn("paired test", help="compared by a paired bootstrap"),
             "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
         },
     )
+    if notes.str.len().gt(0).any():
+        st.caption(
+            f"{int(notes.eq(OUTSIDE).sum())} value(s) lie outside their own 95% interval and "
+            f"{int(notes.eq(FLAT).sum())} interval(s) have no width (see the interval column): " + INTERVAL_HELP
+        )
     export = table.drop(columns=["is_main"]).assign(tags=table["tags"].map(lambda t: ";".join(t)))
     csv_download(export, safe_file_name("leaderboard", task, metric), key="download-board")
     # Drawing the chart loads plotly.js (about 1 s per page load on a slow CPU): on by default for boards
@@ -174,17 +217,20 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
         bind="query-params",
     ):
         st.plotly_chart(
-            _interval_chart(table.head(TOP_IN_CHART), metric, higher), config=PLOT_CONFIG, key="chart-board"
+            _interval_chart(table.head(TOP_IN_CHART), metric, higher, ranked=not board.diagnostic),
+            config=PLOT_CONFIG,
+            key="chart-board",
         )
     with st.expander("How ranks are decided"):
         st.markdown(RANK_RULE)
 
 
-def _interval_chart(table: pd.DataFrame, metric: str, higher: object) -> go.Figure:
-    """The top models' values with their 95% CIs, best at the top, coloured by family."""
+def _interval_chart(table: pd.DataFrame, metric: str, higher: object, *, ranked: bool = True) -> go.Figure:
+    """The top models' values with their 95% CIs, best at the top, coloured by family (unranked: by value)."""
     figure = go.Figure()
     labels = [
-        f"{r}. {chart_text(short_name(m), limit=None)}" for r, m in zip(table["rank"], table["model_id"], strict=True)
+        f"{r if ranked else i + 1}. {chart_text(short_name(m), limit=None)}"
+        for i, (r, m) in enumerate(zip(table["rank"], table["model_id"], strict=True))
     ]
     for family, rows in table.assign(label=labels).groupby("family", sort=True):
         low = (rows["value"] - rows["ci_low"]).fillna(0)
@@ -202,7 +248,7 @@ def _interval_chart(table: pd.DataFrame, metric: str, higher: object) -> go.Figu
     figure.update_yaxes(categoryorder="array", categoryarray=labels[::-1], title=None)
     figure.update_xaxes(title=f"{chart_text(metric)} ({direction(higher)}), 95% CI")
     figure.update_layout(
-        title=f"Top {len(table)} by rank, with 95% CIs",
+        title=f"Top {len(table)} by rank, with 95% CIs" if ranked else f"First {len(table)} by value, with 95% CIs",
         height=120 + 24 * len(table),
         margin={"l": 10, "r": 10, "t": 50, "b": 40},
         legend_title_text="family",
@@ -225,29 +271,50 @@ def _default_tasks(task_sets: pd.DataFrame) -> list[str]:
 
 def aggregate(snap: object, overview: pd.DataFrame, families: list[str], tags: list[str], tiers: list[str]) -> None:
     task_sets = query(snap, "task_sets", families=families, tags=tags, tiers=tiers)
+    # Tasks whose main metric is a diagnostic never enter a mean rank, so the default leaves them out.
+    diagnostic = {t for t, m in zip(overview["task"], overview["main_metric"], strict=True) if is_diagnostic(str(m))}
+    quality_sets = task_sets.assign(tasks=[[t for t in ts if t not in diagnostic] for ts in task_sets["tasks"]])
+    quality_sets = quality_sets[quality_sets["tasks"].map(len) > 0]
     tasks = st.multiselect(
         "Tasks to aggregate (each task's main metric)",
         overview["task"].tolist(),
-        default=_default_tasks(task_sets),
+        default=_default_tasks(quality_sets),
         key="tasks",
         bind="query-params",
     )
     if not tasks:
         st.info("Choose at least one task.")
         return
-    table, missing = query(snap, "mean_ranks", tasks, families=families, tags=tags, tiers=tiers)
+    result = query(snap, "mean_ranks", tasks, families=families, tags=tags, tiers=tiers)
+    table, missing = result.table, result.missing
+    averaged = [t for t in tasks if t in set(result.averaged["task"])]
     info = overview.set_index("task")
-    st.subheader(f"Mean rank over {len(tasks)} task{'s' if len(tasks) > 1 else ''}")
+    st.subheader(f"Mean rank over {len(averaged)} task{'s' if len(averaged) != 1 else ''}")
+    if not result.excluded.empty:
+        st.info(
+            "Not averaged, because the task's main metric is a diagnostic (a fitted parameter or a property of the "
+            "model, not a measure of quality): "
+            + "; ".join(
+                f"{code(t)} ({code(m)})"
+                for t, m in zip(result.excluded["task"], result.excluded["metric"], strict=True)
+            )
+            + ". Diagnostic boards show the values without ranks."
+        )
+    if not averaged:
+        st.info("None of the selected tasks has a quality metric as its main metric. Choose other tasks.")
+        return
     st.caption(
-        "Per task: the significance-aware rank on its main metric ("
+        "Averaged: per task, the rank on its main metric ("
         + "; ".join(
             f"{code(t)}: {plain(info.loc[t, 'main_metric'])}, {direction(info.loc[t, 'higher_is_better'])}"
-            for t in tasks
+            for t in averaged
         )
-        + "). Only models with a ranked run on every selected task are aggregated, and each task's ranks are "
-        "recomputed among them, so every mean is over the same tasks and competitors. Lower mean rank is better; "
-        "`overall` ranks the means (equal means share a rank)."
+        + "), with the error controlled per board (Holm, 5%). Only models with a ranked run on every averaged task "
+        "are aggregated, and each task's ranks are recomputed among them, so every mean is over the same tasks and "
+        "competitors. Lower mean rank is better; `overall` ranks the means (equal means share a rank). The mean "
+        "itself carries no error guarantee."
     )
+    tasks = averaged
     if table.empty:
         st.info("No model has ranked runs on all the selected tasks. Choose fewer tasks.")
     else:

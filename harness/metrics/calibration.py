@@ -59,11 +59,14 @@ AURC = MetricInfo(
     "area under the risk-coverage curve: mean over k = 1..n of the error rate of the k most confident samples "
     "(max prob); tied confidences share their mean error",
 )
+# Diagnostic: a fitted parameter. T says how over- or under-confident the model was, not how good it
+# is (T = 1 is not better than T = 2 once the logits are rescaled), so it is shown, never ranked.
 TEMPERATURE = MetricInfo(
     "temperature",
     False,
     "softmax temperature T fitted by NLL on the calibration split (logits / T); a fitted parameter, "
     "direction does not apply (T > 1: the model was over-confident)",
+    diagnostic=True,
 )
 ECE_TS = MetricInfo(
     "ece_ts",
@@ -71,6 +74,27 @@ ECE_TS = MetricInfo(
     "ece (15 equal-width bins, L1) of softmax(test logits / T), T fitted by NLL on the calibration split",
 )
 NLL_TS = MetricInfo("nll_ts", False, "nll (nats) of softmax(test logits / T), T fitted by NLL on the calibration split")
+ECE_SQ_DEBIASED = MetricInfo(
+    "ece_sq_debiased",
+    False,
+    "debiased squared L2 calibration error (Kumar, Liang & Ma 2019): sum over the 15 equal-width bins of "
+    "|b|/n * ((accuracy - confidence)^2 - accuracy (1 - accuracy) / (|b| - 1)); unbiased for the binned "
+    "squared error, so it is negative for some well-calibrated samples (0: calibrated)",
+)
+ECE_NOISE_FLOOR = MetricInfo(
+    "ece_noise_floor",
+    False,
+    "mean ece of a perfectly calibrated model with these confidences (consistency resampling, Broecker & Smith "
+    "2007: confidences resampled, labels drawn as Bernoulli(confidence)); an ece near or below it is noise",
+    diagnostic=True,  # what a calibrated model would score: a reference line, not the model's quality
+)
+ECE_CALIBRATED_P = MetricInfo(
+    "ece_calibrated_p",
+    True,
+    "p-value of 'the model is calibrated': share of consistency resamples whose ece is at least the observed "
+    "one, (1 + k) / (1 + B); small: miscalibration beyond noise",
+    diagnostic=True,  # a test's p-value: evidence about the ece, not a quality to rank by
+)
 
 
 def check_probs(probs: FloatArray, labels: IntArray) -> tuple[FloatArray, IntArray]:
@@ -191,6 +215,57 @@ def expected_calibration_error(probs: FloatArray, labels: IntArray, n_bins: int 
     confidence, prediction = top_label(probs)
     correct = (prediction == labels).astype(np.float64)
     return binned_calibration_gap(confidence, correct, equal_width_bin(confidence, n_bins), n_bins)
+
+
+def debiased_squared_ece(confidence: FloatArray, correct: FloatArray, n_bins: int = 15) -> float:
+    """Kumar et al. (2019)'s debiased estimator of the binned squared calibration error.
+
+    Per equal-width bin b with n_b >= 2 samples, mean confidence c_b and accuracy a_b:
+    (a_b - c_b)^2 - a_b (1 - a_b) / (n_b - 1), weighted by n_b / n (bins with one sample add
+    (a_b - c_b)^2). The plug-in (a_b - c_b)^2 overestimates the squared gap by the variance of a_b;
+    subtracting its unbiased estimate removes that bias, so a calibrated model scores about 0.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    bins = equal_width_bin(confidence, n_bins)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    safe = np.maximum(count, 1.0)
+    accuracy = np.bincount(bins, correct, minlength=n_bins) / safe
+    mean_confidence = np.bincount(bins, confidence, minlength=n_bins) / safe
+    variance = np.where(count > 1, accuracy * (1.0 - accuracy) / np.maximum(count - 1.0, 1.0), 0.0)
+    terms = (accuracy - mean_confidence) ** 2 - variance
+    return float(np.sum(count * terms) / confidence.shape[0])
+
+
+def squared_gap(confidence: FloatArray, correct: FloatArray, n_bins: int = 15) -> float:
+    """The plug-in binned squared calibration error: sum over equal-width bins of |b|/n (a_b - c_b)^2."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    bins = equal_width_bin(confidence, n_bins)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    gap = np.bincount(bins, np.asarray(correct, dtype=np.float64) - confidence, minlength=n_bins)
+    return float(np.sum(gap**2 / np.maximum(count, 1.0)) / confidence.shape[0])
+
+
+def ece_noise_floor(
+    confidence: FloatArray, observed: float, n_bins: int = 15, n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """(noise floor, p-value of "calibrated") of the ece by consistency resampling.
+
+    Each resample draws n confidences with replacement and labels correct_i ~ Bernoulli(confidence_i),
+    i.e. data from a perfectly calibrated model with the same confidences, and computes its ece
+    (equal-width bins). The floor is the mean of those eces; the p-value is (1 + #{ece_b >= observed})
+    / (1 + B). Seeded: the same inputs give the same numbers.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    n = confidence.shape[0]
+    rng = np.random.default_rng(seed)
+    eces = np.empty(n_resamples, dtype=np.float64)
+    for b in range(n_resamples):
+        drawn = confidence[rng.integers(0, n, size=n)]
+        correct = (rng.random(n) < drawn).astype(np.float64)
+        eces[b] = binned_calibration_gap(drawn, correct, equal_width_bin(drawn, n_bins), n_bins)
+    p_value = (1.0 + float(np.sum(eces >= observed - 1e-12))) / (1.0 + n_resamples)
+    return float(eces.mean()), p_value
 
 
 def binned_calibration_gap(confidence: FloatArray, correct: FloatArray, bins: IntArray, n_bins: int) -> float:

@@ -72,8 +72,13 @@ TOP1_AGREEMENT = MetricInfo(
     True,
     "share of positions where the candidate's argmax token equals the reference's (ties: lowest index)",
 )
+# Diagnostic: a property of the reference, the same for every candidate compared with it; ranking
+# candidates by it would rank their references.
 PPL_REFERENCE = MetricInfo(
-    "ppl_reference", False, "perplexity of the reference on the held-out corpus: exp(total NLL / total tokens)"
+    "ppl_reference",
+    False,
+    "perplexity of the reference on the held-out corpus: exp(total NLL / total tokens)",
+    diagnostic=True,
 )
 PPL_CANDIDATE = MetricInfo(
     "ppl_candidate", False, "perplexity of the candidate on the held-out corpus: exp(total NLL / total tokens)"
@@ -90,22 +95,27 @@ LOSS_NATS = MetricInfo(
     "loss_nats", False, "held-out mean per-token cross-entropy, natural log (nats): total NLL / total tokens"
 )
 PERPLEXITY = MetricInfo("perplexity", False, "held-out perplexity: exp(total NLL / total tokens) = exp(loss_nats)")
+# Diagnostics: sharpness describes where a checkpoint sits in the loss landscape; whether flatter is
+# better is the question the correlation page asks, so the flatness metrics are shown, never ranked.
 HESSIAN_TRACE = MetricInfo(
     "hessian_trace",
     False,
     "trace of the Hessian of the held-out loss per token, estimated by the Fisher trace: sum over documents of "
     "||grad log p(y)||^2 with y sampled from the model, / tokens (Liu et al. 2023); lower = flatter",
+    diagnostic=True,
 )
 HESSIAN_TRACE_HUTCHINSON = MetricInfo(
     "hessian_trace_hutchinson",
     False,
     "Hutchinson estimate of the trace of the Hessian of the mean held-out loss: mean of v^T H v, v Rademacher",
+    diagnostic=True,
 )
 NOISE_LOSS_INCREASE = MetricInfo(
     "noise_loss_increase",
     False,
     "expected held-out loss increase (nats) under relative Gaussian weight noise theta + s * |theta| * eps; "
     "qualified by the scale s",
+    diagnostic=True,
 )
 PROBE_ACCURACY = MetricInfo(
     "probe_accuracy",

@@ -22,7 +22,6 @@ from harness.errors import HarnessError
 from harness.metrics import metric_info
 from harness.models.base import Arrays, Capability
 from harness.schema import MetricValue, Scalar, TaskSpec
-from harness.stats import percentile_interval
 
 
 @dataclass(frozen=True)
@@ -194,25 +193,46 @@ def logit_samples(split: str, outputs: SplitOutputs) -> Samples:
     )
 
 
-def bootstrap_metric(name: str, value: float, distribution: NDArray[np.float64], n: int) -> MetricValue:
-    """A MetricValue with a percentile-bootstrap 95% CI; direction from the metric registry."""
+def bootstrap_metric(
+    name: str,
+    value: float,
+    distribution: NDArray[np.float64],
+    n: int,
+    unit: str = "samples",
+    *,
+    proportion: bool = False,
+) -> MetricValue:
+    """A MetricValue with a 95% CI; direction from the metric registry; `n` independent `unit`s.
+
+    A `proportion` (the share of n units that succeed: accuracy, flips) gets the Wilson interval;
+    any other statistic the bias-corrected percentile interval of its bootstrap `distribution`
+    (harness/intervals.py). The distribution is kept either way: the main metric's pairs runs for
+    the ranks."""
+    from harness.intervals import bias_corrected_interval, wilson_interval
+
     info = metric_info(name)
-    low, high = percentile_interval(distribution)
+    if proportion:
+        low, high = wilson_interval(min(max(value * n, 0.0), float(n)), n)
+        method = "wilson"
+    else:
+        low, high = bias_corrected_interval(value, distribution)
+        method = "bc-bootstrap"
     metric = MetricValue(
         name=name,
         value=value,
         higher_is_better=info.higher_is_better,
         ci_low=low,
         ci_high=high,
-        ci_method="bootstrap",
+        ci_method=method,
         n=n,
+        unit=unit,
     )
     metric._distribution = tuple(float(v) for v in distribution)
     return metric
 
 
-def stderr_metric(name: str, values: NDArray[np.float64]) -> MetricValue:
-    """The mean of independent estimates with a 95% CI of mean +- 1.96 standard errors."""
+def stderr_metric(name: str, values: NDArray[np.float64], unit: str) -> MetricValue:
+    """The mean of independent estimates (`unit`s) with a 95% CI of mean +- 1.96 standard errors."""
     values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
     stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
@@ -226,10 +246,11 @@ def stderr_metric(name: str, values: NDArray[np.float64]) -> MetricValue:
         ci_high=mean + 1.96 * stderr,
         ci_method="stderr",
         n=len(values),
+        unit=unit,
     )
 
 
-def plain_metric(name: str, value: float, n: int) -> MetricValue:
+def plain_metric(name: str, value: float, n: int, unit: str = "samples") -> MetricValue:
     """A MetricValue without an interval (e.g. a fitted parameter such as a temperature)."""
     info = metric_info(name)
-    return MetricValue(name=name, value=value, higher_is_better=info.higher_is_better, ci_method="none", n=n)
+    return MetricValue(name=name, value=value, higher_is_better=info.higher_is_better, ci_method="none", n=n, unit=unit)

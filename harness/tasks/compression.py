@@ -136,12 +136,12 @@ class CompressionAdapter:
         n = len(prompts)
         median = np.asarray([np.median(np.repeat(prompts[:, 0], row.astype(np.int64))) for row in p_counts])
         metrics: list[MetricValue] = [
-            bootstrap_metric("fdtm_mean", float(prompts[:, 0].mean()), p_counts @ prompts[:, 0] / n, n),
-            bootstrap_metric("fdtm_median", float(np.median(prompts[:, 0])), median, n),
-            bootstrap_metric("sdtm", float(prompts[:, 1].mean()), p_counts @ prompts[:, 1] / n, n),
-            bootstrap_metric("js_mean", float(prompts[:, 2].mean()), p_counts @ prompts[:, 2] / n, n),
-            bootstrap_metric("kl_mean", float(prompts[:, 3].mean()), p_counts @ prompts[:, 3] / n, n),
-            bootstrap_metric("top1_agreement", float(prompts[:, 4].mean()), p_counts @ prompts[:, 4] / n, n),
+            bootstrap_metric("fdtm_mean", float(prompts[:, 0].mean()), p_counts @ prompts[:, 0] / n, n, "prompts"),
+            bootstrap_metric("fdtm_median", float(np.median(prompts[:, 0])), median, n, "prompts"),
+            bootstrap_metric("sdtm", float(prompts[:, 1].mean()), p_counts @ prompts[:, 1] / n, n, "prompts"),
+            bootstrap_metric("js_mean", float(prompts[:, 2].mean()), p_counts @ prompts[:, 2] / n, n, "prompts"),
+            bootstrap_metric("kl_mean", float(prompts[:, 3].mean()), p_counts @ prompts[:, 3] / n, n, "prompts"),
+            bootstrap_metric("top1_agreement", float(prompts[:, 4].mean()), p_counts @ prompts[:, 4] / n, n, "prompts"),
         ]
         tokens = d_counts @ documents[:, 1]
         ppl_candidate = np.exp(d_counts @ documents[:, 0] / tokens)
@@ -149,14 +149,16 @@ class CompressionAdapter:
         total = documents[:, 1].sum()
         point_candidate = float(np.exp(documents[:, 0].sum() / total))
         point_reference = float(np.exp(documents[:, 2].sum() / total))
-        n_tokens = int(total)
+        n_documents = len(documents)  # documents are resampled, not tokens
+        ratio = point_candidate / point_reference
         metrics += [
-            bootstrap_metric("ppl_candidate", point_candidate, ppl_candidate, n_tokens),
-            bootstrap_metric("ppl_reference", point_reference, ppl_reference, n_tokens),
-            bootstrap_metric("ppl_ratio", point_candidate / point_reference, ppl_candidate / ppl_reference, n_tokens),
+            bootstrap_metric("ppl_candidate", point_candidate, ppl_candidate, n_documents, "documents"),
+            bootstrap_metric("ppl_reference", point_reference, ppl_reference, n_documents, "documents"),
+            bootstrap_metric("ppl_ratio", ratio, ppl_candidate / ppl_reference, n_documents, "documents"),
         ]
         flipped = (items[:, 0] != items[:, 1]).astype(np.float64)
-        metrics.append(bootstrap_metric("mc_flips", float(flipped.mean()), i_counts @ flipped / len(items), len(items)))
+        flips = i_counts @ flipped / len(items)
+        metrics.append(bootstrap_metric("mc_flips", float(flipped.mean()), flips, len(items), "items", proportion=True))
         return Outcome(
             metrics=metrics,
             artifacts={"fdt_histogram": np.bincount(prompts[:, 0].astype(np.int64)).tolist()},
@@ -212,14 +214,22 @@ class ComponentSweepAdapter:
         order = np.argsort(fdtm, kind="stable")  # most sensitive (earliest divergence) first
         worst, best = int(order[0]), int(order[-1])
         metrics = [
-            bootstrap_metric("fdtm_mean.most_sensitive", float(fdtm[worst]), resampled_fdtm.min(axis=0), n_prompts),
-            bootstrap_metric("fdtm_mean.least_sensitive", float(fdtm[best]), resampled_fdtm.max(axis=0), n_prompts),
             bootstrap_metric(
-                "sdtm.most_sensitive", float(sdtm[worst]), sdt.values[worst] @ counts.T / n_prompts, n_prompts
+                "fdtm_mean.most_sensitive", float(fdtm[worst]), resampled_fdtm.min(axis=0), n_prompts, "prompts"
+            ),
+            bootstrap_metric(
+                "fdtm_mean.least_sensitive", float(fdtm[best]), resampled_fdtm.max(axis=0), n_prompts, "prompts"
+            ),
+            bootstrap_metric(
+                "sdtm.most_sensitive",
+                float(sdtm[worst]),
+                sdt.values[worst] @ counts.T / n_prompts,
+                n_prompts,
+                "prompts",
             ),
         ]
         metrics += [
-            bootstrap_metric(f"fdtm_mean.{name}", float(fdtm[i]), resampled_fdtm[i], n_prompts)
+            bootstrap_metric(f"fdtm_mean.{name}", float(fdtm[i]), resampled_fdtm[i], n_prompts, "prompts")
             for i, name in enumerate(fdt.ids)
         ]
         ranking = [{"component": fdt.ids[i], "fdtm_mean": float(fdtm[i]), "sdtm": float(sdtm[i])} for i in order]

@@ -94,14 +94,15 @@ class FlatnessAdapter:
         (counts,) = stratified_counts([len(fisher)], n_resamples, seed)
         trace = float(fisher[:, 0].sum() / fisher[:, 1].sum())
         metrics: list[MetricValue] = [
+            # documents are resampled (a document's tokens are not independent): n counts documents
             bootstrap_metric(
-                "hessian_trace", trace, (counts @ fisher[:, 0]) / (counts @ fisher[:, 1]), int(fisher[:, 1].sum())
+                "hessian_trace", trace, (counts @ fisher[:, 0]) / (counts @ fisher[:, 1]), len(fisher), "documents"
             ),
-            stderr_metric("hessian_trace_hutchinson", samples["hutchinson"].values[:, 0]),
+            stderr_metric("hessian_trace_hutchinson", samples["hutchinson"].values[:, 0], "probes"),
         ]
         noise = samples["noise"].values
         for scale in np.unique(noise[:, 0]):
-            metrics.append(stderr_metric(f"noise_loss_increase.{scale:g}", noise[noise[:, 0] == scale, 2]))
+            metrics.append(stderr_metric(f"noise_loss_increase.{scale:g}", noise[noise[:, 0] == scale, 2], "seeds"))
         return Outcome(metrics=metrics, parameters={**_params(spec), "n_resamples": n_resamples})
 
 

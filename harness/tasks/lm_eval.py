@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.intervals import bias_corrected_interval, wilson_interval
 from harness.metrics import calibration as cal
 from harness.models.base import Capability
 from harness.schema import DatasetSource, MetricValue, TaskSpec
-from harness.stats import percentile_interval, stratified_counts
+from harness.stats import stratified_counts
 from harness.tasks.base import ExpectedSamples, Outcome, Request, Samples, SplitOutputs, bootstrap_metric
 
 PAIR_AGGREGATES = ("word_perplexity", "byte_perplexity", "bits_per_byte")
@@ -173,12 +174,17 @@ class LMEvalAdapter:
                 value, resampled = _pair(name, ll.sum(), weight.sum()), _pair(name, counts @ ll, counts @ weight)
             else:
                 continue
-            low, high = percentile_interval(np.asarray(resampled, dtype=np.float64))
+            # A per-document 0/1 score (acc, acc_norm, exact_match) is a proportion: Wilson; else bias-corrected.
+            binary = name in columns and bool(np.isin(columns[name], (0.0, 1.0)).all())
+            if binary:
+                low, high = wilson_interval(float(columns[name].sum()), n)
+            else:
+                low, high = bias_corrected_interval(value, np.asarray(resampled, dtype=np.float64))
             higher = declared.get(name, {}).get("higher_is_better", name not in PAIR_AGGREGATES)
             metrics.append(
                 MetricValue(
                     name=f"lm_eval.{name}", value=value, higher_is_better=bool(higher), ci_low=low, ci_high=high,
-                    ci_method="bootstrap", n=n,
+                    ci_method="wilson" if binary else "bc-bootstrap", n=n, unit="documents",
                 )
             )  # fmt: skip
         if "choices" in samples:
@@ -192,10 +198,14 @@ class LMEvalAdapter:
             brier = cal.brier_per_sample(probs, labels)
             ece = [cal.binned_calibration_gap(confidence[r], correct[r], bins[r], 15) for r in _rows(counts)]
             metrics += [
-                bootstrap_metric("accuracy", float(correct.mean()), counts @ correct / n, n),
-                bootstrap_metric("ece", cal.binned_calibration_gap(confidence, correct, bins, 15), np.asarray(ece), n),
-                bootstrap_metric("nll", float(nll.mean()), counts @ nll / n, n),
-                bootstrap_metric("brier", float(brier.mean()), counts @ brier / n, n),
+                bootstrap_metric(
+                    "accuracy", float(correct.mean()), counts @ correct / n, n, "documents", proportion=True
+                ),
+                bootstrap_metric(
+                    "ece", cal.binned_calibration_gap(confidence, correct, bins, 15), np.asarray(ece), n, "documents"
+                ),
+                bootstrap_metric("nll", float(nll.mean()), counts @ nll / n, n, "documents"),
+                bootstrap_metric("brier", float(brier.mean()), counts @ brier / n, n, "documents"),
             ]
         return Outcome(
             metrics=metrics,

@@ -53,8 +53,9 @@ class LMLossAdapter:
         n_tokens = int(tokens.sum())
         return Outcome(
             metrics=[
-                bootstrap_metric("loss_nats", loss, resampled, n_tokens),
-                bootstrap_metric("perplexity", float(np.exp(loss)), np.exp(resampled), n_tokens),
+                # documents are resampled (a document's tokens are not independent): n counts documents
+                bootstrap_metric("loss_nats", loss, resampled, len(nll), "documents"),
+                bootstrap_metric("perplexity", float(np.exp(loss)), np.exp(resampled), len(nll), "documents"),
             ],
             parameters={"n_documents": len(nll), "n_tokens": n_tokens, "n_resamples": n_resamples},
         )

@@ -118,6 +118,11 @@ class OODAdapter:
         groups = {g: [s for s in set_names if sets[s] == g] for g in sorted(set(sets.values()))}
 
         sizes = [len(samples[s].ids) for s in ["test", *set_names]]
+        # n of a per-set metric: the ID test samples and that set's (resampled separately, independent);
+        # of a group or the mean: the ID samples and every set averaged into it
+        units = {name: sizes[0] + size for name, size in zip(set_names, sizes[1:], strict=True)}
+        units |= {g: sizes[0] + sum(units[m] - sizes[0] for m in members) for g, members in groups.items()}
+        units["mean"] = sum(sizes)
         counts = stratified_counts(sizes, n_resamples, seed)
         metrics: list[MetricValue] = []
         for score in scores:
@@ -142,7 +147,7 @@ class OODAdapter:
                     np.mean([v[1] for v in group_values.values()], axis=0),
                 )
                 metrics += [
-                    bootstrap_metric(f"{metric}.{score}.{name}", value, distribution, sum(sizes))
+                    bootstrap_metric(f"{metric}.{score}.{name}", value, distribution, units[name], "ID + OOD samples")
                     for name, (value, distribution) in values.items()
                 ]
         return Outcome(

@@ -78,7 +78,7 @@ class ProbeAdapter:
         point = float(np.mean(correct.sum(axis=0) / held_out.sum(axis=0)))
         resampled = ((counts @ correct) / np.maximum(counts @ held_out, 1)).mean(axis=1)
         return Outcome(
-            metrics=[bootstrap_metric("probe_accuracy", point, resampled, len(block.labels))],
+            metrics=[bootstrap_metric("probe_accuracy", point, resampled, len(block.labels), "spans")],
             parameters={"seeds": list[Scalar](_seeds(spec)), "n_spans": len(block.labels), "n_resamples": n_resamples},
         )
 

@@ -191,7 +191,8 @@ class RetrievalAdapter:
         metrics: list[MetricValue] = []
         for name in METRIC_NAMES:
             values = np.asarray([per_query[qid][name] for qid in scored], dtype=np.float64)
-            metrics.append(bootstrap_metric(name, point[name], bootstrap.mean_distribution(values), len(scored)))
+            distribution = bootstrap.mean_distribution(values)
+            metrics.append(bootstrap_metric(name, point[name], distribution, len(scored), "queries"))
         parameters: dict[str, Scalar | list[Scalar]] = {
             "k": int(indices.shape[1]),
             "similarity": similarity(spec),
