@@ -50,7 +50,8 @@ def bias_corrected_interval(
     z0 = Phi^-1(#{d < point} / B + #{d == point} / 2B), clipped to the resolution of B resamples;
     the interval is the (Phi(2 z0 - z), Phi(2 z0 + z)) quantiles of the distribution (linear
     interpolation, as numpy.percentile). z0 = 0 (point at the median) gives the percentile interval.
-    A constant distribution gives a zero-width interval at that constant.
+    A constant distribution gives a zero-width interval at that constant. The interval always
+    contains `point` (widened to it when every resample lies on one side).
     """
     values = np.sort(np.asarray(distribution, dtype=np.float64))
     b = values.shape[0]
@@ -64,4 +65,7 @@ def bias_corrected_interval(
     z = float(ndtri(0.5 + confidence / 2.0))
     low_q, high_q = float(ndtr(2 * z0 - z)), float(ndtr(2 * z0 + z))
     low, high = np.percentile(values, [100.0 * low_q, 100.0 * high_q])
-    return float(low), float(high)
+    # An estimate below (or above) every resample, as the plug-in ECE of a well-calibrated model is,
+    # pins the quantiles at the extreme resample, above the point: the interval is widened to reach its
+    # own point rather than report a range that excludes the number beside it.
+    return min(float(low), point), max(float(high), point)

@@ -48,7 +48,7 @@ def bc_reference(point: float, distribution: list[float], confidence: float) -> 
         upper = min(lower + 1, b - 1)
         return ordered[lower] + (position - lower) * (ordered[upper] - ordered[lower])
 
-    return quantile(norm.cdf(2 * z0 - z)), quantile(norm.cdf(2 * z0 + z))
+    return min(quantile(norm.cdf(2 * z0 - z)), point), max(quantile(norm.cdf(2 * z0 + z)), point)
 
 
 @settings(max_examples=150, deadline=None)
@@ -73,3 +73,11 @@ def test_bias_corrected_is_the_percentile_interval_at_the_median_and_leans_towar
     p_low, p_high = percentile_interval(distribution)
     assert low < p_low and high < p_high and low <= biased <= high
     assert bias_corrected_interval(2.0, np.full(50, 2.0)) == (2.0, 2.0)
+
+
+def test_bias_corrected_interval_always_contains_its_point() -> None:
+    distribution = np.linspace(0.012, 0.03, 1000)  # every resample above the estimate (plug-in ECE)
+    low, high = bias_corrected_interval(0.0113, distribution)
+    assert low == 0.0113 and high > 0.012
+    low, high = bias_corrected_interval(0.5, np.linspace(0.1, 0.2, 100))
+    assert high == 0.5
