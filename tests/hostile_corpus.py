@@ -47,18 +47,21 @@ def metric(sub: dict[str, Any], name: str) -> dict[str, Any]:
 Case = tuple[str, str, Callable[[dict[str, Any]], Any], bool]
 
 
+def set_(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation setting the dotted `path` (list indices as digits) of a submission dict to `value`."""
+
+    def mutate(sub: dict[str, Any]) -> None:
+        target = sub
+        keys = path.split(".")
+        for key in keys[:-1]:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[keys[-1]] = value
+
+    return mutate
+
+
 def cases() -> list[Case]:
     """(case, expected phrase, mutation of the submission dict (or a raw-text producer), ship the parquet)."""
-
-    def set_(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-        def mutate(sub: dict[str, Any]) -> None:
-            target = sub
-            keys = path.split(".")
-            for key in keys[:-1]:
-                target = target[int(key)] if key.isdigit() else target[key]
-            target[keys[-1]] = value
-
-        return mutate
 
     def forge(name: str, field: str, value: float) -> Callable[[dict[str, Any]], None]:
         return lambda sub: metric(sub, name).__setitem__(field, value)
@@ -442,16 +445,6 @@ def raw_cases() -> list[tuple[str, str, Build]]:
     def imported_on_builtin(sub: dict[str, Any]) -> None:
         sub["provenance"]["source"] = "imported"
         sub["samples_file"] = None
-
-    def set_(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-        def mutate(sub: dict[str, Any]) -> None:
-            target = sub
-            keys = path.split(".")
-            for key in keys[:-1]:
-                target = target[int(key)] if key.isdigit() else target[key]
-            target[keys[-1]] = value
-
-        return mutate
 
     def no_results(sub: dict[str, Any]) -> None:
         sub["results"] = []
