@@ -138,6 +138,11 @@ class ModelCard(_Strict):
     pretrain_loss_nats: Finite | None = None
     #: the dataset the model was trained on (e.g. "digits"); tasks may require a match
     trained_on: str | None = None
+    #: checkpoint series: the training run this checkpoint belongs to (checkpoints of one run share it),
+    #: its optimizer step and the training tokens (or samples) seen so far
+    training_run: SafeName | None = None
+    step: Annotated[int, Field(ge=0)] | None = None
+    tokens_seen: Annotated[int, Field(ge=0)] | None = None
     reference: str | None = None
     compression: dict[str, Scalar] | None = None
     tags: list[str] = Field(default_factory=list)
