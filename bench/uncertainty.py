@@ -338,12 +338,14 @@ def ladder_section(quick: bool, seed: int) -> Section:
 from scipy.special import ndtri  # noqa: E402
 from scipy.stats import binom  # noqa: E402
 
+from harness.intervals import debiased_interval, median_interval  # noqa: E402
 from harness.metrics import calibration as cal  # noqa: E402
 from harness.metrics.ood import ood_summary, ood_summary_resampled  # noqa: E402
 from harness.metrics.retrieval import evaluate_topk  # noqa: E402
 from harness.schema import MetricValue  # noqa: E402
 from harness.stats import stratified_counts  # noqa: E402
 from harness.tasks.base import bootstrap_metric  # noqa: E402
+from harness.tasks.calibration import CALIBRATED_ALPHA  # noqa: E402
 
 COVERAGE_SIZES = (100, 300, 1000)
 COVERAGE_TARGET = (0.93, 0.97)
@@ -351,6 +353,8 @@ COVERAGE_BINS = 15  # the calibration adapter's n_bins
 COVERAGE_CLASSES = 10
 OVERCONFIDENCE = 0.1  # the over-confident model: accuracy = confidence - 0.1
 AUROC_TRUE = 0.99
+#: an AUROC where most samples of n <= 300 separate perfectly (every resample 1)
+AUROC_NEAR_ONE = 0.9995
 NDCG_POOL = 200_000  # queries of the retrieval population
 NDCG_CANDIDATES = 50
 LM_MEAN_TOKENS = 60.0  # mean document length; lengths are log-normal with sigma LM_LENGTH_SIGMA
@@ -450,7 +454,7 @@ def _calibration_cases(
     out: list[_Coverage] = []
     p_values: list[float] = []
     for label, gap in (("calibrated", 0.0), (f"over-confident (accuracy = c - {OVERCONFIDENCE})", OVERCONFIDENCE)):
-        ece_case = _Coverage("bc-bootstrap", f"ece, {label}", gap, n, checked=gap > 0.0)
+        ece_case = _Coverage("debiased-bootstrap", f"ece, {label}", gap, n)
         squared_case = _Coverage("bc-bootstrap", f"ece_sq_debiased, {label}", gap**2, n)
         for r in range(replicates):
             logits, labels = _calibration_draw(rng, n, gap)
@@ -469,14 +473,12 @@ def _calibration_cases(
             # As the adapter does: the resamples' debiased values centre on the sample's plug-in squared gap
             # (their bootstrap world's true value), so they are shifted by (point - plug-in) first.
             shift = squared - cal.squared_gap(confidence, correct, COVERAGE_BINS)
-            for case, name, value, distribution in (
-                (ece_case, "ece", ece, ece_b),
-                (squared_case, "ece_sq_debiased", squared, squared_b + shift),
-            ):
-                metric = bootstrap_metric(name, value, distribution, n)
-                case.add(*_bounds(metric), value)
+            # As the adapter does: ece's debiased interval reaches 0 when the noise floor does not reject calibration.
+            p_calibrated = cal.ece_noise_floor(confidence, ece, COVERAGE_BINS, n_resamples, seed + r)[1]
+            ece_case.add(*debiased_interval(ece, ece_b, zero_plausible=p_calibrated > CALIBRATED_ALPHA), ece)
+            squared_case.add(*_bounds(bootstrap_metric("ece_sq_debiased", squared, squared_b + shift, n)), squared)
             if gap == 0.0:
-                p_values.append(cal.ece_noise_floor(confidence, ece, COVERAGE_BINS, n_resamples, seed + r)[1])
+                p_values.append(p_calibrated)
         out += [ece_case, squared_case]
     return out, p_values
 
@@ -493,19 +495,34 @@ def _accuracy_cases(n: int) -> list[_Coverage]:
     return out
 
 
-def _auroc_case(rng: np.random.Generator, n: int, replicates: int, n_resamples: int, seed: int) -> _Coverage:
+def _auroc_case(
+    rng: np.random.Generator, n: int, replicates: int, n_resamples: int, seed: int, truth: float = AUROC_TRUE
+) -> _Coverage:
     """AUROC of n ID scores N(d, 1) against n OOD scores N(0, 1), d = sqrt(2) Phi^-1(0.99), so the
     true AUROC is Phi(d / sqrt(2)) = 0.99; ID and OOD resampled separately (the OOD adapter's
     stratified_counts and ood_summary_resampled)."""
-    shift = float(np.sqrt(2.0) * ndtri(AUROC_TRUE))
-    case = _Coverage("bc-bootstrap", f"auroc, Gaussians {shift:.2f} sd apart", AUROC_TRUE, n)
+    shift = float(np.sqrt(2.0) * ndtri(truth))
+    # at perfect separation (every resample 1) the adapter's interval is Wilson's over min(n_id, n_ood) pairs
+    case = _Coverage("bc-bootstrap (Wilson at 1)", f"auroc, Gaussians {shift:.2f} sd apart", truth, n)
     for r in range(replicates):
         id_scores, ood_scores = rng.normal(shift, 1.0, n), rng.normal(0.0, 1.0, n)
         point = ood_summary(id_scores, ood_scores)["auroc"]
         id_counts, ood_counts = stratified_counts([n, n], n_resamples, seed + r)
         distribution = ood_summary_resampled(id_scores, ood_scores, id_counts, ood_counts)["auroc"]
-        metric = bootstrap_metric("auroc.score.set", point, distribution, 2 * n, "ID + OOD samples")
+        metric = bootstrap_metric("auroc.score.set", point, distribution, 2 * n, "ID + OOD samples", units_at_bound=n)
         case.add(*_bounds(metric), point)
+    return case
+
+
+def _median_case(rng: np.random.Generator, n: int, replicates: int) -> _Coverage:
+    """fdtm_median's order-statistic interval, on exponential values (mean 20 positions, true median
+    20 ln 2). Its coverage is exact for continuous values (at least 95%, the binomial's discreteness
+    above); on integer positions with ties it can only be higher."""
+    truth = 20.0 * float(np.log(2.0))
+    case = _Coverage("order-statistic", "median, exponential values (mean 20)", truth, n)
+    for _ in range(replicates):
+        values = rng.exponential(20.0, n)
+        case.add(*median_interval(values), float(np.median(values)))
     return case
 
 
@@ -597,6 +614,8 @@ def coverage_section(quick: bool, seed: int) -> Section:
         calibration, p_values[n] = _calibration_cases(rng, n, replicates, n_resamples, boot_seed + 10_000 * n)
         cases += calibration
         cases.append(_auroc_case(rng, n, replicates, n_resamples, boot_seed + 10_000 * n + 1_000))
+        cases.append(_auroc_case(rng, n, replicates, n_resamples, boot_seed + 10_000 * n + 1_500, AUROC_NEAR_ONE))
+        cases.append(_median_case(rng, n, replicates))
         cases.append(_ndcg_case(rng, population, n, replicates, n_resamples, boot_seed + 10_000 * n + 2_000))
         cases += _lm_cases(rng, lm_truth, n, replicates, n_resamples, boot_seed + 10_000 * n + 3_000)
     cases.sort(key=lambda c: (c.statistic.split(",")[0], c.statistic, c.method, c.n))
@@ -666,8 +685,10 @@ def coverage_section(quick: bool, seed: int) -> Section:
             f"loss_nats E[tokens x level] / E[tokens] over 4,000,000 simulated documents ({lm_truth:.4f}; log-normal "
             f"lengths, mean {LM_MEAN_TOKENS:.0f} tokens, sigma {LM_LENGTH_SIGMA}, per-document loss level, token "
             "NLL Gamma around it). The naive loss interval treats the tokens as independent (mean ± 1.96 "
-            "token sd / sqrt(tokens), the limit of a token bootstrap). The plug-in ece of a calibrated model "
-            "cannot be covered: every resample's ece is above 0. ece_sq_debiased's resamples are shifted by "
+            "token sd / sqrt(tokens), the limit of a token bootstrap). The plug-in ece's interval is the "
+            "debiased bootstrap (resamples shifted by twice the bootstrap bias), reaching 0 when the noise-floor "
+            f"test does not reject calibration (p > {CALIBRATED_ALPHA}); without that, a calibrated model's ece is "
+            "never covered (every resample's ece is above 0). ece_sq_debiased's resamples are shifted by "
             "(point - the sample's plug-in squared gap) before the bias-corrected interval, as the adapter "
             "does: a debiased estimator's resamples centre on the sample's plug-in value (the true value of "
             "the bootstrap world), and unshifted the z0 reads the debiasing as bias (coverage 0.58-0.87).",

@@ -1,5 +1,5 @@
 """The `harness` command line: eval, tasks, models, submit, validate, ingest, verify, import, leaderboard,
-zoo, demo, app.
+zoo, data, demo, app.
 
 Every user-input problem is a HarnessError, printed as one line on stderr with exit code 2.
 """
@@ -20,9 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.data_cli import data_app
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # heavy modules are imported inside the commands that need them
+    from harness.executors import Executor
     from harness.models.base import ModelHandle
     from harness.runner import EvalOptions
     from harness.schema import TaskSpec
@@ -37,6 +39,9 @@ app = typer.Typer(
 )
 zoo_app = typer.Typer(help="Build the offline model zoo (real checkpoints trained here).", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
+task_app = typer.Typer(help="Write task specs for your own data (docs/own-data.md).", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+app.add_typer(data_app, name="data")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,6 +52,19 @@ DEFAULT_ZOO = Path("zoo")
 DEFAULT_DEMO_DIR = Path("demo")
 #: random samples per split that `harness verify` re-runs by default
 VERIFY_SAMPLES = 64
+
+
+#: `--include-path DIR` (repeatable): folders of task YAML files added to the built-in tasks
+IncludePath = Annotated[
+    Optional[list[Path]],
+    typer.Option("--include-path", help="folder of your own task YAML files, added to the built-in tasks (repeatable)"),
+]
+
+
+def _include(paths: list[Path] | None) -> None:
+    from harness.tasks import include_tasks
+
+    include_tasks(paths or [], replace=True)
 
 
 def _split_csv(values: list[str]) -> list[str]:
@@ -61,14 +79,16 @@ def _fmt(value: float | None) -> str:
 
 
 @app.command()
-def tasks() -> None:
+def tasks(include_path: IncludePath = None) -> None:
     """List every task: description, the model capability it needs, its main metric."""
+    from harness.data_cli import data_status
     from harness.metrics import metric_info
     from harness.tasks import adapter_for, load_specs
 
+    _include(include_path)
     specs = load_specs()
     table = Table(title="Tasks")
-    for column in ("task", "description", "needs", "main metric", "dataset"):
+    for column in ("task", "description", "needs", "main metric", "dataset", "data"):
         table.add_column(column)
     for name in sorted(specs.names()):
         spec = specs.get(name)
@@ -79,8 +99,54 @@ def tasks() -> None:
             adapter_for(spec).capability.value,
             f"{spec.main_metric} ({direction})",
             f"{spec.dataset.kind}:{spec.dataset.name}",
+            data_status(spec),
         )
     console.print(table)
+
+
+@task_app.command("new")
+def task_new(
+    adapter: Annotated[
+        str, typer.Option(help="calibration, ood, longtail, lm_loss or flatness (see `harness tasks`)")
+    ] = "calibration",
+    out: Annotated[
+        Optional[Path], typer.Option(help="write the template to this .yaml file [default: print it]")
+    ] = None,
+    name: Annotated[
+        Optional[str], typer.Option(help="task name [default: the --out file's name, else my-task]")
+    ] = None,
+    data: Annotated[
+        Optional[str], typer.Option(help="your data's folder, written as dataset.path [default: a placeholder]")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="overwrite --out if it exists")] = False,
+) -> None:
+    """Write a commented task-spec template for your own data; fill in dataset.path (or pass --data) and run it."""
+    from harness.tasks.templates import PLACEHOLDER_PATH, task_template
+
+    if out is not None and out.suffix not in (".yaml", ".yml"):
+        raise HarnessError("a task spec file must end in .yaml or .yml", where=str(out))
+    task_name = name or (out.stem if out is not None else "my-task")
+    if out is not None and name is not None and name != out.stem:
+        raise HarnessError(
+            f"--name {name!r} differs from the file name {out.name!r}",
+            fix="a task's name is its file name: drop --name",
+        )
+    text = task_template(adapter, task_name, str(out) if out is not None else "", data)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    if out.exists() and not force:
+        raise HarnessError("the file exists", where=str(out), fix="choose another --out or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    if data is None:
+        console.print(f"wrote {out}: replace {PLACEHOLDER_PATH} with your data's folder, then", soft_wrap=True)
+    else:
+        console.print(
+            f"wrote {out} (data: {data}); check it with `harness tasks --include-path {out.parent}`, then",
+            soft_wrap=True,
+        )
+    console.print(f"  harness eval --model YOUR_MODEL --tasks {out}", markup=False, highlight=False)
 
 
 @app.command()
@@ -129,7 +195,12 @@ def models(
 def eval_(
     model: Annotated[list[str], typer.Option("--model", "-m", help="checkpoint path(s); comma-separated or repeated")],
     tasks: Annotated[
-        list[str], typer.Option("--tasks", "-t", help="task names, comma-separated (see `harness tasks`)")
+        list[str],
+        typer.Option(
+            "--tasks",
+            "-t",
+            help="task names or task YAML files (path/to/task.yaml), comma-separated (see `harness tasks`)",
+        ),
     ],
     store: Annotated[Path, typer.Option(help="DuckDB results store to add the runs to")] = DEFAULT_STORE,
     out: Annotated[Path, typer.Option(help="folder for submission files")] = DEFAULT_OUT,
@@ -152,11 +223,42 @@ def eval_(
         Optional[Path], typer.Option(help="per-sample output cache [default: $HARNESS_CACHE_DIR or ~/.cache/harness]")
     ] = None,
     dtype: Annotated[
-        str, typer.Option(help="weights dtype for language models: float32, bfloat16, float16")
+        str, typer.Option(help="weights dtype: float32, bfloat16, float16 (every kind but predictions files)")
     ] = "float32",
     details: Annotated[bool, typer.Option(help="print every metric, not only each task's main metric")] = False,
     reference: Annotated[
         Optional[Path], typer.Option(help="reference model for the compression task (default: the card's reference)")
+    ] = None,
+    label_map: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--label-map",
+            help="JSON/YAML file mapping model labels (id2label names or output indices) to task class names, "
+            "for a classifier whose labels differ from a task's (docs/catalog.md)",
+        ),
+    ] = None,
+    include_path: IncludePath = None,
+    executor: Annotated[
+        str, typer.Option(help="where the models run: local (this process) or ray (a Ray cluster; docs/scale.md)")
+    ] = "local",
+    address: Annotated[
+        Optional[str],
+        typer.Option(help="Ray: a running cluster, auto or ray://HOST:PORT [default: start a local cluster]"),
+    ] = None,
+    gpus_per_model: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Ray: GPUs each model's task reserves [default: 1 when the cluster has GPUs and --device "
+            "is auto or cuda, else 0]"
+        ),
+    ] = None,
+    cpus_per_model: Annotated[float, typer.Option(help="Ray: CPUs each model's task reserves")] = 1.0,
+    shard_size: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Ray: cut each split into shards of N samples run as separate tasks [default: automatic "
+            "for a single model]"
+        ),
     ] = None,
 ) -> None:
     """Evaluate checkpoints on tasks; write submission files and add the runs to the store.
@@ -165,13 +267,26 @@ def eval_(
     subfolders (a sweep). Several models are loaded one at a time; a task that does not fit one of
     them is skipped for that model with its reason. Exit code: 0 when every model ran every task,
     1 when some model/task pairs were skipped, 2 on bad input or when a model failed.
+
+    --executor ray runs each model as a Ray task (a single model's splits in shards) on a local
+    cluster or the one at --address; this process alone writes the submissions and the store.
     """
     from harness.data.lm_eval_source import one_reading_per_command
+    from harness.executors import ExecutorSettings, open_executor
     from harness.models import check_dtype, detect_loader
-    from harness.runner import check_data, check_fit, expand_model_paths, load_models, resolve_device
+    from harness.runner import check_data, check_fit, check_inputs, expand_model_paths, load_models, resolve_device
 
     options = _options(seed, limit, device, batch_size, allow_pickle, cache_dir, dtype)
-    # Validate every input before anything runs or is written: tasks, models, dtype, store, data.
+    if label_map is not None:
+        import dataclasses
+
+        from harness.labels import read_label_map
+
+        options = dataclasses.replace(options, label_map=read_label_map(label_map))
+    # Validate every input before anything runs or is written: executor, tasks, models, dtype, store, data.
+    settings = ExecutorSettings(executor, address, gpus_per_model, cpus_per_model, shard_size)
+    settings.check(device)
+    _include(include_path)
     specs = resolve_tasks(_split_csv(tasks))
     if reference is not None:
         from harness.tasks.compression import with_reference
@@ -191,29 +306,49 @@ def eval_(
         check_store(store_path)
     with one_reading_per_command():  # the data checks and the run read each lm-eval task's data once
         check_data(specs, limit)
+        for path in paths:  # a split of labels alone suits a predictions file only: said before any model loads
+            check_inputs(specs, getattr(detect_loader(path), "reads_inputs", True), path)
         models: Sequence[Path | ModelHandle] = paths
         if len(paths) == 1:  # one model: a task that does not fit it is an input error, before anything runs
-            handles = load_models(paths, options, resolve_device(device))
-            check_fit(specs, handles)
-            models = handles
-        else:
+            # (on Ray the model runs on the workers: checked here on the CPU, its weights left unused)
+            handles = load_models(paths, options, "cpu" if executor == "ray" else resolve_device(device))
+            check_fit(specs, handles, options.label_map)
+            models = paths if executor == "ray" else handles
+        elif executor == "local":
             console.print(
                 f"{len(paths)} models, loaded one at a time: " + ", ".join(p.name for p in paths), style="dim"
             )
-        failed, skipped = _run(models, specs, options, out, store_path, details)
+        with open_executor(settings, options) as runs_on:
+            if executor == "ray":
+                console.print(_ray_banner(runs_on, len(paths)), style="dim")
+            failed, skipped = _run(models, specs, options, out, store_path, details, executor=runs_on)
     if failed:
         raise typer.Exit(2)
     if skipped:
         raise typer.Exit(1)
 
 
+def _ray_banner(executor: Any, n_models: int) -> str:
+    """One line on the cluster a sweep runs on: its resources, what each model reserves, the start-up time."""
+    what = f"{n_models} models as Ray tasks" if n_models > 1 else "1 model, its forward passes in Ray shards"
+    return (
+        f"ray: {what} on {executor.cpus:g} CPUs and {executor.gpus:g} GPUs ({executor.settings.cpus_per_model:g} "
+        f"CPUs, {executor.gpus_per_unit:g} GPUs per task; connected in {executor.startup_s:.1f} s)"
+    )
+
+
 def resolve_tasks(names: list[str]) -> list[TaskSpec]:
-    """Task specs by name; `lm_eval:<task>` is any lm-evaluation-harness task."""
-    from harness.tasks import load_specs
+    """Task specs by name; `lm_eval:<task>` is any lm-evaluation-harness task; a name ending in .yaml or
+    .yml, or naming an existing file, is a task spec file (added to this process's tasks)."""
+    from harness.tasks import load_specs, looks_like_spec_file, spec_from_file
     from harness.tasks.lm_eval import dynamic_spec
 
+    files = {name: spec_from_file(Path(name)) for name in names if looks_like_spec_file(name)}
     registry = load_specs()
-    return [dynamic_spec(name) if name.startswith("lm_eval:") else registry.get(name) for name in names]
+    return [
+        files[name] if name in files else dynamic_spec(name) if name.startswith("lm_eval:") else registry.get(name)
+        for name in names
+    ]
 
 
 def _options(
@@ -252,8 +387,10 @@ def _run(
     *,
     select: Callable[[TaskSpec, ModelHandle], bool] | None = None,
     report_skips: bool = True,
+    executor: Executor | None = None,
 ) -> tuple[int, int]:
-    """Run, print the results table; returns (models that failed, model/task pairs skipped)."""
+    """Run (on `executor`, default here), print the results table; returns (models that failed, model/task
+    pairs skipped)."""
     from harness.runner import progress_bar, run_and_record
 
     failures: list[str] = []
@@ -268,7 +405,7 @@ def _run(
     with progress_bar(err_console) as progress:
         recorded = run_and_record(
             models, specs, options, out=out, store_path=store_path, progress=progress, on_error=on_error,
-            on_skip=on_skip, select=select,
+            on_skip=on_skip, select=select, executor=executor,
         )  # fmt: skip
     if recorded:
         table = Table(title="Results" + (f" (--limit {options.limit}: not ranked)" if options.limit else ""))
@@ -287,6 +424,14 @@ def _run(
                     table.add_row(label, run.task, name, _fmt(metric.value), ci, str(metric.n))
         console.print(table)
         console.print("* main metric" + ("" if details else "; --details shows every metric"), style="dim")
+    for item in recorded:  # what a run left out and why (no calib split: no temperature scaling, ...)
+        for run in item.result.submission.results:
+            notes = run.parameters.get("notes")
+            for note in notes if isinstance(notes, list) else []:
+                console.print(
+                    f"note: {item.result.submission.model.name} {run.task}: {note}",
+                    style="yellow", markup=False, highlight=False, soft_wrap=True,
+                )  # fmt: skip
     passes = sum(item.result.cache_misses for item in recorded)
     hits = sum(item.result.cache_hits for item in recorded)
     console.print(f"inference: {passes} forward passes, {hits} reused from the cache", style="dim")
@@ -312,11 +457,31 @@ def _run(
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="submission files or folders (e.g. submissions/)")],
     rescore: Annotated[bool, typer.Option(help="recompute every metric from the per-sample outputs")] = True,
+    include_path: IncludePath = None,
+    upgrade: Annotated[
+        bool,
+        typer.Option(
+            help="rewrite valid files of an older schema in the current one, with the re-scored numbers "
+            "(maintainers; only when no file has a problem)"
+        ),
+    ] = False,
 ) -> None:
     """Check submission files: schema, names, sizes, tasks, duplicates, and metrics re-scored from samples."""
     from harness.validation import validate_files
 
+    _include(include_path)
+    if upgrade and not rescore:
+        raise HarnessError("--upgrade writes re-scored numbers", fix="drop --no-rescore")
     valid, problems = validate_files(paths, rescore=rescore)
+    if upgrade and problems:
+        err_console.print("--upgrade: nothing rewritten while any file has a problem", style="yellow")
+    elif upgrade:
+        from harness.submissions import rewrite_upgraded
+
+        upgraded = rewrite_upgraded(valid)
+        for path in upgraded:
+            console.print(f"upgraded {path}", style="dim")
+        console.print(f"{len(upgraded)} files rewritten in the current schema")
     for problem in problems:
         err_console.print(f"invalid: {problem.one_line()}", markup=False, highlight=False, soft_wrap=True)
     bad_files = len({p.file for p in problems})
@@ -334,6 +499,7 @@ def ingest(
         bool,
         typer.Option(help="re-score every metric from its samples; without it every run is stored as self-reported"),
     ] = True,
+    include_path: IncludePath = None,
 ) -> None:
     """Load submission files into the store in one transaction: one invalid file and nothing is ingested.
 
@@ -346,6 +512,7 @@ def ingest(
     from harness.validation import validate_files
 
     store_module.check_store(store, replacing=rebuild)  # a FIFO, a read-only file: refused before the work
+    _include(include_path)
     tiers: dict[str, Tier] = {}
     loaded, problems = validate_files(paths, rescore=rescore, tiers=tiers)  # all checked before anything is written
     if problems:
@@ -374,12 +541,14 @@ def ingest(
 def submit(
     files: Annotated[list[Path], typer.Argument(help="submission JSON files written by `harness eval --out`")],
     out: Annotated[Path, typer.Option(help="the submissions folder of the leaderboard repository")] = DEFAULT_OUT,
+    include_path: IncludePath = None,
 ) -> None:
     """Copy evaluated submissions (JSON + per-sample parquet) into submissions/<org>__<model>/, validated."""
     import shutil
 
     from harness.validation import validate_files
 
+    _include(include_path)
     valid, problems = validate_files(files)
     for problem in problems:
         err_console.print(f"invalid: {problem.one_line()}", markup=False, highlight=False, soft_wrap=True)
@@ -428,6 +597,7 @@ def verify(
         Optional[Path],
         typer.Option(help="record the outcome for the submission's runs in this store (ingest the file first)"),
     ] = None,
+    include_path: IncludePath = None,
 ) -> None:
     """Re-run a checkpoint on random samples of each split and check the submission against it.
 
@@ -445,6 +615,7 @@ def verify(
 
     if not submission.is_file():
         raise HarnessError("submission file does not exist", where=str(submission))
+    _include(include_path)
     if limit is not None and (samples is not None or sample_seed is not None):
         raise HarnessError(
             "--limit (the first N samples) excludes --samples and --sample-seed (random samples)",
@@ -794,7 +965,8 @@ def demo(
     if not zoo_models(zoo):
         _build_zoo(zoo, [], profile)
     specs_registry = load_specs()
-    specs = [specs_registry.get(name) for name in specs_registry.names()]
+    # catalog tasks read standard benchmarks (harness data fetch): the demo runs on what ships offline
+    specs = [s for s in (specs_registry.get(name) for name in specs_registry.names()) if s.dataset.kind != "hub"]
     options = _options(seed, None, device, None, False, cache_dir)
     models = zoo_models(zoo)
 

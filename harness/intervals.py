@@ -10,6 +10,14 @@
   distribution sits above its point (the plug-in ECE) gets an interval that leans towards the point
   instead of one that excludes it. The acceleration of BCa needs n jackknife re-evaluations of every
   metric; bench/uncertainty.py measures the coverage this method reaches without it.
+- `debiased_interval`: statistics made of absolute gaps (the ECE family), whose bootstrap bias is of
+  the order of their standard error: the bias-corrected interval of the bias-shifted estimate
+  (point - b, resamples - 2b, b = mean(resamples) - point), clipped at 0; for `ece`, extended to 0
+  when the consistency-resampling test does not reject "calibrated" (test inversion at the boundary).
+- `median_interval`: a median of independent units (first divergent token per prompt): the
+  distribution-free order-statistic interval from Binomial(n, 1/2).
+- A bootstrap with no variance at a bound (every resample of an AUROC or an accuracy equals 1) gets
+  the Wilson interval of the independent units behind it (`bootstrap_metric(units_at_bound=...)`).
 The percentile interval (`harness.stats.percentile_interval`) stays for paired differences.
 """
 
@@ -20,6 +28,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr, ndtri  # the normal distribution's cdf and quantile
+from scipy.stats import binom
 
 
 def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -69,3 +78,39 @@ def bias_corrected_interval(
     # pins the quantiles at the extreme resample, above the point: the interval is widened to reach its
     # own point rather than report a range that excludes the number beside it.
     return min(float(low), point), max(float(high), point)
+
+
+def debiased_interval(
+    point: float, distribution: NDArray[np.float64], *, zero_plausible: bool = False, confidence: float = 0.95
+) -> tuple[float, float]:
+    """A bias-aware interval for a non-negative, upward-biased statistic (the plug-in ECE and its kin).
+
+    b = mean(distribution) - point estimates the bias; the interval is `bias_corrected_interval` of the
+    debiased estimate point - b over the resamples shifted by -2b (each resample's own bias is b as
+    well), clipped at 0, then widened to contain `point`. `zero_plausible`: a test did not reject
+    "the true value is 0" at 1 - confidence (for ece: the consistency-resampling noise floor), so 0 is
+    in the interval. bench/uncertainty.py measures the coverage.
+    """
+    values = np.asarray(distribution, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("an empty bootstrap distribution")
+    bias = float(values.mean()) - point
+    low, high = bias_corrected_interval(point - bias, values - 2.0 * bias, confidence)
+    low, high = max(0.0, min(low, point)), max(high, point, 0.0)
+    return (0.0 if zero_plausible else low), high
+
+
+def median_interval(values: NDArray[np.float64], confidence: float = 0.95) -> tuple[float, float]:
+    """The distribution-free interval of the median of n independent values: order statistics
+    (x_(j), x_(n+1-j)) with j the largest rank such that P(Binomial(n, 1/2) < j) <= (1 - confidence) / 2
+    (coverage at least `confidence` for any continuous distribution; j = 1 below n = 6 at 95%)."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    n = ordered.size
+    if n == 0:
+        raise ValueError("the median of no values")
+    alpha = (1.0 - confidence) / 2.0
+    # binom.cdf(j - 1, n, 0.5) = P(fewer than j values below the median)
+    ranks = np.arange(1, n // 2 + 1)
+    ok = ranks[binom.cdf(ranks - 1, n, 0.5) <= alpha]
+    j = int(ok[-1]) if ok.size else 1
+    return float(ordered[j - 1]), float(ordered[n - j])

@@ -151,7 +151,7 @@ _METRIC_MODULES = {
     ),
     "lm": (
         "fdtm_mean", "fdtm_median", "sdtm", "js_mean", "kl_mean", "top1_agreement", "ppl_reference", "ppl_candidate",
-        "ppl_ratio", "mc_flips", "loss_nats", "perplexity", "hessian_trace", "hessian_trace_hutchinson",
+        "ppl_ratio", "mc_flips", "loss_nats", "perplexity", "bits_per_byte", "hessian_trace", "hessian_trace_hutchinson",
         "noise_loss_increase", "probe_accuracy", "choice_accuracy", "lm_eval",
     ),
     "retrieval": ("ndcg_at_10", "map_at_100", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100", "mteb"),

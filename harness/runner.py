@@ -21,21 +21,32 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness import provenance
 from harness.cache import OutputCache, cache_key, default_cache_dir
-from harness.data import get_split, load_suite
+from harness.data import get_split, has_split, load_suite
 from harness.errors import HarnessError
 from harness.models import detect_loader, is_checkpoint, load_model
 from harness.models.base import Arrays, Inference, InferenceOptions, LoadOptions, ModelHandle
 from harness.registry import INFERENCE
 from harness.schema import RunResult, Submission, TaskSpec, canonical_hash
 from harness.tasks import adapter_for
-from harness.tasks.base import Request, Samples, SplitOutputs, evaluate, run_artifacts, run_parameters
+from harness.tasks.base import (
+    Request,
+    Samples,
+    SplitOutputs,
+    active_requests,
+    evaluate,
+    run_artifacts,
+    run_parameters,
+)
+
+if TYPE_CHECKING:
+    from harness.executors import Executor
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,9 @@ class EvalOptions:
     command: str = ""
     #: (seed text, n): evaluate n sample positions per split, drawn by `subset_positions`; excludes `limit`
     sample_subset: tuple[str, int] | None = None
+    #: `--label-map`: (model label, task label) pairs, for classifiers whose label names differ from a
+    #: task's (harness/labels.py)
+    label_map: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.sample_subset is None:
@@ -103,8 +117,9 @@ def resolve_spec(spec: TaskSpec, handle: ModelHandle) -> TaskSpec:
     return spec if resolve is None else resolve(spec, handle)
 
 
-def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
-    """Why `handle` cannot run `spec`, or None when it can (capability, training data, adapter's own check)."""
+def unfit_reason(spec: TaskSpec, handle: ModelHandle, label_map: Sequence[tuple[str, str]] = ()) -> str | None:
+    """Why `handle` cannot run `spec`, or None when it can (capability, training data, the adapter's own
+    check, and for a task that names its classes, the model's label space: harness/labels.py)."""
     adapter = adapter_for(spec)
     if adapter.capability not in handle.capabilities:
         have = ", ".join(sorted(handle.capabilities)) or "none"
@@ -113,11 +128,17 @@ def unfit_reason(spec: TaskSpec, handle: ModelHandle) -> str | None:
         )
     if spec.models_trained_on and handle.card.trained_on not in spec.models_trained_on:
         return (
-            f"task {spec.name!r} is for models trained on {', '.join(spec.models_trained_on)}; "
-            f"the card says trained_on={handle.card.trained_on!r}"
+            f"task {spec.name!r} is for models trained on {', '.join(spec.models_trained_on)} (its classes are "
+            f"that suite's); the card says trained_on={handle.card.trained_on!r}: a classifier trained on "
+            f"{spec.models_trained_on[0]} (the zoo's: `harness zoo build`) fits, with card.json trained_on set"
         )
     fits = getattr(adapter, "fits", None)
-    return None if fits is None else fits(spec, handle)
+    reason = None if fits is None else fits(spec, handle)
+    if reason is None:
+        from harness.labels import unfit_label_reason
+
+        reason = unfit_label_reason(spec, handle, label_map)
+    return reason
 
 
 def load_options(options: EvalOptions, device: str) -> LoadOptions:
@@ -175,15 +196,43 @@ def check_data(specs: Sequence[TaskSpec], limit: int | None) -> None:
         if getattr(adapter, "resolve", None) is not None:
             continue
         suite = load_suite(spec.dataset)
-        for request in adapter.requests(spec):
-            get_split(suite, request.split, None if request.whole else limit)
+        splits = {
+            request.split: get_split(suite, request.split, None if request.whole else limit)
+            for request in active_requests(adapter, spec, suite)
+        }
+        check_splits = getattr(adapter, "check_splits", None)  # the adapter's own checks of its data
+        if check_splits is not None:
+            check_splits(spec, splits)
 
 
-def check_fit(specs: Sequence[TaskSpec], handles: Sequence[ModelHandle]) -> None:
+def check_inputs(specs: Sequence[TaskSpec], reads_inputs: bool, where: Path) -> None:
+    """A model that reads inputs (any kind but a predictions file) cannot run on a split of labels and
+    ids alone: fail before it loads, naming the split's file."""
+    if not reads_inputs:
+        return
+    for spec in specs:
+        adapter = adapter_for(spec)
+        if getattr(adapter, "resolve", None) is not None:
+            continue
+        suite = load_suite(spec.dataset)
+        for request in active_requests(adapter, spec, suite):
+            split = suite.split(request.split)
+            if not getattr(split, "has_inputs", True):
+                raise HarnessError(
+                    f"split {request.split!r} of task {spec.name!r} has labels and ids but no inputs, so only a "
+                    f"predictions file can be evaluated on it, not the model at {where}",
+                    where=getattr(split, "source", "") or f"dataset {spec.dataset.name}",
+                    fix="add the inputs (feature columns, a text column, images) or pass a predictions file as --model",
+                )
+
+
+def check_fit(
+    specs: Sequence[TaskSpec], handles: Sequence[ModelHandle], label_map: Sequence[tuple[str, str]] = ()
+) -> None:
     """Fail before running anything if a requested task cannot run on a requested model."""
     for handle in handles:
         for spec in specs:
-            if reason := unfit_reason(spec, handle):
+            if reason := unfit_reason(spec, handle, label_map):
                 raise HarnessError(
                     reason, where=str(handle.path), fix="choose tasks that fit the model (see `harness tasks`)"
                 )
@@ -204,17 +253,40 @@ def submission_id(
     }
     if options.sample_subset is not None:  # only then: the ids of full and limited runs stay as they were
         payload["sample_subset"] = list(options.sample_subset)
+    if options.label_map:  # likewise: runs without a label map keep their ids
+        payload["label_map"] = [list(pair) for pair in options.label_map]
     return canonical_hash(payload)[:20]
 
 
-class Runner:
-    """Evaluates models on tasks; `progress` (optional) shows bars for forward passes and tasks."""
+#: runs one inference on a split and returns its outputs: (handle, split, inference, options) -> arrays
+Compute = Callable[[ModelHandle, Any, Inference, InferenceOptions], Arrays]
 
-    def __init__(self, options: EvalOptions, progress: Progress | None = None) -> None:
+
+def compute_here(handle: ModelHandle, split: Any, inference: Inference, options: InferenceOptions) -> Arrays:
+    """The default `Compute`: the forward pass runs in this process, on the handle's device."""
+    return inference.run(handle, split, options)
+
+
+class Runner:
+    """Evaluates models on tasks; `progress` (optional) shows bars for forward passes and tasks.
+
+    `compute` runs each forward pass that the cache does not hold (default: here; the Ray executor
+    passes one that shards it across workers), and `device` is the device those passes run on
+    (default: `options.device` resolved on this machine)."""
+
+    def __init__(
+        self,
+        options: EvalOptions,
+        progress: Progress | None = None,
+        *,
+        device: str | None = None,
+        compute: Compute = compute_here,
+    ) -> None:
         self.options = options
-        self.device = resolve_device(options.device)
+        self.device = device or resolve_device(options.device)
         self.cache = OutputCache(options.cache_dir)
         self.progress = progress
+        self.compute = compute
 
     def evaluate(self, handle: ModelHandle, specs: Sequence[TaskSpec]) -> ModelResult:
         started = time.perf_counter()
@@ -226,7 +298,8 @@ class Runner:
         for spec in specs:
             suite = load_suite(spec.dataset)
             planned[spec.name] = {
-                r.split: (planned_split(suite, spec, r, self.options), r) for r in adapter_for(spec).requests(spec)
+                r.split: (planned_split(suite, spec, r, self.options), r)
+                for r in active_requests(adapter_for(spec), spec, suite, handle)
             }
         outputs: dict[tuple[str, str, tuple[tuple[str, Any], ...]], SplitOutputs] = {}
         for requests in planned.values():
@@ -248,6 +321,7 @@ class Runner:
                 for name, (split, r) in planned[spec.name].items()
             }
             fingerprints[spec.name] = {split: value.split.fingerprint for split, value in inputs.items()}
+            inputs = _in_task_label_space(spec, handle, inputs, self.options.label_map)
             task_started = time.perf_counter()
             try:
                 blocks, outcome = evaluate(adapter, spec, inputs, self.options.seed)
@@ -278,7 +352,7 @@ class Runner:
             seed=self.options.seed,
             # a subset is no full run either: at most that many samples per split
             sample_limit=self.options.limit if self.options.sample_subset is None else self.options.sample_subset[1],
-            settings=dict(handle.settings),
+            settings=_settings(handle, self.options),
             provenance=provenance.collect(self.device, time.perf_counter() - started, self.options.command),
             results=[r.model_copy(update={"run_id": f"{sid}-{r.task}"}) for r in results],
             samples_file=f"{sid}.parquet" if samples else None,
@@ -299,9 +373,8 @@ class Runner:
         def advance(n: int) -> None:
             self._advance(bar, n)
 
-        arrays: Arrays = inference.run(
-            handle, split, InferenceOptions(batch_size=self.options.batch_size, advance=advance, params=params)
-        )
+        inference_options = InferenceOptions(batch_size=self.options.batch_size, advance=advance, params=params)
+        arrays = self.compute(handle, split, inference, inference_options)
         try:
             self.cache.put(key, arrays)
         except OSError as error:
@@ -349,6 +422,7 @@ def run_and_record(
     on_error: Callable[[Path, HarnessError], None] | None = None,
     on_skip: Callable[[ModelHandle, TaskSpec, str], None] | None = None,
     select: Callable[[TaskSpec, ModelHandle], bool] | None = None,
+    executor: Executor | None = None,
 ) -> list[Recorded]:
     """Evaluate each model, then write its submission file and ingest it into the store at once.
 
@@ -358,20 +432,23 @@ def run_and_record(
     that `select` rejects are left out silently (the demo's per-task model tags). Each model is recorded
     as soon as it finishes, so a crash later never loses earlier models. A HarnessError for one model
     (while loading or evaluating) goes to `on_error` (when given) and the others still run.
+
+    `executor` runs the evaluations (default: `LocalExecutor`, here, one model after the other; see
+    harness/executors). Whatever runs them, this process alone writes the submissions and the store,
+    in the order of `models`.
     """
+    from harness.executors import LocalExecutor
     from harness.submissions import write_submission
 
-    runner = Runner(options, progress)
     recorded = []
-    for model in models:
-        where = model if isinstance(model, Path) else model.path
-        try:
-            result = _evaluate_one(runner, model, specs, on_skip, select)
-        except HarnessError as error:
+    outcomes = (executor or LocalExecutor()).outcomes(models, specs, options, progress, on_skip, select)
+    for outcome in outcomes:
+        if outcome.error is not None:
             if on_error is None:
-                raise
-            on_error(Path(where), error)
+                raise outcome.error
+            on_error(outcome.path, outcome.error)
             continue
+        result = outcome.result
         if result is None:
             continue
         try:
@@ -405,7 +482,7 @@ def _evaluate_one(
     for spec in specs:
         if select is not None and not select(spec, handle):
             continue
-        reason = unfit_reason(spec, handle)
+        reason = unfit_reason(spec, handle, runner.options.label_map)
         if reason is None:
             fitting.append(spec)
         elif on_skip is None:
@@ -416,18 +493,23 @@ def _evaluate_one(
             on_skip(handle, spec, reason)
     for spec in fitting:
         check_label_space(spec, handle, runner.options.limit)
+    check_inputs(fitting, getattr(handle, "reads_inputs", True), handle.path)
     return runner.evaluate(handle, fitting) if fitting else None
 
 
 def check_label_space(spec: TaskSpec, handle: ModelHandle, limit: int | None) -> None:
     """Before any forward pass: a classifier must score every class the task's splits label."""
+    from harness.labels import task_class_names
+
     n_outputs = handle.n_outputs
     adapter = adapter_for(spec)
     label_splits = getattr(adapter, "label_splits", None)
-    if n_outputs is None or label_splits is None:
-        return
+    if n_outputs is None or label_splits is None or task_class_names(spec):
+        return  # a task that names its classes maps the model's labels by name (unfit_reason checked it)
     suite = load_suite(spec.dataset)
     for name in label_splits(spec):
+        if not has_split(suite, name):  # an optional split the dataset leaves out
+            continue
         labels = getattr(get_split(suite, name, limit), "y", None)
         if labels is not None and len(labels) and int(labels.max()) >= n_outputs:
             raise HarnessError(
@@ -436,3 +518,24 @@ def check_label_space(spec: TaskSpec, handle: ModelHandle, limit: int | None) ->
                 where=str(handle.path),
                 fix="evaluate the model on a dataset with its own label space (see `harness tasks`)",
             )
+
+
+def _in_task_label_space(
+    spec: TaskSpec, handle: ModelHandle, inputs: dict[str, SplitOutputs], label_map: Sequence[tuple[str, str]]
+) -> dict[str, SplitOutputs]:
+    """A classification task's inputs with the model's logits mapped onto the task's classes
+    (harness/labels.py); unchanged when the outputs already are the task's classes, in order."""
+    from harness.labels import label_mapping, remap_outputs
+
+    mapping = label_mapping(spec, handle, label_map)
+    if mapping is None or mapping.outputs is None:
+        return inputs
+    return {name: SplitOutputs(value.split, remap_outputs(value.outputs, mapping)) for name, value in inputs.items()}
+
+
+def _settings(handle: ModelHandle, options: EvalOptions) -> dict[str, str]:
+    """The submission's settings: the model's, and a digest of the label map when one was given."""
+    settings = dict(handle.settings)
+    if options.label_map:
+        settings["label_map"] = canonical_hash([list(pair) for pair in options.label_map])[:16]
+    return settings

@@ -60,30 +60,96 @@ def canonical_hash(payload: Any) -> str:
 # --------------------------------------------------------------------------- task specs
 
 
+def _hub_id(value: str) -> str:
+    """A hub dataset id names folders of the data mirror: safe names joined by '/'."""
+    import re
+
+    if not all(re.fullmatch(SAFE_NAME, part) for part in value.split("/")):
+        raise ValueError(f"{value!r} is not a dataset id (names of letters, digits, '.', '_', '-' joined by '/')")
+    return value
+
+
+class HubSplit(_Strict):
+    """One split of a catalog dataset (DatasetSource kind "hub"): split `split` of the Hugging Face dataset
+    `dataset` (configuration `config`) at `revision`, resolved offline-first (harness/data/mirror.py).
+
+    Rows are read in the dataset's order; `keep_labels` / `drop_labels` filter them by label name, then
+    `rows` ("start:stop") cuts them, then `long_tail_ratio` subsamples an exponential long tail (class c
+    keeps floor(n_max * ratio^(-c / (C - 1))) samples, drawn as Cao et al.'s LDAM code does with numpy's
+    legacy seed `seed`). `label` None makes an unlabelled split (OOD sets: label -1). `labels_only` reads
+    the labels alone (a long-tail train split whose class counts define shot groups). `fetch` "manual":
+    the data is not on the hub; `url` says where to download it, and the mirror is where to put it.
+    """
+
+    dataset: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_hub_id)]
+    config: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
+    revision: Annotated[str, Field(pattern=SAFE_NAME)] = "main"
+    split: Annotated[str, Field(pattern=SAFE_NAME)]
+    #: the image or text column (default: the first of image, img, jpg, png, text, sentence found)
+    input: str | None = None
+    #: the label column; None: the split is unlabelled (OOD sets get label -1)
+    label: str | None = None
+    rows: Annotated[str, Field(pattern=r"^\d*:\d*$")] | None = None
+    keep_labels: list[str] = Field(default_factory=list)
+    drop_labels: list[str] = Field(default_factory=list)
+    #: an OOD set: every sample gets label -1 (its label column, if given, only filters rows)
+    ood: bool = False
+    long_tail_ratio: Annotated[float, Field(ge=1)] | None = None
+    seed: int = 0
+    labels_only: bool = False
+    fetch: Literal["hub", "manual"] = "hub"
+    url: str | None = None
+
+
+#: what a sample of a catalog dataset is: image or text classification, documents (held-out LM text),
+#: a BEIR retrieval folder, lm-eval multiple-choice items, or the prompts, documents and items a
+#: compressed LM is compared with its reference on
+Modality = Literal["image", "text", "documents", "retrieval", "choices", "reference"]
+
+
 class DatasetSource(_Strict):
     """Where a task's data comes from.
 
     - kind "builtin": an offline suite that ships with Harness (`name` is the registered suite).
-    - kind "local": a folder or file at `path` (ImageFolder, <split>.npz or <split>.parquet).
+    - kind "local": your own folder or file at `path`: per split an ImageFolder, a table (csv, jsonl,
+      parquet), arrays (npz, npy) or plain text (txt); params name columns and classes
+      (harness/data/local.py, docs/own-data.md).
     - kind "hf": a Hugging Face dataset: `name` is the hub id (read from the local cache when
       HF_DATASETS_OFFLINE=1) at `revision`, or `path` a folder written by `Dataset.save_to_disk`.
     - kind "beir": a BEIR retrieval folder at `path` (corpus.jsonl, queries.jsonl, qrels/<split>.tsv);
       params `split` (default "test") and `empty_documents` ("error" or "keep").
     - kind "mteb": an MTEB retrieval task called `name`, read through mteb's task objects from the
       local cache; params `split` and `subset`.
+    - kind "hub": a catalog dataset (docs/catalog.md): each Harness split in `splits` is a split of a
+      Hugging Face dataset at a pinned revision (HubSplit), read offline-first from the data mirror
+      ($HARNESS_DATA_DIR), the local HF cache, then the hub where the network is allowed; `modality`
+      says what a sample is, `preprocessing` how it is prepared before the model's own image processor
+      or tokenizer sees it, `label_names` the task's label space (default: the dataset's class names).
     `params` go to the source (builtin factory arguments; column names and split names for hf).
     """
 
-    kind: Literal["builtin", "local", "hf", "beir", "mteb"] = "builtin"
+    kind: Literal["builtin", "local", "hf", "beir", "mteb", "hub"] = "builtin"
     name: Annotated[str, Field(min_length=1, max_length=200)]
     path: str | None = None
     revision: str = "1"
     params: dict[str, Scalar | list[Scalar] | dict[str, str]] = Field(default_factory=dict)
+    #: kind "hub": Harness split name -> the hub split it is read from
+    splits: dict[SafeName, HubSplit] = Field(default_factory=dict)
+    #: kind "hub": what a sample is
+    modality: Modality | None = None
+    #: kind "hub": how samples are prepared (images: mode, resize, center_crop; documents: join)
+    preprocessing: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    #: the task's label space, class names in label order (empty: the dataset's own class names)
+    label_names: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _path_for_local(self) -> DatasetSource:
         if self.kind in ("local", "beir") and not self.path:
             raise ValueError(f"a {self.kind} dataset source needs a 'path'")
+        if self.kind == "hub" and (not self.splits or self.modality is None):
+            raise ValueError("a hub dataset source needs 'splits' and a 'modality'")
+        if self.kind != "hub" and (self.splits or self.modality or self.preprocessing):
+            raise ValueError("'splits', 'modality' and 'preprocessing' belong to hub dataset sources")
         return self
 
 
@@ -103,15 +169,17 @@ class TaskSpec(_Strict):
     #: fits); asked for by name with `--tasks`, it runs on any model that fits otherwise
     demo_models_tagged: list[str] = Field(default_factory=list)
     license: str | None = None
+    #: where the protocol comes from: the paper and/or reference implementation it follows (catalog tasks)
+    protocol: str | None = None
 
     def spec_hash(self) -> str:
         """sha256 of what determines a task's results: fields at their defaults, the description,
-        the license and `demo_models_tagged` are left out (so adding an optional field or rewording a
-        description keeps earlier submissions valid), and so is a model-dependent dataset parameter
-        (the `reference` of a compression task, filled in per model; the dataset fingerprints
-        identify it)."""
+        the license, the protocol's citation and `demo_models_tagged` are left out (so adding an optional
+        field or rewording a description keeps earlier submissions valid), and so is a model-dependent
+        dataset parameter (the `reference` of a compression task, filled in per model; the dataset
+        fingerprints identify it)."""
         payload = self.model_dump(
-            mode="json", exclude_defaults=True, exclude={"description", "license", "demo_models_tagged"}
+            mode="json", exclude_defaults=True, exclude={"description", "license", "demo_models_tagged", "protocol"}
         )
         payload.get("dataset", {}).get("params", {}).pop("reference", None)
         return canonical_hash(payload)
@@ -156,12 +224,17 @@ class ModelCard(_Strict):
 # --------------------------------------------------------------------------- results
 
 
+CiMethod = Literal["wilson", "bc-bootstrap", "debiased-bootstrap", "order-statistic", "bootstrap", "stderr", "none"]
+
+
 class MetricValue(_Strict):
     """One number with its direction, uncertainty and sample count.
 
     ci_method (docs/metrics.md, "Intervals"): "wilson": Wilson score interval of a proportion of n
     independent units; "bc-bootstrap": bias-corrected percentile interval over `n_resamples` seeded
-    resamples of the units; "bootstrap": plain percentile interval (files of schema version 3 and
+    resamples of the units; "debiased-bootstrap": the same after removing the bootstrap's bias estimate
+    (the ECE family; for ece extended to 0 when the noise-floor test does not reject calibration);
+    "order-statistic": the distribution-free interval of a median; "bootstrap": plain percentile interval (files of schema version 3 and
     older); "stderr": value +- 1.96 stderr over n independent estimates; "none": no interval (a fitted
     parameter or a diagnostic). `n` counts the independent units resampled and `unit` names them
     (samples, documents, queries, prompts, ...).
@@ -173,7 +246,7 @@ class MetricValue(_Strict):
     ci_low: Finite | None = None
     ci_high: Finite | None = None
     stderr: Finite | None = None
-    ci_method: Literal["wilson", "bc-bootstrap", "bootstrap", "stderr", "none"] = "none"
+    ci_method: CiMethod = "none"
     n: Annotated[int, Field(ge=0, le=2**63 - 1)]
     #: what `n` counts (None in files of schema version 3 and older)
     unit: Annotated[str, Field(max_length=40)] | None = None

@@ -67,6 +67,21 @@ def write_submission(out: Path, submission: Submission, samples: Sequence[tuple[
     return path
 
 
+def rewrite_upgraded(valid: Sequence[tuple[Submission, str]]) -> list[Path]:
+    """Write each valid submission read from a file of an older schema back to that file in the current
+    schema, with the numbers re-scoring gave it (`harness validate --upgrade`; harness/validation.py
+    replaces an old file's intervals, units and new metrics after its point values agreed). The
+    per-sample parquet is unchanged. Returns the files rewritten."""
+    written = []
+    for submission, file in valid:
+        path = Path(file)
+        raw = load_json_text(path.read_bytes(), file, max_bytes=MAX_SUBMISSION_BYTES)
+        if isinstance(raw, dict) and raw.get("schema_version", SCHEMA_VERSION) < SCHEMA_VERSION:
+            atomic_write(path, (submission.model_dump_json(indent=2) + "\n").encode())
+            written.append(path)
+    return written
+
+
 def commit_order(loaded: Sequence[tuple[Submission, str]]) -> list[tuple[Submission, str]]:
     """Submissions in the order git first committed their files (then files git does not know, by path).
 

@@ -9,6 +9,8 @@ raises a HarnessError (what, where, what to do) instead of a traceback, a hang o
 - `read_npz`: a zip archive of .npy members, no pickled (object) arrays, whose decompressed size,
   from the zip directory and the .npy headers, is at most MAX_ARRAY_BYTES (a 4 MB file of zeros
   can decompress to gigabytes);
+- `read_npy`: one .npy array, no pickled (object) array, its size from the header at most
+  MAX_ARRAY_BYTES and within the file;
 - `read_parquet`: a readable parquet file whose uncompressed size, from its footer, is at most
   MAX_ARRAY_BYTES; `matrix_column` turns a column of equal-length number lists into a 2-D array.
 """
@@ -188,6 +190,34 @@ def read_npz(file: Path, *, max_bytes: int | None = None) -> dict[str, NDArray[A
         raise HarnessError(
             f"not a valid .npz file (a zip archive of .npy arrays): {message}", where=str(file), fix=fix_format
         ) from None
+
+
+def read_npy(file: Path, *, max_bytes: int | None = None) -> NDArray[Any]:
+    """The array of the .npy `file`, checked from its header before it is read: no object (pickled)
+    array, at most `max_bytes` (MAX_ARRAY_BYTES), and no more than the file holds."""
+    cap = MAX_ARRAY_BYTES if max_bytes is None else max_bytes
+    size = regular_file(file, "npy file")
+    fix_format = "save it with numpy.save (a plain numeric array)"
+    try:
+        with file.open("rb") as stream:
+            version = np.lib.format.read_magic(stream)
+            if version not in _NPY_HEADERS:
+                raise HarnessError(f".npy version {version} is not supported", where=str(file), fix=fix_format)
+            shape, _, dtype = _NPY_HEADERS[version](stream)
+            header = stream.tell()
+        if dtype.hasobject:
+            raise HarnessError("the array holds Python objects (pickle), which are never loaded", where=str(file))
+        n_bytes = math.prod(shape) * dtype.itemsize
+        if n_bytes > cap:
+            raise _over_cap(n_bytes, cap, file)
+        if n_bytes > size - header:
+            raise HarnessError(
+                f"the array is truncated: its header declares shape {shape}", where=str(file), fix=fix_format
+            )
+        return np.asarray(np.load(file, allow_pickle=False))
+    except (ValueError, EOFError, OSError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise HarnessError(f"not a valid .npy file: {message}", where=str(file), fix=fix_format) from None
 
 
 def read_parquet(file: Path, *, max_bytes: int | None = None) -> pa.Table:

@@ -24,7 +24,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -356,8 +356,10 @@ def _check_tasks(check: _Checker, sub: Submission) -> dict[str, TaskSpec]:
                 "keep the main metric `harness eval` wrote",
             )
         specs[run.task] = spec
-        read = {request.split for request in adapter_for(spec).requests(spec)}
-        for split in sorted(read - set(run.dataset_fingerprints)):
+        requests = adapter_for(spec).requests(spec)
+        read = {request.split for request in requests}
+        required = {request.split for request in requests if not request.optional}  # optional: calib, train
+        for split in sorted(required - set(run.dataset_fingerprints)):
             check.add(f"{where}.dataset_fingerprints", f"no fingerprint for split {split!r}", "keep what harness wrote")
         for split in sorted(set(run.dataset_fingerprints) - read):
             check.add(f"{where}.dataset_fingerprints", f"task {run.task!r} reads no split {split!r}")
@@ -538,6 +540,8 @@ def _rescore(check: _Checker, sub: Submission, specs: dict[str, TaskSpec], tiers
         blocks = samples[run.task]
         want = expected.get(run.task)
         if want is not None:
+            # an optional split the run says it read (its fingerprint) must be in its samples too
+            want = {k: replace(v, optional=v.optional and k not in run.dataset_fingerprints) for k, v in want.items()}
             blocks, unbound = bind_samples(want, blocks)
             for split, message in unbound:
                 check.add(
@@ -589,7 +593,8 @@ def bind_samples(
     """Check submitted samples against what the task's data says they must be, and return them bound to
     it: in the dataset's order, with the dataset's labels. Problems are (split, message) pairs."""
     problems: list[tuple[str, str]] = []
-    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    required = {name for name, want in expected.items() if not want.optional}  # a run may leave out the others
+    missing, extra = sorted(required - set(got)), sorted(set(got) - set(expected))
     if missing or extra:
         problems.append(("splits", f"splits {sorted(got)}; the task has {sorted(expected)}"))
     bound: dict[str, Samples] = {}

@@ -498,7 +498,7 @@ def raw_cases() -> list[tuple[str, str, Build]]:
         ("created-at-without-zone", "has no time zone", edit_json(set_("provenance.created_at", "2026-01-01T00:00:00"))),
         ("no-results", "has no results", edit_json(no_results)),
         ("fingerprint-missing", "no fingerprint for split", edit_json(fingerprint_dropped)),
-        ("fingerprints-empty", "no fingerprint for split 'calib'", edit_json(set_("results.0.dataset_fingerprints", {}))),
+        ("fingerprints-empty", "no fingerprint for split 'test'", edit_json(set_("results.0.dataset_fingerprints", {}))),
         ("bootstrap-not-numbers", "expected a number", edit_json(bootstrap_strings)),
         ("bootstrap-shortened", "expected a list of", edit_json(bootstrap_shortened)),
         ("artifact-added", "not produced by the task", edit_json(artifact_added)),

@@ -117,3 +117,38 @@ def test_ood_without_features_reports_logit_scores_only(tiny_zoo: Path, tmp_path
     assert not any(".mahalanobis." in m.name for m in run.metrics)
     direct = Runner(options).evaluate(handle, [spec]).submission.results[0]
     assert run.metric("auroc.energy.mean").value == pytest.approx(direct.metric("auroc.energy.mean").value, abs=1e-6)
+
+
+def test_a_class_absent_from_the_test_split_has_a_null_accuracy_not_nan(lt_model_result: ModelResult) -> None:
+    """JSON has no NaN: a class with no test sample gets null in the per-class artifact, the aggregates
+    leave it out, and the run re-scores to the same numbers."""
+    import dataclasses
+    import json
+
+    from harness.rescoring import compare_run
+
+    spec = load_specs().get("longtail")
+    samples = blocks(lt_model_result, "longtail")
+    test = samples["test"]
+    keep = test.labels != 5
+    samples["test"] = dataclasses.replace(
+        test,
+        ids=[i for i, k in zip(test.ids, keep, strict=True) if k],
+        labels=test.labels[keep],
+        values=test.values[keep],
+    )
+    outcome = adapter_for(spec).score(spec, samples, seed=0)
+    accuracy = outcome.artifacts["per_class"]["accuracy"]
+    assert accuracy[5] is None and all(isinstance(a, float) for a in accuracy[:5])
+    json.dumps(outcome.artifacts, allow_nan=False)  # raises on NaN
+    run = next(r for r in lt_model_result.submission.results if r.task == "longtail")
+    from harness.tasks.base import run_artifacts, run_parameters
+
+    rescored = run.model_copy(
+        update={
+            "metrics": outcome.metrics,
+            "parameters": run_parameters(spec, outcome),
+            "artifacts": json.loads(json.dumps(run_artifacts(outcome, spec.main_metric, 0))),
+        }
+    )
+    assert compare_run(rescored, spec, outcome, 0) == []

@@ -104,7 +104,7 @@ def test_hf_dataset_saved_to_disk(tmp_path: Path) -> None:
     ("files", "message"),
     [
         ({}, "no dataset found"),
-        ({"test.npz": {"x": np.zeros((2, 2))}}, "needs arrays 'x' and 'y'"),
+        ({"test.npz": {"inputs": np.zeros((2, 2))}}, "an .npz split holds arrays y"),
         ({"test.npz": {"x": np.zeros((2, 2)), "y": np.array([0.5, 1.5])}}, "labels must be integers"),
         (
             {"test.npz": {"x": np.zeros((2, 2)), "y": np.array([0, 1]), "ids": np.array(["a", "a"])}},

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest, norm
 
-from harness.intervals import bias_corrected_interval, wilson_interval
+from harness.intervals import bias_corrected_interval, debiased_interval, median_interval, wilson_interval
 from harness.stats import percentile_interval
 
 
@@ -81,3 +81,99 @@ def test_bias_corrected_interval_always_contains_its_point() -> None:
     assert low == 0.0113 and high > 0.012
     low, high = bias_corrected_interval(0.5, np.linspace(0.1, 0.2, 100))
     assert high == 0.5
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 400), seed=st.integers(0, 2**31), ties=st.booleans())
+def test_median_interval_matches_scipys_quantile_test(n: int, seed: int, ties: bool) -> None:
+    """The order-statistic interval of a median equals scipy's exact (binomial) quantile-test interval,
+    on continuous and on heavily tied values (first divergent positions are small integers)."""
+    from scipy.stats import quantile_test
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 5, n).astype(float) if ties else rng.normal(size=n)
+    ours = median_interval(values)
+    assert ours[0] <= np.median(values) <= ours[1]
+    if n >= 6:  # below 6 values no order-statistic interval reaches 95%: ours is the range, scipy's unbounded
+        theirs = quantile_test(values, q=float(np.median(values)), p=0.5).confidence_interval(0.95)
+        assert ours == (pytest.approx(theirs.low), pytest.approx(theirs.high))
+    else:
+        assert ours == (values.min(), values.max())
+
+
+def test_median_interval_covers_by_simulation() -> None:
+    """Coverage of the true median of an exponential distribution is at least 95% (exact for continuous
+    data), and not far above: 2,000 draws of n = 50."""
+    rng = np.random.default_rng(3)
+    truth = np.log(2.0)
+    hits = [lo <= truth <= hi for lo, hi in (median_interval(rng.exponential(size=50)) for _ in range(2000))]
+    assert 0.945 <= np.mean(hits) <= 0.985
+
+
+def test_debiased_interval_shifts_by_the_bootstrap_bias_and_respects_the_bounds() -> None:
+    rng = np.random.default_rng(0)
+    point = 0.05
+    resamples = 0.07 + 0.01 * rng.standard_normal(2000)  # bias 0.02 upwards
+    low, high = debiased_interval(point, resamples)
+    bias = resamples.mean() - point
+    expect = bias_corrected_interval(point - bias, resamples - 2 * bias)
+    assert low == pytest.approx(max(0.0, min(expect[0], point)))
+    assert high == pytest.approx(max(expect[1], point))
+    assert low < point - bias < high  # centred on the debiased estimate, below the biased point
+    assert low <= point <= high  # and never excluding its own point
+    # A large bias: clipped at 0, never negative; a plausible zero reaches 0.
+    low, high = debiased_interval(0.01, 0.2 + 0.01 * rng.standard_normal(500))
+    assert low == 0.0 and high >= 0.01
+    assert debiased_interval(point, resamples, zero_plausible=True)[0] == 0.0
+
+
+def test_plug_in_ece_of_a_calibrated_model_is_covered_when_calibration_is_plausible() -> None:
+    """The issue's case: a calibrated model's plug-in ece lies above 0, and its bootstrap even more; the
+    calibration adapter's interval reaches 0 when the noise-floor test does not reject calibration
+    (bench/uncertainty.py measures 0.94-0.96 coverage of 0)."""
+    from harness.tasks import load_specs
+    from harness.tasks.base import Samples
+    from harness.tasks.calibration import ADAPTER
+
+    rng = np.random.default_rng(7)
+    n, classes = 600, 10
+    confidence = 1.0 - 0.85 * rng.beta(1.2, 4.0, n)
+    probs = np.repeat(((1.0 - confidence) / (classes - 1))[:, None], classes, axis=1)
+    probs[:, 0] = confidence
+    labels = np.where(rng.random(n) < confidence, 0, rng.integers(1, classes, n))
+    logits = np.log(probs)
+    block = {
+        split: Samples(split=split, ids=[f"{split}{i}" for i in range(n)], labels=labels, values=logits, fields=[])
+        for split in ("calib", "test")
+    }
+    spec = load_specs().get("calib")
+    metrics = {m.name: m for m in ADAPTER.score(spec, block, seed=0).metrics}
+    ece, p = metrics["ece"], metrics["ece_calibrated_p"].value
+    assert ece.ci_method == "debiased-bootstrap" and ece.value > 0
+    assert ece.ci_low is not None and ece.ci_high is not None
+    assert ece.ci_low <= ece.value <= ece.ci_high
+    assert (ece.ci_low == 0.0) == (p > 0.05)
+
+
+def test_a_degenerate_bootstrap_at_a_bound_gets_wilsons_interval_of_its_units() -> None:
+    """Perfect separation: every resample's AUROC is 1. With the units behind it the interval is Wilson's
+    (scipy's binomtest), not [1, 1]; without units (AUPR) it stays at the point; a constant inside (0, 1)
+    is never widened."""
+    from harness.tasks.base import bootstrap_metric
+    from harness.tasks.ood import _units_at_bound
+
+    ones = np.ones(1000)
+    metric = bootstrap_metric("auroc.msp.far", 1.0, ones, 500, "ID + OOD samples", units_at_bound=200)
+    expect = binomtest(200, 200).proportion_ci(0.95, method="wilson")
+    assert metric.ci_method == "wilson"
+    assert (metric.ci_low, metric.ci_high) == (pytest.approx(expect.low), pytest.approx(expect.high))
+    zero = bootstrap_metric("fpr95.msp.far", 0.0, np.zeros(1000), 500, "ID + OOD samples", units_at_bound=300)
+    assert zero.ci_low == 0.0 and zero.ci_high == pytest.approx(binomtest(0, 300).proportion_ci(0.95, "wilson").high)
+    assert bootstrap_metric("aupr_in.msp.far", 1.0, ones, 500, units_at_bound=None).ci_low == 1.0
+    inside = bootstrap_metric("auroc.msp.far", 0.75, np.full(10, 0.75), 500, units_at_bound=200)
+    assert (inside.ci_low, inside.ci_high, inside.ci_method) == (0.75, 0.75, "bc-bootstrap")
+    # AUROC: disjoint (ID, OOD) pairs, the smallest set's for an average; FPR@95: OOD samples; AUPR: none
+    assert _units_at_bound("auroc", 300, [200, 500]) == 200
+    assert _units_at_bound("auroc", 100, [200, 500]) == 100
+    assert _units_at_bound("fpr95", 100, [200, 500]) == 200
+    assert _units_at_bound("aupr_in", 100, [200]) is None

@@ -585,3 +585,44 @@ def test_subset_outputs_equal_the_full_runs(tiny_zoo: Path, tmp_path: Path) -> N
         assert np.array_equal(block.labels, whole.labels[rows])
         np.testing.assert_allclose(block.values, whole.values[rows], rtol=1e-6, atol=1e-6)
     assert subset.submission.sample_limit == 40
+
+
+def test_validate_upgrade_rewrites_older_files_with_re_scored_numbers(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`harness validate --upgrade`: a shipped file of schema 3 (percentile intervals, no units) is
+    written back in the current schema with the numbers re-scoring gives; its point values are
+    unchanged, it validates as a current file, and a second run rewrites nothing. With a problem in
+    any file nothing is written."""
+    from harness.schema import SCHEMA_VERSION
+
+    shipped = Path(__file__).resolve().parent.parent / "submissions"
+    folder = next(p for p in sorted(shipped.iterdir()) if p.name.startswith("harness-zoo__digits-mlp"))
+    copy = tmp_path / "subs" / folder.name
+    shutil.copytree(folder, copy)
+    file = next(copy.glob("*.json"))
+    before = json.loads(file.read_text())
+    assert before["schema_version"] < SCHEMA_VERSION
+    bad = tmp_path / "bad" / folder.name
+    shutil.copytree(folder, bad)
+    broken = json.loads(file.read_text())
+    broken["results"][0]["metrics"][0]["value"] += 0.01
+    (next(bad.glob("*.json"))).write_text(json.dumps(broken))
+    result = run_cli(capsys, monkeypatch, "validate", str(tmp_path / "subs"), str(tmp_path / "bad"), "--upgrade")
+    assert result.code == 2 and "nothing rewritten" in result.err
+    assert json.loads(file.read_text()) == before
+
+    result = run_cli(capsys, monkeypatch, "validate", str(tmp_path / "subs"), "--upgrade")
+    assert result.code == 0, result.err
+    assert "1 files rewritten" in result.out
+    after = json.loads(file.read_text())
+    assert after["schema_version"] == SCHEMA_VERSION
+    old = {(r["task"], m["name"]): m for r in before["results"] for m in r["metrics"]}
+    new = {(r["task"], m["name"]): m for r in after["results"] for m in r["metrics"]}
+    assert set(old) <= set(new)
+    assert all(new[key]["value"] == pytest.approx(old[key]["value"], rel=1e-6, abs=1e-12) for key in old)
+    assert all(m["unit"] for m in new.values())
+    valid, problems = validate_files([tmp_path / "subs"])
+    assert problems == [] and len(valid) == 1
+    result = run_cli(capsys, monkeypatch, "validate", str(tmp_path / "subs"), "--upgrade")
+    assert result.code == 0 and "0 files rewritten" in result.out

@@ -1,4 +1,5 @@
-"""Dataset sources: built-in offline suites, local folders and files, HF datasets.
+"""Dataset sources: built-in offline suites, local folders and files, HF datasets, the catalog's hub
+datasets (resolved offline-first: harness/data/mirror.py, harness/data/catalog.py).
 
 A source resolves to a suite object whose `split(name)` returns a split carrying a
 `fingerprint` (sha256 over its content), the key the runner caches per-sample outputs by.
@@ -44,6 +45,18 @@ def named_split(dataset: str, splits: Mapping[str, SplitT], name: str) -> SplitT
     return splits[name]
 
 
+def has_split(suite: Any, name: str) -> bool:
+    """Whether `suite` has a split called `name` (an optional split a task reads when it is there)."""
+    splits = getattr(suite, "splits", None)
+    if isinstance(splits, Mapping):
+        return name in splits
+    try:
+        suite.split(name)
+    except HarnessError:
+        return False
+    return True
+
+
 def checked_positions(indices: Sequence[int], size: int, split: str) -> list[int]:
     """`indices` as ints, each in [0, size) and none repeated: the positions a split's `take` reads."""
     positions = [int(i) for i in indices]
@@ -67,6 +80,7 @@ def load_suite(source: DatasetSource) -> Any:
         source.path,
         source.revision,
         tuple(sorted((k, str(v)) for k, v in source.params.items())),
+        _hub_key(source),
     )
     if key not in _SUITES:
         if source.kind == "builtin":
@@ -74,7 +88,7 @@ def load_suite(source: DatasetSource) -> Any:
         elif source.kind == "local":
             from harness.data.local import local_suite
 
-            _SUITES[key] = local_suite(str(source.path), source.name)
+            _SUITES[key] = local_suite(str(source.path), source.name, source.params)
         elif source.kind == "hf":
             from harness.data.hf import hf_suite
 
@@ -83,11 +97,25 @@ def load_suite(source: DatasetSource) -> Any:
             from harness.data.retrieval import beir_suite
 
             _SUITES[key] = beir_suite(source)
+        elif source.kind == "hub":
+            from harness.data.catalog import hub_suite
+
+            _SUITES[key] = hub_suite(source)
         else:
             from harness.data.retrieval import mteb_suite
 
             _SUITES[key] = mteb_suite(source)
     return _SUITES[key]
+
+
+def _hub_key(source: DatasetSource) -> str:
+    """What else identifies a catalog source's suite: its splits and preprocessing, and the data mirror."""
+    if source.kind != "hub":
+        return ""
+    from harness.data.mirror import data_dir
+    from harness.schema import canonical_hash
+
+    return canonical_hash([source.model_dump(mode="json"), str(data_dir())])
 
 
 def get_split(suite: Any, name: str, limit: int | None = None) -> Any:

@@ -1,4 +1,10 @@
-"""Labelled arrays: the split type of classification suites."""
+"""Labelled arrays, texts and label-only splits: the split types of classification suites.
+
+`ArraySplit` (inputs x), `TextSplit` (texts) and `LabelSplit` (labels and ids only: the outputs come
+from a predictions file) carry integer labels `y`, -1 for unlabelled samples (OOD sets). `source`
+names where a split was read from (a file or folder), for error messages; it is not part of the
+fingerprint. `has_inputs` says whether a model can run on the split (False: predictions files only).
+"""
 
 from __future__ import annotations
 
@@ -33,32 +39,38 @@ class ArraySplit:
     x: NDArray[np.float32]
     y: NDArray[np.int64]
     ids: list[str]
+    source: str = field(default="", compare=False)
     fingerprint: str = field(init=False)
+    has_inputs = True
 
     def __post_init__(self) -> None:
         n = len(self.ids)
         if self.x.shape[0] != n or self.y.shape[0] != n:
             raise HarnessError(
                 f"split {self.name!r} has {self.x.shape[0]} inputs, {self.y.shape[0]} labels and {n} ids",
-                where=f"split {self.name}",
+                where=self.source or f"split {self.name}",
                 fix="inputs, labels and ids must have the same length",
             )
         if len(set(self.ids)) != n:
-            raise HarnessError(f"split {self.name!r} has duplicate sample ids", where=f"split {self.name}")
+            raise HarnessError(
+                f"split {self.name!r} has duplicate sample ids",
+                where=self.source or f"split {self.name}",
+                fix="give every sample its own id",
+            )
         if not np.isfinite(self.x).all():
-            raise HarnessError(f"split {self.name!r} has NaN or inf inputs", where=f"split {self.name}")
+            raise HarnessError(f"split {self.name!r} has NaN or inf inputs", where=self.source or f"split {self.name}")
         object.__setattr__(self, "fingerprint", fingerprint_arrays(self.name, self.x, self.y, self.ids))
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def head(self, n: int) -> ArraySplit:
-        return ArraySplit(self.name, self.x[:n], self.y[:n], self.ids[:n])
+        return ArraySplit(self.name, self.x[:n], self.y[:n], self.ids[:n], self.source)
 
     def take(self, indices: Sequence[int]) -> ArraySplit:
         """The samples at `indices`, in that order (inputs, labels and ids together)."""
         rows = np.asarray(checked_positions(indices, len(self), self.name), dtype=np.intp)
-        return ArraySplit(self.name, self.x[rows], self.y[rows], [self.ids[i] for i in rows])
+        return ArraySplit(self.name, self.x[rows], self.y[rows], [self.ids[i] for i in rows], self.source)
 
 
 @dataclass(frozen=True)
@@ -69,17 +81,23 @@ class TextSplit:
     texts: list[str]
     y: NDArray[np.int64]
     ids: list[str]
+    source: str = field(default="", compare=False)
     fingerprint: str = field(init=False)
+    has_inputs = True
 
     def __post_init__(self) -> None:
         n = len(self.ids)
         if len(self.texts) != n or self.y.shape[0] != n:
             raise HarnessError(
                 f"split {self.name!r} has {len(self.texts)} texts, {self.y.shape[0]} labels and {n} ids",
-                where=f"split {self.name}",
+                where=self.source or f"split {self.name}",
             )
         if len(set(self.ids)) != n:
-            raise HarnessError(f"split {self.name!r} has duplicate sample ids", where=f"split {self.name}")
+            raise HarnessError(
+                f"split {self.name!r} has duplicate sample ids",
+                where=self.source or f"split {self.name}",
+                fix="give every sample its own id",
+            )
         digest = hashlib.sha256(self.name.encode())
         digest.update("\x00".join(self.texts).encode())
         digest.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
@@ -90,10 +108,52 @@ class TextSplit:
         return len(self.ids)
 
     def head(self, n: int) -> TextSplit:
-        return TextSplit(self.name, self.texts[:n], self.y[:n], self.ids[:n])
+        return TextSplit(self.name, self.texts[:n], self.y[:n], self.ids[:n], self.source)
 
     def take(self, indices: Sequence[int]) -> TextSplit:
         """The samples at `indices`, in that order (texts, labels and ids together)."""
         rows = checked_positions(indices, len(self), self.name)
         y = self.y[np.asarray(rows, dtype=np.intp)]
-        return TextSplit(self.name, [self.texts[i] for i in rows], y, [self.ids[i] for i in rows])
+        return TextSplit(self.name, [self.texts[i] for i in rows], y, [self.ids[i] for i in rows], self.source)
+
+
+@dataclass(frozen=True)
+class LabelSplit:
+    """Integer labels `y` (n) and unique string `ids` (n), no inputs: a split that only a predictions
+    file (per-sample logits exported elsewhere) can be evaluated on."""
+
+    name: str
+    y: NDArray[np.int64]
+    ids: list[str]
+    source: str = field(default="", compare=False)
+    fingerprint: str = field(init=False)
+    has_inputs = False
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if self.y.shape != (n,):
+            raise HarnessError(
+                f"split {self.name!r} has {self.y.shape[0]} labels and {n} ids",
+                where=self.source or f"split {self.name}",
+            )
+        if len(set(self.ids)) != n:
+            raise HarnessError(
+                f"split {self.name!r} has duplicate sample ids",
+                where=self.source or f"split {self.name}",
+                fix="give every sample its own id",
+            )
+        digest = hashlib.sha256(b"labels\x00" + self.name.encode())
+        digest.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
+        digest.update("\x00".join(self.ids).encode())
+        object.__setattr__(self, "fingerprint", digest.hexdigest())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def head(self, n: int) -> LabelSplit:
+        return LabelSplit(self.name, self.y[:n], self.ids[:n], self.source)
+
+    def take(self, indices: Sequence[int]) -> LabelSplit:
+        """The samples at `indices`, in that order (labels and ids together)."""
+        rows = checked_positions(indices, len(self), self.name)
+        return LabelSplit(self.name, self.y[np.asarray(rows, dtype=np.intp)], [self.ids[i] for i in rows], self.source)

@@ -38,6 +38,8 @@ class ClassificationSuite:
     """Labelled splits of one classification problem.
 
     `ood_groups` maps each OOD split name to "near" or "far" (empty for suites without OOD data).
+    `class_names`: the label space, one name per class in label order (empty: classes are indices only;
+    a model then fits by its number of outputs, harness/labels.py).
     """
 
     name: str
@@ -45,6 +47,7 @@ class ClassificationSuite:
     splits: dict[str, Any]  # ArraySplit, or TextSplit for text datasets
     description: str
     ood_groups: dict[str, str] = field(default_factory=dict)
+    class_names: tuple[str, ...] = ()
 
     def train_counts(self) -> np.ndarray:
         """Training samples per class (the long-tail shot groups are defined by these)."""

@@ -1,144 +1,253 @@
-"""Local classification data: an ImageFolder tree or one array file per split.
+"""Local data: a folder (or one file) of the user's own splits, for any task.
 
-Layouts (checked in this order), under the source's `path`:
-- `<split>.npz` with arrays `x` (n, ...) and `y` (n,), optional `ids` (n,) of strings;
-- `<split>.parquet` with a `label` column, optional `id`, and either a `text` column (text
-  classification) or an `x` column of float lists (fixed-length feature vectors);
-- ImageFolder: `<split>/<class name>/<image file>`; classes are the sorted folder names of the
-  train split (or the first split), images are read with Pillow, scaled to [0, 1], and must all
-  have the same size and mode.
-Samples without ids get `<split>-<row>`. Labels must be integers in [0, n_classes). Every array
-split has inputs of one shape. Files are read as untrusted (`harness.untrusted`: no pickles,
-decompressed size capped by MAX_ARRAY_BYTES before anything is read).
+Under the source's `path`, each split is one entry named after it (`test.csv` and `test/` are
+both split "test"; hidden entries and files of other kinds, such as a README, are left out):
+- `<split>.csv`, `<split>.jsonl`, `<split>.parquet`: a table with a `label` column and either
+  a `text` column (text classification) or numeric feature columns, or neither (labels only, for
+  a predictions file); `<split>.npz` (arrays y, x, ids) or `<split>.npy` (features, label last).
+  See harness/data/tables.py for every rule.
+- `<split>.txt`: plain-text documents separated by blank lines; `<split>/` holding `*.txt` files:
+  one document per file (for lm_loss and flatness; harness/data/text.py).
+- `<split>/<class name>/<image>` (ImageFolder): images of each class; `<split>/<image>`: an
+  unlabelled image split (an OOD set, label -1). Classes are the sorted class folder names of the
+  train split (or the first split with class folders), unless `classes` lists them. Images are
+  read with Pillow and scaled to [0, 1]; they must share one size and mode unless `image_size`
+  ([height, width], or one number for squares) and `image_mode` (a Pillow mode such as RGB or L)
+  convert them.
+`path` may also name one such file: a dataset with one split, named after the file.
+
+Dataset params (`dataset.params` in the task spec): `label_column`, `text_column`, `id_column`,
+`feature_columns`, `classes`, `image_size`, `image_mode`; any other name is an error. The class
+names (`classes`, or an ImageFolder's class folders) are the suite's `class_names`: a classifier with
+label names of its own (an HF config's id2label) is matched to them by name, in any order
+(harness/labels.py); without names, labels index the model's outputs. A split
+given twice (`test.csv` and `test.npz`) is an error, and every array split must have inputs of
+one shape. Relative paths are relative to the folder `harness` runs in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.data.arrays import ArraySplit, TextSplit
+from harness.data.arrays import ArraySplit
 from harness.data.digits import ClassificationSuite
+from harness.data.tables import TABLE_SUFFIXES, Columns, read_table_split
+from harness.data.text import DocumentSplit, documents_in_file, documents_in_folder
 from harness.errors import HarnessError
-from harness.untrusted import matrix_column, read_npz, read_parquet
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+SPLIT_SUFFIXES = (*TABLE_SUFFIXES, ".txt")
+PARAMS = ("label_column", "text_column", "id_column", "feature_columns", "classes", "image_size", "image_mode")
 
 
-def local_suite(path: str, name: str = "local") -> ClassificationSuite:
+@dataclass(frozen=True)
+class LocalOptions:
+    """The dataset params of a local source, checked."""
+
+    columns: Columns = field(default_factory=Columns)
+    image_size: tuple[int, int] | None = None
+    image_mode: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], where: str) -> LocalOptions:
+        unknown = sorted(set(params) - set(PARAMS))
+        if unknown:
+            raise HarnessError(
+                f"unknown dataset parameter(s) {unknown} for a local dataset",
+                where=f"{where} (dataset.params)",
+                fix="known parameters: " + ", ".join(PARAMS),
+            )
+
+        def text(key: str, default: str) -> str:
+            value = params.get(key, default)
+            if not isinstance(value, str) or not value:
+                raise HarnessError(f"dataset.params.{key} must be a column name", where=where)
+            return value
+
+        def names(key: str) -> tuple[str, ...] | None:
+            value = params.get(key)
+            if value is None:
+                return None
+            if not isinstance(value, list) or not value or any(isinstance(v, (bool, dict, list)) for v in value):
+                raise HarnessError(f"dataset.params.{key} must be a non-empty list of names", where=where)
+            out = tuple(str(v) for v in value)
+            if len(set(out)) != len(out):
+                raise HarnessError(f"dataset.params.{key} repeats a name", where=where)
+            return out
+
+        size = params.get("image_size")
+        image_size = None
+        if size is not None:
+            sides = size if isinstance(size, list) else [size, size]
+            if len(sides) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sides):
+                raise HarnessError(
+                    f"dataset.params.image_size must be [height, width] or one side, got {size!r}", where=where
+                )
+            image_size = (int(sides[0]), int(sides[1]))
+        mode = params.get("image_mode")
+        if mode is not None and mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F"):
+            raise HarnessError(
+                f"dataset.params.image_mode {mode!r} is not a Pillow mode", where=where, fix="e.g. RGB or L"
+            )
+        columns = Columns(
+            label=text("label_column", "label"),
+            text=text("text_column", "text"),
+            id=text("id_column", "id"),
+            features=names("feature_columns"),
+            classes=names("classes"),
+        )
+        return cls(columns, image_size, None if mode is None else str(mode))
+
+
+def local_suite(path: str, name: str = "local", params: Mapping[str, Any] | None = None) -> ClassificationSuite:
+    """Every split under `path` (see the module docstring), as one suite."""
     root = Path(path)
+    options = LocalOptions.from_params(params or {}, str(root))
     if not root.exists():
         raise HarnessError("dataset path does not exist", where=str(root), fix="check the task spec's dataset.path")
-    splits: dict[str, Any] = {}
-    for file in sorted(root.glob("*.npz")):
-        splits[file.stem] = _read_npz(file)
-    for file in sorted(root.glob("*.parquet")):
-        splits.setdefault(file.stem, _read_parquet(file))
-    if not splits:
-        folders = sorted(p for p in root.iterdir() if p.is_dir())
-        if not folders:
+    entries = [root] if root.is_file() else sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    found: dict[str, Path] = {}
+    image_folders: list[Path] = []
+    for entry in entries:
+        if entry.is_file() and entry.suffix not in SPLIT_SUFFIXES:
+            if root.is_file():
+                raise HarnessError(f"a local dataset file must end in {', '.join(SPLIT_SUFFIXES)}", where=str(root))
+            continue
+        if entry.is_dir() and not _holds_split(entry):
+            continue
+        split = entry.stem if entry.is_file() else entry.name
+        if split in found:
             raise HarnessError(
-                "no dataset found: expected <split>.npz, <split>.parquet or <split>/<class>/<image> folders",
+                f"split {split!r} is given twice: {found[split].name} and {entry.name}",
                 where=str(root),
+                fix="keep one of them",
             )
-        first = next((f for f in folders if f.name == "train"), folders[0])
-        classes = sorted(p.name for p in first.iterdir() if p.is_dir())
-        splits = {folder.name: _read_image_folder(folder, classes) for folder in folders}
+        found[split] = entry
+        if entry.is_dir() and not _is_document_folder(entry):
+            image_folders.append(entry)
+    if not found:
+        raise HarnessError(
+            "no dataset found: expected <split>.csv|.jsonl|.parquet|.npz|.npy|.txt files, <split>/*.txt "
+            "documents or <split>/<class>/<image> folders",
+            where=str(root),
+            fix="see docs/own-data.md for the layouts",
+        )
+    classes = list(options.columns.classes) if options.columns.classes else _image_classes(image_folders)
+    splits: dict[str, Any] = {}
+    for split, entry in found.items():
+        if entry.is_file() and entry.suffix == ".txt":
+            splits[split] = documents_in_file(entry, split)
+        elif entry.is_file():
+            splits[split] = read_table_split(entry, options.columns)
+        elif _is_document_folder(entry):
+            splits[split] = documents_in_folder(entry, split)
+        else:
+            splits[split] = _read_image_folder(entry, classes, options)
     _check_input_shapes(splits, root)
-    n_classes = max(int(s.y.max()) + 1 if len(s) else 0 for s in splits.values())
-    return ClassificationSuite(name=name, n_classes=n_classes, splits=splits, description=f"local dataset at {root}")
+    labelled = [s.y for s in splits.values() if not isinstance(s, DocumentSplit) and len(s)]
+    n_classes = len(classes) if classes else max((int(y.max()) + 1 for y in labelled), default=0)
+    return ClassificationSuite(
+        name=name,
+        n_classes=n_classes,
+        splits=splits,
+        description=f"local dataset at {root}",
+        class_names=tuple(classes),  # named classes map onto a model's own label names (harness/labels.py)
+    )
+
+
+def _holds_split(folder: Path) -> bool:
+    """A folder is a split when it holds class folders, images or .txt documents, or nothing (an empty
+    split, reported as such when a task reads it)."""
+    children = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return not children or any(p.is_dir() or p.suffix.lower() in (*IMAGE_SUFFIXES, ".txt") for p in children)
+
+
+def _is_document_folder(folder: Path) -> bool:
+    return any(p.suffix == ".txt" and not p.name.startswith(".") for p in folder.iterdir())
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _image_classes(folders: list[Path]) -> list[str]:
+    """Class names: the class folders of the train split, else of the first split that has any."""
+    labelled = [f for f in folders if _class_folders(f)]
+    first = next((f for f in labelled if f.name == "train"), labelled[0] if labelled else None)
+    return [p.name for p in _class_folders(first)] if first is not None else []
 
 
 def _check_input_shapes(splits: dict[str, Any], root: Path) -> None:
     """Every array split must have inputs of one shape: a model fitted on one fits all of them."""
-    shapes = {name: split.x.shape[1:] for name, split in splits.items() if isinstance(split, ArraySplit)}
+    shapes = {name: split.x.shape[1:] for name, split in splits.items() if isinstance(split, ArraySplit) and len(split)}
     if len(set(shapes.values())) > 1:
         listed = ", ".join(f"{name} {shape}" for name, shape in sorted(shapes.items()))
         raise HarnessError(
             f"splits have inputs of different shapes: {listed}",
             where=str(root),
-            fix="give every split the same features (the same width, in the same order)",
+            fix="give every split the same features (the same width, in the same order); images: "
+            "dataset.params.image_size and image_mode",
         )
 
 
-def _ids(split: str, raw: Any, n: int, where: Path) -> list[str]:
-    if raw is None:
-        return [f"{split}-{i}" for i in range(n)]
-    ids = np.asarray(raw)
-    if ids.ndim != 1 or ids.dtype.kind not in "Uiu":
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def _read_image(file: Path, options: LocalOptions) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as opened:
+            image: Image.Image = opened
+            if options.image_mode is not None and image.mode != options.image_mode:
+                image = image.convert(options.image_mode)
+            if options.image_size is not None and image.size != options.image_size[::-1]:
+                image = image.resize(options.image_size[::-1], Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise HarnessError(
-            f"ids must be a 1-D array of strings or integers, got dtype {ids.dtype} and shape {ids.shape}",
-            where=str(where),
-            fix="one id per sample",
-        )
-    return [str(i) for i in ids.tolist()]
+            f"cannot read the image ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
+            where=str(file),
+            fix="re-save it as PNG or JPEG, or remove it",
+        ) from None
 
 
-def _labels(values: Any, where: Path) -> np.ndarray:
-    labels = np.asarray(values)
-    if labels.ndim != 1 or (labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < -1)):
+def _read_image_folder(folder: Path, classes: list[str], options: LocalOptions) -> ArraySplit:
+    class_folders = _class_folders(folder)
+    loose = _image_files(folder)
+    if class_folders and loose:
         raise HarnessError(
-            "labels must be integers >= 0 (or -1 for unlabelled OOD data), in a 1-D array", where=str(where)
+            f"split {folder.name!r} holds both class folders and images ({loose[0].name})",
+            where=str(folder),
+            fix="put every image in its class folder, or (an unlabelled split) no class folders",
         )
-    return labels.astype(np.int64)
-
-
-def _inputs(values: Any, where: Path) -> np.ndarray:
-    x = np.asarray(values)
-    if x.dtype.kind not in "biuf" or x.ndim < 2:
-        raise HarnessError(
-            f"inputs 'x' must be real numbers with one row per sample, got dtype {x.dtype} and shape {x.shape}",
-            where=str(where),
-            fix="store x as a float array of shape (n, features...)",
-        )
-    return x.astype(np.float32)
-
-
-def _read_npz(file: Path) -> ArraySplit:
-    arrays = read_npz(file)
-    if "x" not in arrays or "y" not in arrays:
-        raise HarnessError("an .npz split needs arrays 'x' and 'y'", where=str(file), fix=f"found {sorted(arrays)}")
-    y = _labels(arrays["y"], file)
-    return ArraySplit(file.stem, _inputs(arrays["x"], file), y, _ids(file.stem, arrays.get("ids"), len(y), file))
-
-
-def _read_parquet(file: Path) -> ArraySplit | TextSplit:
-    table = read_parquet(file)
-    columns = table.column_names
-    if "label" not in columns:
-        raise HarnessError("a parquet split needs a 'label' column", where=str(file), fix=f"found {sorted(columns)}")
-    y = _labels(table.column("label").to_numpy(zero_copy_only=False), file)
-    ids = _ids(file.stem, table.column("id").to_pylist() if "id" in columns else None, len(y), file)
-    if "text" in columns:
-        return TextSplit(file.stem, [str(t) for t in table.column("text").to_pylist()], y, ids)
-    if "x" in columns:
-        return ArraySplit(file.stem, matrix_column(table, "x", str(file)), y, ids)
-    raise HarnessError("a parquet split needs a 'text' or an 'x' column", where=str(file))
-
-
-def _read_image_folder(folder: Path, classes: list[str]) -> ArraySplit:
-    from PIL import Image
-
-    images, labels, ids = [], [], []
-    for label, class_name in enumerate(classes):
-        for file in sorted((folder / class_name).glob("*")):
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            with Image.open(file) as image:
-                images.append(np.asarray(image, dtype=np.float32) / 255.0)
-            labels.append(label)
-            ids.append(f"{folder.name}/{class_name}/{file.name}")
-    unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes)
+    unknown = sorted(p.name for p in class_folders if p.name not in classes)
     if unknown:
-        raise HarnessError(f"classes {unknown} are not in the train split", where=str(folder))
+        known = "dataset.params.classes" if options.columns.classes else "the train split"
+        raise HarnessError(f"classes {unknown} are not in {known}", where=str(folder), fix=f"known classes: {classes}")
+    images, labels, ids = [], [], []
+    members = [(-1, folder)] if loose else [(classes.index(p.name), p) for p in class_folders]
+    for label, member in members:
+        for file in _image_files(member):
+            images.append(_read_image(file, options))
+            labels.append(label)
+            ids.append(file.relative_to(folder.parent).as_posix())
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise HarnessError(
-            f"images have different shapes {sorted(shapes)[:3]}", where=str(folder), fix="resize them to one size"
+            f"images have different shapes {sorted(shapes)[:3]}",
+            where=str(folder),
+            fix="set dataset.params.image_size (and image_mode, e.g. RGB) to convert them, or resize them",
         )
     x = np.stack(images) if images else np.zeros((0, 1), np.float32)
     if x.ndim == 3:  # greyscale: add the channel axis
         x = x[..., None]
-    return ArraySplit(folder.name, x, np.asarray(labels, dtype=np.int64), ids)
+    return ArraySplit(folder.name, x, np.asarray(labels, dtype=np.int64), ids, str(folder))

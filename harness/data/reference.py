@@ -1,4 +1,4 @@
-"""Suite `synthlang-reference`: what a compressed candidate is compared with.
+"""Suite `synthlang-reference` (and catalog compression suites): what a compressed candidate is compared with.
 
 Params: `reference` (path of the reference checkpoint), `seed`, `n_prompts`, `n_tokens` (N).
 The reference model is run here, once, and everything it produces is cached on disk by its
@@ -100,8 +100,22 @@ def _cached(cache: OutputCache, key: str, compute: Any) -> dict[str, NDArray[Any
 def reference_suite(
     reference: str | None = None, seed: int = 0, n_prompts: int = 64, n_tokens: int = 32
 ) -> ReferenceSuite:
+    """The synthetic language's prompts, held-out documents and multiple-choice test items."""
     from harness.data.choices import synthlang_choice_suite
     from harness.data.language import language_suite
+
+    language = language_suite(seed=seed)
+    prompts = [(p.id, p.text) for p in list(language.prompts)[:n_prompts]]
+    choices = synthlang_choice_suite(seed=seed).split("test")
+    return build_reference_suite("synthlang-reference", reference, prompts, language.heldout, choices, n_tokens)
+
+
+def build_reference_suite(
+    name: str, reference: str | None, prompts: Sequence[tuple[str, str]], heldout: Any, choices: Any, n_tokens: int
+) -> ReferenceSuite:
+    """Run the reference once (cached) on `prompts` ((id, text) pairs), the documents of `heldout` and
+    the multiple-choice items of `choices`; catalog compression tasks build theirs from real data."""
+    from harness.data.text import split_texts
     from harness.models import load_model
     from harness.models.base import InferenceOptions
 
@@ -113,27 +127,23 @@ def reference_suite(
     handle: Any = load_model(Path(reference))
     if not hasattr(handle, "teacher_forced"):
         raise HarnessError(f"the reference must be a causal language model, not {handle.kind!r}", where=reference)
-    language = language_suite(seed=seed)
-    prompts = list(language.prompts)[:n_prompts]
-    choices = synthlang_choice_suite(seed=seed).split("test")
     cache = OutputCache(default_cache_dir())
     salt = handle.identity
     options = InferenceOptions()  # automatic batches: bounded memory
-    prompt_tokens = [handle.encode(p.text) for p in prompts]
+    prompt_tokens = [handle.encode(text) for _, text in prompts]
     prompt_key = hashlib.sha256(repr(prompt_tokens).encode()).hexdigest()
 
     def continue_and_score() -> dict[str, NDArray[Any]]:
-        continuation = handle.greedy_continue([p.text for p in prompts], n_tokens, options)
+        continuation = handle.greedy_continue([text for _, text in prompts], n_tokens, options)
         prefixes = [[handle.prefix, *tokens] for tokens in prompt_tokens]
         logprobs = np.stack([lp.numpy() for lp in handle.teacher_forced(prefixes, continuation, options)])
         return {"continuation": continuation, "logprobs": logprobs.astype(np.float32)}
 
     greedy = _cached(cache, cache_key(salt, prompt_key, "reference-greedy", f"1|{n_tokens}"), continue_and_score)
-    heldout = language.heldout
     nll = _cached(
         cache,
         cache_key(salt, heldout.fingerprint, "lm-rolling-nll", 1),
-        lambda: handle.rolling_nll([d.text for d in heldout], options),
+        lambda: handle.rolling_nll(split_texts(heldout), options),
     )
     logits = _cached(
         cache, cache_key(salt, choices.fingerprint, "classify", 1), lambda: handle.classify(choices, options)
@@ -141,14 +151,14 @@ def reference_suite(
     correct = np.asarray(logits["logits"]).argmax(axis=1) == choices.y
     continuations = ContinuationSplit(
         "continuations",
-        [p.id for p in prompts],
+        [prompt_id for prompt_id, _ in prompts],
         prompt_tokens,
         np.asarray(greedy["continuation"], dtype=np.int64),
         np.asarray(greedy["logprobs"], dtype=np.float32),
         handle.checkpoint_hash,
     )
     return ReferenceSuite(
-        name="synthlang-reference",
+        name=name,
         reference_id=handle.card.model_id,
         reference_hash=handle.checkpoint_hash,
         splits={"continuations": continuations, "heldout": heldout, "choices": choices},

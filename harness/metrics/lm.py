@@ -95,6 +95,12 @@ LOSS_NATS = MetricInfo(
     "loss_nats", False, "held-out mean per-token cross-entropy, natural log (nats): total NLL / total tokens"
 )
 PERPLEXITY = MetricInfo("perplexity", False, "held-out perplexity: exp(total NLL / total tokens) = exp(loss_nats)")
+BITS_PER_BYTE = MetricInfo(
+    "bits_per_byte",
+    False,
+    "held-out bits per UTF-8 byte: total NLL (nats) / total bytes of the documents / ln 2; independent of the "
+    "tokenizer, so models with different vocabularies compare (lm-eval's bits_per_byte)",
+)
 # Diagnostics: sharpness describes where a checkpoint sits in the loss landscape; whether flatter is
 # better is the question the correlation page asks, so the flatness metrics are shown, never ranked.
 HESSIAN_TRACE = MetricInfo(

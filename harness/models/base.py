@@ -110,9 +110,13 @@ class Inference:
     """One kind of forward pass whose per-sample outputs the runner caches and tasks share.
 
     Bump `version` when the outputs change for the same model and data (it is part of the cache key).
+    `shardable`: every output array has one row per sample, in the split's order, and a sample's row
+    does not depend on the other samples, so a split can be cut into contiguous shards (`split.take`),
+    each run apart (harness.executors), and the outputs concatenated in order.
     """
 
     name: str
     version: int
     capability: Capability
     run: Callable[[Any, Any, InferenceOptions], Arrays]
+    shardable: bool = False

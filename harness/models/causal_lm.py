@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +41,17 @@ from harness.models import (
     with_model_facts,
 )
 from harness.models.base import Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.batching import (
+    CUDA_MAX_LM_BATCH,
+    CUDA_MEMORY_SHARE,
+    automatic_backoff,
+    free_cuda_bytes,
+    is_cuda,
+    run_item_batches,
+)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def is_causal_lm(path: Path) -> bool:
@@ -124,8 +135,9 @@ class CausalLMHandle(ModelHandle):
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @torch.inference_mode()
-    def _logprobs(self, inputs: list[list[int]]) -> list[torch.Tensor]:
-        """Log-softmax over the vocabulary at every position of each input (float32, on CPU)."""
+    def _device_logprobs(self, inputs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """(batch, longest input, vocab) log-softmax at every position of each input (float32, on the
+        model's device; positions past an input's length are padding)."""
         width = max(len(x) for x in inputs)
         ids = torch.full((len(inputs), width), self.pad, dtype=torch.long)
         mask = torch.zeros((len(inputs), width), dtype=torch.long)
@@ -133,8 +145,33 @@ class CausalLMHandle(ModelHandle):
             ids[row, : len(sequence)] = torch.as_tensor(sequence)
             mask[row, : len(sequence)] = 1
         logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1).cpu()
+        return torch.log_softmax(logits, dim=-1)
+
+    def _logprobs(self, inputs: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """Log-softmax over the vocabulary at every position of each input (float32, on CPU: one copy per batch)."""
+        logprobs = self._device_logprobs(inputs).cpu()
         return [logprobs[row, : len(sequence)] for row, sequence in enumerate(inputs)]
+
+    @torch.inference_mode()
+    def _target_sums(self, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]) -> NDArray[np.float64]:
+        """Per input: the sum (float64) of log p(target) over its last len(targets) positions, the targets
+        being the tokens those positions predict. Gathered and summed on the device; one small copy per
+        batch leaves it (the vocabulary-wide log-probabilities never do)."""
+        logprobs = self._device_logprobs(inputs)
+        width = max((len(t) for t in targets), default=0)
+        index = torch.zeros((len(targets), width), dtype=torch.long)
+        for row, target in enumerate(targets):
+            index[row, : len(target)] = torch.as_tensor(target, dtype=torch.long)
+        index = index.to(logprobs.device)
+        sums = [
+            logprobs[row, len(sequence) - len(target) : len(sequence)]
+            .gather(1, index[row, : len(target), None])
+            .double()
+            .sum()
+            for row, (sequence, target) in enumerate(zip(inputs, targets, strict=True))
+        ]
+        out: NDArray[np.float64] = torch.stack(sums).cpu().numpy()
+        return out
 
     @property
     def vocab_size(self) -> int:
@@ -144,7 +181,12 @@ class CausalLMHandle(ModelHandle):
         """Sequences of `length` tokens per batch when no batch size is given: as many as keep the
         estimated float32 activations of one forward pass (`sequence_bytes`) within
         ACTIVATIONS_BUDGET_BYTES, between 1 and MAX_AUTO_BATCH. Peak memory is then bounded whatever
-        the vocabulary, width and sequence length."""
+        the vocabulary, width and sequence length. On CUDA the budget is a share of the free device
+        memory (CUDA_MEMORY_SHARE) and the cap CUDA_MAX_LM_BATCH; a batch that runs out of memory
+        anyway is halved (`_run_batches`)."""
+        if is_cuda(self.device):
+            budget = int(free_cuda_bytes(self.device) * CUDA_MEMORY_SHARE) if budget_bytes is None else budget_bytes
+            return max(1, min(CUDA_MAX_LM_BATCH, budget // self.sequence_bytes(length)))
         budget = ACTIVATIONS_BUDGET_BYTES if budget_bytes is None else budget_bytes
         return max(1, min(MAX_AUTO_BATCH, budget // self.sequence_bytes(length)))
 
@@ -160,16 +202,19 @@ class CausalLMHandle(ModelHandle):
         values = LOGIT_COPIES * length * self.vocab_size + 12 * length * width + 2 * heads * length * length
         return 4 * values
 
-    def _batches(
-        self, items: list[Any], options: InferenceOptions, length: Callable[[Any], int] = len
-    ) -> Iterator[list[Any]]:
-        """Consecutive batches of `items`: `options.batch_size` each, or, when that is None, sized by
-        `auto_batch_size` for the first (longest, as callers sort them) item of each batch."""
-        start = 0
-        while start < len(items):
-            size = options.batch_size or self.auto_batch_size(length(items[start]))
-            yield items[start : start + size]
-            start += size
+    def _run_batches(
+        self,
+        items: Sequence[T],
+        options: InferenceOptions,
+        forward: Callable[[Sequence[T]], R],
+        length: Callable[[T], int],
+    ) -> Iterator[tuple[Sequence[T], R]]:
+        """(batch, forward(batch)) over consecutive batches of `items`: `options.batch_size` each, or,
+        when that is None, sized by `auto_batch_size` for the first (longest, as callers sort them) item
+        of each batch, and on CUDA halved when a batch runs out of memory (harness/models/batching.py)."""
+        size: int | Callable[[T], int] = options.batch_size or (lambda item: self.auto_batch_size(length(item)))
+        backoff = automatic_backoff(self.device, options.batch_size)
+        yield from run_item_batches(items, size, forward, backoff=backoff, where=str(self.path))
 
     def rolling_nll(self, texts: Sequence[str], options: InferenceOptions) -> dict[str, NDArray[Any]]:
         """Per document: summed negative log-likelihood (nats, float64) and number of scored tokens."""
@@ -185,10 +230,13 @@ class CausalLMHandle(ModelHandle):
         nll = np.zeros(len(texts), dtype=np.float64)
         # Longest first keeps padding small within a batch.
         windows.sort(key=lambda w: -len(w[1]))
-        for batch in self._batches(windows, options, lambda window: len(window[1])):
-            for (index, inputs, targets), logprobs in zip(batch, self._logprobs([w[1] for w in batch]), strict=True):
-                scored = logprobs[len(inputs) - len(targets) :]
-                nll[index] -= float(scored.gather(1, torch.as_tensor(targets)[:, None]).double().sum())
+
+        def forward(batch: Sequence[tuple[int, list[int], list[int]]]) -> NDArray[np.float64]:
+            return self._target_sums([w[1] for w in batch], [w[2] for w in batch])
+
+        for batch, sums in self._run_batches(windows, options, forward, lambda window: len(window[1])):
+            for (index, _, _), value in zip(batch, sums, strict=True):
+                nll[index] -= float(value)
             options.advance(len({w[0] for w in batch}))
         return {"nll_sum": nll, "n_tokens": n_tokens}
 
@@ -207,12 +255,15 @@ class CausalLMHandle(ModelHandle):
                 requests.append((item, choice_index, sequence, len(continuation)))
         out = np.full((len(contexts), max((len(c) for c in choices), default=0)), -np.inf)
         requests.sort(key=lambda r: -len(r[2]))
-        for batch in self._batches(requests, options, lambda request: len(request[2])):
-            inputs = [r[2][:-1] for r in batch]
-            for (item, choice_index, sequence, count), logprobs in zip(batch, self._logprobs(inputs), strict=True):
-                targets = torch.as_tensor(sequence[-count:])
-                scored = logprobs[len(sequence) - 1 - count :]
-                out[item, choice_index] = float(scored.gather(1, targets[:, None]).double().sum())
+
+        def forward(batch: Sequence[tuple[int, int, list[int], int]]) -> NDArray[np.float64]:
+            # the input is the sequence less its last token; the choice's tokens are its last `count`
+            targets = [r[2][len(r[2]) - r[3] :] for r in batch]
+            return self._target_sums([r[2][:-1] for r in batch], targets)
+
+        for batch, sums in self._run_batches(requests, options, forward, lambda request: len(request[2])):
+            for (item, choice_index, _, _), value in zip(batch, sums, strict=True):
+                out[item, choice_index] = float(value)
             options.advance(len(batch))
         return out
 
@@ -235,12 +286,14 @@ class CausalLMHandle(ModelHandle):
             sequence = [self.prefix, *self.encode(prompt)]
             past = None
             step_input = torch.as_tensor([sequence], device=self.device)
-            for step in range(n_tokens):
+            tokens = torch.zeros(n_tokens, dtype=torch.long, device=self.device)
+            for step in range(n_tokens):  # the tokens stay on the device: no round trip per token
                 result = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
                 past = result.past_key_values
-                token = int(result.logits[0, -1].float().argmax())
-                out[index, step] = token
-                step_input = torch.as_tensor([[token]], device=self.device)
+                token = result.logits[0, -1].float().argmax()
+                tokens[step] = token
+                step_input = token.view(1, 1)
+            out[index] = tokens.cpu().numpy()
             options.advance(1)
         return out
 
@@ -252,16 +305,19 @@ class CausalLMHandle(ModelHandle):
         sequences = [
             [*prefix, *continuation.tolist()] for prefix, continuation in zip(prefixes, continuations, strict=True)
         ]
-        for batch in self._batches(sequences, options):
-            for sequence, logprobs in zip(batch, self._logprobs([s[:-1] for s in batch]), strict=True):
-                yield logprobs[len(sequence) - 1 - n :]
+        for batch, logprobs in self._run_batches(
+            sequences, options, lambda batch: self._logprobs([s[:-1] for s in batch]), len
+        ):
+            for sequence, rows in zip(batch, logprobs, strict=True):
+                yield rows[len(sequence) - 1 - n :]
             options.advance(len(batch))
 
     @torch.inference_mode()
     def hidden_states(self, texts: Sequence[str], options: InferenceOptions) -> list[NDArray[np.float32]]:
         """Last-layer hidden states (T, d) of each text's tokens (after the prefix token, which is dropped)."""
         out: list[NDArray[np.float32]] = []
-        for batch in self._batches(list(texts), options, lambda text: self.max_length):
+
+        def forward(batch: Sequence[str]) -> tuple[list[list[int]], NDArray[np.float32]]:
             inputs = [[self.prefix, *self.encode(t)] for t in batch]
             width = max(len(x) for x in inputs)
             ids = torch.full((len(inputs), width), self.pad, dtype=torch.long)
@@ -272,7 +328,9 @@ class CausalLMHandle(ModelHandle):
             result = self.model(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device), output_hidden_states=True
             )
-            states = result.hidden_states[-1].float().cpu().numpy()
+            return inputs, result.hidden_states[-1].float().cpu().numpy()  # one copy per batch
+
+        for batch, (inputs, states) in self._run_batches(list(texts), options, forward, lambda text: self.max_length):
             out += [states[row, 1 : len(sequence)] for row, sequence in enumerate(inputs)]
             options.advance(len(batch))
         return out

@@ -44,4 +44,4 @@ def _encode(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
 
 
 #: a float32 (n, d) embedding for every text of a split
-ENCODE = Inference(name="encode", version=1, capability=Capability.EMBEDDINGS, run=_encode)
+ENCODE = Inference(name="encode", version=1, capability=Capability.EMBEDDINGS, run=_encode, shardable=True)

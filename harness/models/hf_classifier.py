@@ -35,6 +35,7 @@ from harness.models import (
     with_model_facts,
 )
 from harness.models.base import DEFAULT_BATCH_SIZE, Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.batching import CUDA_START_BATCH, automatic_backoff, run_batches
 
 HEADS = ("classifier", "score", "fc", "head", "classification_head")
 TASKS = {"ForImageClassification": "image", "ForSequenceClassification": "text"}
@@ -80,23 +81,26 @@ class HFClassifierHandle(ModelHandle):
         if self.head is not None:
             hook = self.head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
         logits, features = [], []
+
+        def forward(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+            batch = self._inputs(split, start, stop)
+            captured.clear()
+            output = self.model(**batch, output_hidden_states=self.head is None)
+            if captured:
+                feature = captured[-1]
+                if feature.ndim == 3:  # heads that take the whole sequence: use the first position
+                    feature = feature[:, 0]
+                feature = feature.reshape(feature.shape[0], -1).float()
+            else:
+                feature = output.hidden_states[-1].float().mean(dim=1).reshape(stop - start, -1)
+            return output.logits.float(), feature
+
         try:
-            size = options.batch_size or DEFAULT_BATCH_SIZE
-            for start in range(0, n, size):
-                stop = min(start + size, n)
-                batch = self._inputs(split, start, stop)
-                captured.clear()
-                output = self.model(**batch, output_hidden_states=self.head is None)
-                logits.append(output.logits.float().cpu().numpy())
-                if captured:
-                    feature = captured[-1]
-                    if feature.ndim == 3:  # heads that take the whole sequence: use the first position
-                        feature = feature[:, 0]
-                    features.append(feature.reshape(feature.shape[0], -1).float().cpu().numpy())
-                else:
-                    features.append(
-                        output.hidden_states[-1].float().mean(dim=1).reshape(stop - start, -1).cpu().numpy()
-                    )
+            backoff = automatic_backoff(self.device, options.batch_size)
+            size = options.batch_size or (CUDA_START_BATCH if backoff else DEFAULT_BATCH_SIZE)
+            for start, stop, (logit, feature) in run_batches(n, size, forward, backoff=backoff, where=str(self.path)):
+                logits.append(logit.cpu().numpy())  # one copy per batch and output
+                features.append(feature.cpu().numpy())
                 options.advance(stop - start)
         finally:
             if hook is not None:

@@ -13,4 +13,4 @@ def _classify(handle: Any, split: ArraySplit | TextSplit, options: InferenceOpti
 
 
 #: logits (and penultimate features when the model has them) for every sample of a split
-CLASSIFY = Inference(name="classify", version=1, capability=Capability.LOGITS, run=_classify)
+CLASSIFY = Inference(name="classify", version=1, capability=Capability.LOGITS, run=_classify, shardable=True)

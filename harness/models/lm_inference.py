@@ -35,7 +35,9 @@ from harness.models.base import Arrays, Capability, Inference, InferenceOptions
 
 
 def _rolling(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
-    return dict(handle.rolling_nll([document.text for document in split], options))
+    from harness.data.text import split_texts  # documents, a text column, or the synthetic language's records
+
+    return dict(handle.rolling_nll(split_texts(split), options))
 
 
 def _span_features(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
@@ -90,8 +92,10 @@ def _flatness_estimates(handle: Any, split: Any, options: InferenceOptions) -> A
     seed = int(params.get("seed", 0))
     model = handle.model
     weights = [p for p in model.parameters() if p.requires_grad]
+    from harness.data.text import split_texts
+
     documents = [
-        ([handle.prefix, *handle.encode(document.text)])[: handle.max_length + 1] for document in list(split)[:n_docs]
+        ([handle.prefix, *handle.encode(text)])[: handle.max_length + 1] for text in split_texts(split)[:n_docs]
     ]
     generator = torch.Generator().manual_seed(seed)
 
@@ -140,8 +144,12 @@ def _flatness_estimates(handle: Any, split: Any, options: InferenceOptions) -> A
     }
 
 
-LM_ROLLING_NLL = Inference(name="lm-rolling-nll", version=1, capability=Capability.CAUSAL_LM, run=_rolling)
-LM_SPAN_FEATURES = Inference(name="lm-span-features", version=1, capability=Capability.CAUSAL_LM, run=_span_features)
+LM_ROLLING_NLL = Inference(
+    name="lm-rolling-nll", version=1, capability=Capability.CAUSAL_LM, run=_rolling, shardable=True
+)
+LM_SPAN_FEATURES = Inference(
+    name="lm-span-features", version=1, capability=Capability.CAUSAL_LM, run=_span_features, shardable=True
+)
 LM_FLATNESS = Inference(name="lm-flatness", version=1, capability=Capability.CAUSAL_LM, run=_flatness)
 
 
@@ -173,6 +181,7 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
     from lm_eval.models.huggingface import HFLM
 
     from harness.data.lm_eval_source import task_manager
+    from harness.models.batching import is_cuda
     from harness.models.causal_lm import LM_EVAL_BUDGET_BYTES
 
     try:
@@ -181,8 +190,14 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
                 pretrained=handle.model,
                 tokenizer=handle.tokenizer,
                 # lm-eval pads each batch to its longest request and keeps more copies of its outputs:
-                # a smaller budget than Harness's own batches
-                batch_size=options.batch_size or handle.auto_batch_size(handle.max_length, LM_EVAL_BUDGET_BYTES),
+                # a smaller budget than Harness's own batches; on CUDA its own search ("auto": the
+                # largest batch that fits, halved on out-of-memory)
+                batch_size=options.batch_size
+                or (
+                    "auto"
+                    if is_cuda(handle.device)
+                    else handle.auto_batch_size(handle.max_length, LM_EVAL_BUDGET_BYTES)
+                ),
                 max_length=handle.max_length,
                 device=str(handle.device),
             )
@@ -297,7 +312,9 @@ def _component_sweep(handle: Any, split: Any, options: InferenceOptions) -> Arra
     return {"components": np.asarray(names), "fdt": fdt, "sdt": sdt}
 
 
-LM_TEACHER_FORCED = Inference(name="lm-teacher-forced", version=1, capability=Capability.CAUSAL_LM, run=_teacher_forced)
+LM_TEACHER_FORCED = Inference(
+    name="lm-teacher-forced", version=1, capability=Capability.CAUSAL_LM, run=_teacher_forced, shardable=True
+)
 LM_COMPONENT_SWEEP = Inference(
     name="lm-component-sweep", version=1, capability=Capability.CAUSAL_LM, run=_component_sweep
 )

@@ -8,7 +8,9 @@ file itself:
 The loader reads the file as untrusted (`harness.untrusted`: no pickles, decompressed size capped
 by MAX_ARRAY_BYTES before anything is read) and checks dtypes, shapes, duplicate ids and
 finiteness on load; at evaluation time every sample id of a requested split must be present
-(extra ids are ignored; order follows the dataset).
+(extra ids are ignored; order follows the dataset). The dataset's inputs are never read, so its
+splits may hold labels and ids alone (a CSV with `id` and `label` columns; harness/data/tables.py),
+and an optional split (calib, train) that the file leaves out is skipped with a note in the run.
 The checkpoint hash is the sha256 of the predictions file.
 """
 
@@ -37,9 +39,16 @@ def predictions_file(path: Path) -> Path | None:
 
 
 class PredictionsHandle(ModelHandle):
+    #: the outputs are given: the dataset's inputs are never read (a split of labels and ids will do)
+    reads_inputs = False
+
     def __init__(self, *, table: dict[str, dict[str, Any]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.table = table  # split -> {"ids": {id: row}, "logits": array, "features": array | None}
+
+    def covers(self, split: str) -> bool:
+        """Whether the file predicts split `split` (an optional split it leaves out is not read)."""
+        return split in self.table
 
     @property
     def n_outputs(self) -> int | None:
@@ -147,6 +156,8 @@ class PredictionsLoader:
     expects = "predictions.npz (<split>.ids, <split>.logits[, <split>.features]) or predictions.parquet"
     #: the logits are given: there are no weights to run in another dtype
     dtypes = ("float32",)
+    #: nor inputs to read: the dataset needs labels and ids only
+    reads_inputs = False
 
     def detect(self, path: Path) -> bool:
         return predictions_file(path) is not None

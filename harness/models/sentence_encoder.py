@@ -8,8 +8,9 @@ pickle is explicitly allowed. The built-in encoder is all-MiniLM-L6-v2 as packag
 
 Embeddings are the model's sentence embeddings (after its own pooling and normalisation modules),
 float32. Texts are encoded longest first in batches of min(batch size, 64) (sorting by length keeps
-padding small; the batch is capped because attention memory grows with batch x length^2), and
-returned in input order. Texts longer than the model's `max_seq_length` tokens are truncated by
+padding small; the batch is capped because attention memory grows with batch x length^2; on CUDA
+with no batch size given, batches start at 512 and halve on out-of-memory, harness/models/batching.py),
+and returned in input order. Texts longer than the model's `max_seq_length` tokens are truncated by
 the model, so `max_seq_length` is part of the cache salt, together with a digest of the folder's
 configuration and tokenizer files (modules, pooling, prompts, vocabulary): changing any of them never
 reuses cached embeddings. Queries use the model's "query" prompt and documents its "document"
@@ -34,12 +35,15 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.models import DTYPES, checkpoint_hash, model_files, read_card, refuse_pickle, torch_dtype, weight_files
 from harness.models.base import Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.batching import automatic_backoff, run_batches
 from harness.models.encode import Role
 from harness.schema import ModelCard
 
 KIND = "sentence-transformers"
 MARKERS = ("modules.json", "config_sentence_transformers.json")
 MAX_BATCH = 64
+#: the first automatic batch on CUDA (longest texts first: halved on out-of-memory until it fits)
+CUDA_MAX_BATCH = 512
 PACKAGED_NAME = "all-MiniLM-L6-v2"
 PACKAGED_ORG = "sentence-transformers"
 
@@ -84,16 +88,20 @@ class SentenceEncoderHandle(ModelHandle):
             encode = getattr(self.model, "encode_query", self.model.encode)
         else:
             encode = getattr(self.model, "encode_document", self.model.encode)
-        batch_size = max(1, min(options.batch_size or MAX_BATCH, MAX_BATCH))
+        backoff = automatic_backoff(self.device, options.batch_size)
+        batch_size = CUDA_MAX_BATCH if backoff else max(1, min(options.batch_size or MAX_BATCH, MAX_BATCH))
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch = encode(
+
+        def forward(start: int, stop: int) -> Any:  # one host copy per batch (convert_to_numpy)
+            rows = order[start:stop]
+            return encode(
                 [texts[i] for i in rows], batch_size=len(rows), convert_to_numpy=True, show_progress_bar=False
             )
-            out[rows] = np.asarray(batch, dtype=np.float32)
-            options.advance(len(rows))
+
+        for start, stop, batch in run_batches(len(order), batch_size, forward, backoff=backoff, where=str(self.path)):
+            out[order[start:stop]] = np.asarray(batch, dtype=np.float32)
+            options.advance(stop - start)
         return {"embeddings": out}
 
 

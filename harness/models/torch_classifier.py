@@ -27,6 +27,7 @@ from harness.models import (
     unreadable_weights,
 )
 from harness.models.base import DEFAULT_BATCH_SIZE, Arrays, Capability, InferenceOptions, LoadOptions, ModelHandle
+from harness.models.batching import CUDA_START_BATCH, automatic_backoff, run_batches
 
 FORMAT = "harness-torch-classifier"
 WEIGHTS = "model.safetensors"
@@ -97,13 +98,18 @@ class TorchClassifierHandle(ModelHandle):
                 fix="evaluate this model on a dataset with matching inputs",
             )
         logits, features = [], []
-        size = options.batch_size or DEFAULT_BATCH_SIZE
-        for start in range(0, x.shape[0], size):
-            batch = torch.from_numpy(np.ascontiguousarray(x[start : start + size])).to(self.device)
+
+        def forward(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+            batch = torch.from_numpy(np.ascontiguousarray(x[start:stop])).to(self.device)
             out, feat = self.module.forward_with_features(batch.to(self.dtype))
-            logits.append(out.float().cpu().numpy())
-            features.append(feat.float().cpu().numpy())
-            options.advance(batch.shape[0])
+            return out.float(), feat.float()
+
+        backoff = automatic_backoff(self.device, options.batch_size)
+        size = options.batch_size or (CUDA_START_BATCH if backoff else DEFAULT_BATCH_SIZE)
+        for start, stop, (out, feat) in run_batches(x.shape[0], size, forward, backoff=backoff, where=str(self.path)):
+            logits.append(out.cpu().numpy())  # one copy per batch and output
+            features.append(feat.cpu().numpy())
+            options.advance(stop - start)
         return {"logits": np.concatenate(logits), "features": np.concatenate(features)}
 
 

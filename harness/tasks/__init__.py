@@ -2,11 +2,14 @@
 
 A task spec is declarative (TaskSpec): which adapter, which dataset, which parameters, which
 main metric. `load_specs` validates every file; an invalid one fails with the file and field.
+Users add their own specs beside the built-in ones with `include_tasks` (`--include-path DIR`,
+`--tasks FILE.yaml`); `HARNESS_TASKS_DIR` replaces the built-in folder instead.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -78,20 +81,86 @@ def load_spec(file: Path) -> TaskSpec:
 
 
 def load_specs(folder: Path | None = None) -> Registry[TaskSpec]:
-    """Every tasks/*.yaml as a registry of TaskSpecs, by name (parsed again only when a file changes)."""
-    folder = folder or specs_dir()
-    files = sorted(folder.glob("*.yaml"))
-    key = (str(folder.resolve()), tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    """Every tasks/*.yaml as a registry of TaskSpecs, by name (parsed again only when a file changes).
+
+    Without `folder`: the built-in folder (`specs_dir`) and what this process included (`include_tasks`:
+    `--include-path` folders and `--tasks FILE.yaml` files). A task name defined by two files is an
+    error that names both."""
+    files = (
+        _spec_files(folder)
+        if folder is not None
+        else [f for p in [specs_dir(), *catalog_folders(specs_dir()), *_INCLUDED] for f in _spec_files(p)]
+    )
+    files = list(dict.fromkeys(f.resolve() for f in files))  # a folder included twice (or the built-in one) counts once
+    key = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
     if key not in _LOADED:
         registry: Registry[TaskSpec] = Registry("task")
+        origins: dict[str, Path] = {}
         for file in files:
-            registry.add(file.stem, load_spec(file))
-        _LOADED.clear()  # one folder's specs at a time: the cache only spares re-reading unchanged files
+            spec = load_spec(file)
+            if spec.name in origins:
+                raise HarnessError(
+                    f"task {spec.name!r} is defined twice: {origins[spec.name]} and {file}",
+                    where=str(file),
+                    fix="rename one of them (a task's name is its file name; built-in names are taken)",
+                )
+            origins[spec.name] = file
+            registry.add(spec.name, spec)
+        _LOADED.clear()  # one set of files at a time: the cache only spares re-reading unchanged files
         _LOADED[key] = registry
+        _ORIGINS.clear()
+        _ORIGINS.update(origins)
     return _LOADED[key]
 
 
-_LOADED: dict[tuple[str, tuple[tuple[str, int, int], ...]], Registry[TaskSpec]] = {}
+_LOADED: dict[tuple[tuple[str, int, int], ...], Registry[TaskSpec]] = {}
+#: the file each task of the last `load_specs` came from
+_ORIGINS: dict[str, Path] = {}
+#: folders and files of task specs added to the built-ins in this process (`include_tasks`)
+_INCLUDED: list[Path] = []
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def catalog_folders(folder: Path) -> list[Path]:
+    """The standard-benchmark catalog beside the built-in specs: `catalog/<family>/` folders (docs/catalog.md)."""
+    catalog = folder / "catalog"
+    return sorted(p for p in catalog.iterdir() if p.is_dir()) if catalog.is_dir() else []
+
+
+def _spec_files(path: Path) -> list[Path]:
+    """The task spec files of a folder (its *.yaml and *.yml files, sorted), or the file itself."""
+    if path.is_file():
+        return [path]
+    return sorted(f for f in path.iterdir() if f.suffix in SPEC_SUFFIXES and f.is_file())
+
+
+def include_tasks(paths: Sequence[Path], *, replace: bool = False) -> None:
+    """Add task specs to the built-in ones for the rest of this process: folders of task YAML files
+    (`--include-path DIR`, as lm-evaluation-harness's flag) or single spec files (`--tasks FILE.yaml`);
+    `replace` forgets what was included before (each CLI command starts afresh). The files are
+    validated at once; a task name that clashes with another file's is an error naming both."""
+    if replace:
+        _INCLUDED.clear()
+    for path in paths:
+        if not path.exists():
+            raise HarnessError("task path does not exist", where=str(path), fix="check --include-path / --tasks")
+        if path.is_file() and path.suffix not in SPEC_SUFFIXES:
+            raise HarnessError("a task spec file must end in .yaml or .yml", where=str(path))
+        resolved = path.resolve()
+        if resolved not in _INCLUDED and resolved not in (f.resolve() for f in _spec_files(specs_dir())):
+            _INCLUDED.append(resolved)
+    load_specs()  # validates every file now, so a bad one fails before anything runs
+
+
+def spec_from_file(path: Path) -> TaskSpec:
+    """The task spec in `path` (`--tasks path/to/task.yaml`), added to this process's tasks."""
+    include_tasks([path])
+    return load_specs().get(path.stem)
+
+
+def looks_like_spec_file(name: str) -> bool:
+    """Whether a `--tasks` entry names a spec file (ends in .yaml/.yml, or is an existing file) rather than a task."""
+    return name.endswith(SPEC_SUFFIXES) or Path(name).is_file()
 
 
 def adapter_for(spec: TaskSpec) -> TaskAdapter:

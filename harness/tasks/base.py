@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from harness.errors import HarnessError
 from harness.metrics import metric_info
 from harness.models.base import Arrays, Capability
-from harness.schema import MetricValue, Scalar, TaskSpec
+from harness.schema import CiMethod, MetricValue, Scalar, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class Request:
     #: (a retrieval corpus): a random subset of samples (EvalOptions.sample_subset) keeps it whole,
     #: while --limit still cuts it
     per_sample: bool = True
+    #: an optional split (a calib split for temperature scaling, a train split for feature statistics):
+    #: read when the dataset has it and the model can produce it, left out otherwise (the adapter's
+    #: `samples` and `score` then do without it and say so in the run's `notes` parameter)
+    optional: bool = False
+    #: a capability the model must have for this request to run (with `optional`: else it is left out)
+    needs: Capability | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class ExpectedSamples:
     fields_options: tuple[tuple[str, ...], ...] = ()
     whole: frozenset[str] = frozenset()
     fixed: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    #: an optional split (Request.optional): a run may leave it out (it then says so in its notes)
+    optional: bool = False
 
     def allowed_fields(self) -> list[list[str]]:
         """Every exact field list this split accepts ([] when `field_prefix` decides)."""
@@ -201,21 +209,34 @@ def bootstrap_metric(
     unit: str = "samples",
     *,
     proportion: bool = False,
+    units_at_bound: int | None = None,
+    interval: tuple[float, float, CiMethod] | None = None,
 ) -> MetricValue:
     """A MetricValue with a 95% CI; direction from the metric registry; `n` independent `unit`s.
 
     A `proportion` (the share of n units that succeed: accuracy, flips) gets the Wilson interval;
     any other statistic the bias-corrected percentile interval of its bootstrap `distribution`
-    (harness/intervals.py). The distribution is kept either way: the main metric's pairs runs for
-    the ranks."""
+    (harness/intervals.py), unless the caller computed its own (`interval`: low, high, ci_method).
+    `units_at_bound`: when every resample equals a value of exactly 0 or 1 (an AUROC of 1 at perfect
+    separation, an accuracy of 1 on a group of classes), the Wilson interval of that many independent
+    units instead of a zero-width one. The distribution is kept either way: the main metric's pairs
+    runs for the ranks."""
     from harness.intervals import bias_corrected_interval, wilson_interval
 
     info = metric_info(name)
-    if proportion:
+    values = np.asarray(distribution, dtype=np.float64)
+    degenerate = values.size > 0 and bool(np.all(values == value)) and value in (0.0, 1.0)
+    method: CiMethod
+    if interval is not None:
+        low, high, method = interval
+    elif proportion:
         low, high = wilson_interval(min(max(value * n, 0.0), float(n)), n)
         method = "wilson"
+    elif degenerate and units_at_bound:
+        low, high = wilson_interval(value * units_at_bound, units_at_bound)
+        method = "wilson"
     else:
-        low, high = bias_corrected_interval(value, distribution)
+        low, high = bias_corrected_interval(value, values)
         method = "bc-bootstrap"
     metric = MetricValue(
         name=name,
@@ -227,7 +248,7 @@ def bootstrap_metric(
         n=n,
         unit=unit,
     )
-    metric._distribution = tuple(float(v) for v in distribution)
+    metric._distribution = tuple(float(v) for v in values)
     return metric
 
 
@@ -254,3 +275,45 @@ def plain_metric(name: str, value: float, n: int, unit: str = "samples") -> Metr
     """A MetricValue without an interval (e.g. a fitted parameter such as a temperature)."""
     info = metric_info(name)
     return MetricValue(name=name, value=value, higher_is_better=info.higher_is_better, ci_method="none", n=n, unit=unit)
+
+
+def active_requests(adapter: TaskAdapter, spec: TaskSpec, suite: Any, handle: Any = None) -> list[Request]:
+    """The requests of `spec` that run: every required one, and an optional one when the dataset has its
+    split and (given a model) the model has the capability it `needs` and covers the split (a predictions
+    file may leave out, say, the train split)."""
+    from harness.data import has_split
+
+    out = []
+    for request in adapter.requests(spec):
+        if request.optional:
+            if not has_split(suite, request.split):
+                continue
+            if handle is not None:
+                if request.needs is not None and request.needs not in handle.capabilities:
+                    continue
+                covers = getattr(handle, "covers", None)
+                if covers is not None and not covers(request.split):
+                    continue
+        out.append(request)
+    return out
+
+
+def require_labels(split: Any, name: str, task: str, why: str) -> None:
+    """Before any model loads: every sample of `split` carries a label (>= 0); else a HarnessError that
+    names the split's file and says how labels are given."""
+    labels = getattr(split, "y", None)
+    where = getattr(split, "source", "") or f"split {name}"
+    if labels is None:
+        raise HarnessError(
+            f"task {task!r} needs labelled samples ({why}), but split {name!r} holds plain-text documents",
+            where=where,
+            fix="give the split as a table with a label column, or as class folders of images",
+        )
+    unlabelled = int((np.asarray(labels) < 0).sum())
+    if unlabelled:
+        raise HarnessError(
+            f"task {task!r} needs a label for every sample ({why}), but {unlabelled} of {len(labels)} samples "
+            f"of split {name!r} have none",
+            where=where,
+            fix="add a label column ('label', or the name in dataset.params.label_column) or class folders of images",
+        )

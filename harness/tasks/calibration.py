@@ -1,20 +1,28 @@
 """Task adapter `calibration`: how well a classifier's confidence matches its accuracy.
 
 On the test split: accuracy, ece (15 equal-width bins), ece_em (15 equal-mass bins), mce,
-classwise_ece, brier, nll and aurc, each with a seeded percentile-bootstrap 95% CI over test
-samples (the same resamples for every metric). Temperature scaling: T is fitted by NLL on the
+classwise_ece, brier, nll and aurc, each with a seeded bootstrap 95% CI over test samples (the
+same resamples for every metric): Wilson for accuracy, the debiased bootstrap for the gap metrics
+(ece, ece_em, mce, classwise_ece, ece_ts; ece's interval reaches 0 when the noise-floor test does
+not reject "calibrated"), the bias-corrected bootstrap otherwise. Temperature scaling: T is fitted by NLL on the
 held-out `calib` split and reported with ece_ts and nll_ts (test metrics of logits / T; the CI
 resamples the test split with T fixed). The reliability-diagram bins before and after scaling are
-stored as the run's `reliability` and `reliability_ts` artifacts.
+stored as the run's `reliability` and `reliability_ts` artifacts. The calib split is optional:
+without it (or without its predictions) temperature scaling is skipped and the run's `notes`
+parameter says so; temperature, ece_ts, nll_ts and `reliability_ts` are then absent.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from harness.errors import HarnessError
+from harness.intervals import debiased_interval
 from harness.metrics import calibration as cal
 from harness.models.base import Capability
-from harness.schema import MetricValue, TaskSpec
+from harness.schema import CiMethod, MetricValue, Scalar, TaskSpec
 from harness.stats import Bootstrap
 from harness.tasks.base import (
     ExpectedSamples,
@@ -25,6 +33,7 @@ from harness.tasks.base import (
     bootstrap_metric,
     logit_samples,
     plain_metric,
+    require_labels,
     split_expected,
 )
 
@@ -32,6 +41,14 @@ SUMMARY = ("accuracy", "ece", "ece_em", "mce", "classwise_ece", "brier", "nll", 
 #: the ece's bias and noise: a debiased estimator, the floor of a calibrated model, a p-value
 ECE_NOISE = ("ece_sq_debiased", "ece_noise_floor", "ece_calibrated_p")
 SCALED = ("ece_ts", "nll_ts")
+NO_CALIB_NOTE = (
+    "temperature scaling skipped (no temperature, ece_ts, nll_ts): no calib split in the dataset or the predictions"
+)
+#: statistics of absolute confidence gaps, biased upwards by sampling noise: intervals by
+#: `harness.intervals.debiased_interval` (bench/uncertainty.py measures their coverage)
+GAP_METRICS = ("ece", "ece_em", "mce", "classwise_ece", "ece_ts")
+#: ece's interval reaches 0 when the noise-floor test's p-value of "calibrated" exceeds this
+CALIBRATED_ALPHA = 0.05
 
 
 class CalibrationAdapter:
@@ -43,40 +60,55 @@ class CalibrationAdapter:
         return [*SUMMARY, "temperature", *SCALED, *ECE_NOISE]
 
     def requests(self, spec: TaskSpec) -> list[Request]:
-        return [Request("classify", "calib"), Request("classify", "test")]
+        # without a calib split (or its predictions) temperature scaling is skipped, with a note
+        return [Request("classify", "calib", optional=True), Request("classify", "test")]
+
+    def check_splits(self, spec: TaskSpec, splits: dict[str, Any]) -> None:
+        """Before any model loads: labelled splits, and a calib split when the main metric needs one."""
+        for name, split in splits.items():
+            require_labels(split, name, spec.name, "calibration compares confidences with labels")
+        if "calib" not in splits and spec.main_metric in (*SCALED, "temperature"):
+            raise HarnessError(
+                f"main_metric {spec.main_metric!r} needs temperature scaling, but the dataset has no calib split",
+                where=f"task {spec.name}",
+                fix="add a calib split (held-out labelled samples) or rank by ece",
+            )
 
     def label_splits(self, spec: TaskSpec) -> list[str]:
         return ["calib", "test"]
 
     def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
-        from harness.data import get_split, load_suite
+        from harness.data import get_split, has_split, load_suite
 
         suite = load_suite(spec.dataset)
         classes = getattr(suite, "n_classes", None)
         return {
-            name: split_expected(get_split(suite, name), prefix="logit_", n_classes=classes)
+            name: split_expected(get_split(suite, name), prefix="logit_", n_classes=classes, optional=name == "calib")
             for name in ("calib", "test")
+            if name == "test" or has_split(suite, name)
         }
 
     def samples(self, spec: TaskSpec, inputs: dict[str, SplitOutputs]) -> list[Samples]:
-        return [logit_samples("calib", inputs["calib"]), logit_samples("test", inputs["test"])]
+        return [logit_samples(name, inputs[name]) for name in ("calib", "test") if name in inputs]
 
     def score(self, spec: TaskSpec, samples: dict[str, Samples], seed: int) -> Outcome:
         n_bins = int(spec.parameters.get("n_bins", 15))  # type: ignore[arg-type]
         n_resamples = int(spec.parameters.get("n_resamples", 1000))  # type: ignore[arg-type]
-        calib, test = samples["calib"], samples["test"]
+        calib, test = samples.get("calib"), samples["test"]
         logits = test.values.astype(np.float64)
         labels = test.labels
-        temperature = cal.fit_temperature(calib.values.astype(np.float64), calib.labels)
-        scaled = logits / temperature
+        # no calib samples: no temperature scaling (temperature, ece_ts, nll_ts left out, with a note)
+        temperature = None if calib is None else cal.fit_temperature(calib.values.astype(np.float64), calib.labels)
+        scaled = None if temperature is None else logits / temperature
 
         confidence, prediction = cal.top_label(cal.softmax(logits))
         correct = (prediction == labels).astype(np.float64)
 
         def all_metrics(rows: np.ndarray) -> dict[str, float]:
             values = cal.calibration_summary(logits[rows], labels[rows], n_bins=n_bins)
-            values["ece_ts"] = cal.expected_calibration_error(cal.softmax(scaled[rows]), labels[rows], n_bins)
-            values["nll_ts"] = cal.negative_log_likelihood(scaled[rows], labels[rows])
+            if scaled is not None:
+                values["ece_ts"] = cal.expected_calibration_error(cal.softmax(scaled[rows]), labels[rows], n_bins)
+                values["nll_ts"] = cal.negative_log_likelihood(scaled[rows], labels[rows])
             values["ece_sq_debiased"] = cal.debiased_squared_ece(confidence[rows], correct[rows], n_bins)
             return values
 
@@ -93,28 +125,38 @@ class CalibrationAdapter:
         # 0.58-0.87 to 0.96-0.99).
         shift = point["ece_sq_debiased"] - cal.squared_gap(confidence, correct, n_bins)
         resampled["ece_sq_debiased"] = [value + shift for value in resampled["ece_sq_debiased"]]
-        metrics: list[MetricValue] = [
-            bootstrap_metric(name, point[name], np.asarray(resampled[name]), n, proportion=name == "accuracy")
-            for name in (*SUMMARY, *SCALED, "ece_sq_debiased")
-        ]
-        metrics.append(plain_metric("temperature", temperature, len(calib.labels)))  # fitted on the calib samples
         floor, p_calibrated = cal.ece_noise_floor(confidence, point["ece"], n_bins, n_resamples, seed)
+        metrics: list[MetricValue] = []
+        for name in (m for m in (*SUMMARY, *SCALED, "ece_sq_debiased") if m in point):
+            distribution = np.asarray(resampled[name])
+            interval: tuple[float, float, CiMethod] | None = None
+            if name in GAP_METRICS:  # upward-biased: the debiased interval; for ece 0 when calibration is plausible
+                low, high = debiased_interval(
+                    point[name], distribution, zero_plausible=name == "ece" and p_calibrated > CALIBRATED_ALPHA
+                )
+                interval = (low, high, "debiased-bootstrap")
+            metrics.append(
+                bootstrap_metric(name, point[name], distribution, n, proportion=name == "accuracy", interval=interval)
+            )
+        if calib is not None and temperature is not None:
+            metrics.append(plain_metric("temperature", temperature, len(calib.labels)))  # fitted on the calib samples
         metrics.append(plain_metric("ece_noise_floor", floor, n))
         metrics.append(plain_metric("ece_calibrated_p", p_calibrated, n))
-        return Outcome(
-            metrics=metrics,
-            artifacts={
-                "reliability": cal.reliability_bins(cal.softmax(logits), labels, n_bins),
-                "reliability_ts": cal.reliability_bins(cal.softmax(scaled), labels, n_bins),
-            },
-            parameters={
-                "n_bins": n_bins,
-                "n_resamples": n_resamples,
-                "binning": "equal-width (a, b]; ece_em: equal-mass",
-                "temperature_fit": "NLL on the calib split, T in [0.05, 100]",
-                "temperature_at_bound": bool(min(abs(np.log(temperature / b)) for b in cal.TEMPERATURE_BOUNDS) < 1e-3),
-            },
-        )
+        artifacts = {"reliability": cal.reliability_bins(cal.softmax(logits), labels, n_bins)}
+        parameters: dict[str, Scalar | list[Scalar]] = {
+            "n_bins": n_bins,
+            "n_resamples": n_resamples,
+            "binning": "equal-width (a, b]; ece_em: equal-mass",
+        }
+        if scaled is not None and temperature is not None:
+            artifacts["reliability_ts"] = cal.reliability_bins(cal.softmax(scaled), labels, n_bins)
+            parameters["temperature_fit"] = "NLL on the calib split, T in [0.05, 100]"
+            parameters["temperature_at_bound"] = bool(
+                min(abs(np.log(temperature / b)) for b in cal.TEMPERATURE_BOUNDS) < 1e-3
+            )
+        else:
+            parameters["notes"] = [NO_CALIB_NOTE]
+        return Outcome(metrics=metrics, artifacts=artifacts, parameters=parameters)
 
 
 ADAPTER = CalibrationAdapter()

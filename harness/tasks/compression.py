@@ -29,6 +29,7 @@ import numpy as np
 
 from harness.data import load_suite
 from harness.errors import HarnessError
+from harness.intervals import median_interval
 from harness.metrics.lm import first_divergent_token, share_divergent_tokens
 from harness.models.base import Capability, ModelHandle
 from harness.schema import MetricValue, TaskSpec
@@ -52,6 +53,11 @@ def _language_splits(spec: TaskSpec) -> tuple[list[str], list[str], Any]:
     from harness.data.choices import synthlang_choice_suite
     from harness.data.language import language_suite
 
+    if spec.dataset.kind == "hub":  # a catalog task: real text and an lm-eval multiple-choice task
+        from harness.data.catalog import reference_data
+
+        prompt_items, heldout_split, choice_items = reference_data(spec.dataset)
+        return [i for i, _ in prompt_items], list(heldout_split.ids), choice_items
     seed = int(spec.dataset.params.get("seed", 0))  # type: ignore[arg-type]
     n_prompts = int(spec.dataset.params.get("n_prompts", 64))  # type: ignore[arg-type]
     language = language_suite(seed=seed)
@@ -137,7 +143,14 @@ class CompressionAdapter:
         median = np.asarray([np.median(np.repeat(prompts[:, 0], row.astype(np.int64))) for row in p_counts])
         metrics: list[MetricValue] = [
             bootstrap_metric("fdtm_mean", float(prompts[:, 0].mean()), p_counts @ prompts[:, 0] / n, n, "prompts"),
-            bootstrap_metric("fdtm_median", float(np.median(prompts[:, 0])), median, n, "prompts"),
+            bootstrap_metric(
+                "fdtm_median",
+                float(np.median(prompts[:, 0])),
+                median,
+                n,
+                "prompts",
+                interval=(*median_interval(prompts[:, 0]), "order-statistic"),
+            ),
             bootstrap_metric("sdtm", float(prompts[:, 1].mean()), p_counts @ prompts[:, 1] / n, n, "prompts"),
             bootstrap_metric("js_mean", float(prompts[:, 2].mean()), p_counts @ prompts[:, 2] / n, n, "prompts"),
             bootstrap_metric("kl_mean", float(prompts[:, 3].mean()), p_counts @ prompts[:, 3] / n, n, "prompts"),

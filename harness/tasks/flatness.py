@@ -57,6 +57,13 @@ class FlatnessAdapter:
         params = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(_params(spec).items()))
         return [Request("lm-flatness", "heldout", params)]
 
+    def check_splits(self, spec: TaskSpec, splits: dict[str, Any]) -> None:
+        """Before any model loads: the split holds text (plain-text documents, a text column, or records)."""
+        from harness.data.text import split_texts
+
+        for split in splits.values():
+            split_texts(split, f"task {spec.name!r}")
+
     def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
         """Fisher terms of the first `n_docs` held-out documents, `n_probes` probes, and one row per
         (noise scale, seed) whose scale and seed columns the spec fixes."""

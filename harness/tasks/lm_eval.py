@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.intervals import bias_corrected_interval, wilson_interval
+from harness.intervals import bias_corrected_interval, debiased_interval, wilson_interval
 from harness.metrics import calibration as cal
 from harness.models.base import Capability
 from harness.schema import DatasetSource, MetricValue, TaskSpec
@@ -197,12 +197,21 @@ class LMEvalAdapter:
             nll = cal.nll_per_sample(logits, labels)
             brier = cal.brier_per_sample(probs, labels)
             ece = [cal.binned_calibration_gap(confidence[r], correct[r], bins[r], 15) for r in _rows(counts)]
+            ece_point = cal.binned_calibration_gap(confidence, correct, bins, 15)
+            # as the calibration adapter: the debiased interval, reaching 0 when calibration is plausible
+            p_calibrated = cal.ece_noise_floor(confidence, ece_point, 15, n_resamples, seed)[1]
+            ece_low, ece_high = debiased_interval(ece_point, np.asarray(ece), zero_plausible=p_calibrated > 0.05)
             metrics += [
                 bootstrap_metric(
                     "accuracy", float(correct.mean()), counts @ correct / n, n, "documents", proportion=True
                 ),
                 bootstrap_metric(
-                    "ece", cal.binned_calibration_gap(confidence, correct, bins, 15), np.asarray(ece), n, "documents"
+                    "ece",
+                    ece_point,
+                    np.asarray(ece),
+                    n,
+                    "documents",
+                    interval=(ece_low, ece_high, "debiased-bootstrap"),
                 ),
                 bootstrap_metric("nll", float(nll.mean()), counts @ nll / n, n, "documents"),
                 bootstrap_metric("brier", float(brier.mean()), counts @ brier / n, n, "documents"),

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from harness.data import load_suite
+from harness.errors import HarnessError
 from harness.metrics import longtail as lt
 from harness.models.base import Capability
 from harness.schema import MetricValue, TaskSpec
@@ -32,6 +33,7 @@ from harness.tasks.base import (
     SplitOutputs,
     bootstrap_metric,
     logit_samples,
+    require_labels,
     split_expected,
 )
 
@@ -64,6 +66,20 @@ class LongTailAdapter:
 
     def label_splits(self, spec: TaskSpec) -> list[str]:
         return ["test"]
+
+    def check_splits(self, spec: TaskSpec, splits: dict[str, Any]) -> None:
+        """Before any model loads: a labelled test split, and a labelled train split for the shot groups."""
+        from harness.data import has_split
+
+        require_labels(splits["test"], "test", spec.name, "per-class accuracy")
+        suite = load_suite(spec.dataset)
+        if not has_split(suite, "train"):
+            raise HarnessError(
+                "longtail groups classes by their training counts, but the dataset has no train split",
+                where=getattr(splits["test"], "source", "") or f"dataset {spec.dataset.name}",
+                fix="add a train split; its labels are enough (e.g. train.csv with a label column)",
+            )
+        require_labels(suite.split("train"), "train", spec.name, "the shot groups count its labels")
 
     def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
         from harness.data import get_split
@@ -108,6 +124,9 @@ class LongTailAdapter:
                 for r in ratios
             },
         }
+        # the test samples behind each metric: an accuracy of exactly 1 (or 0) on every resample gets the
+        # Wilson interval of those samples rather than a zero-width one
+        behind: dict[str, int] = {"worst_class_accuracy": min(len(by_class[c]) for c in present)}
         values: dict[str, np.ndarray] = {
             "balanced_accuracy": np.nanmean(accuracy, axis=1),
             "worst_class_accuracy": np.nanmin(accuracy, axis=1),
@@ -116,16 +135,19 @@ class LongTailAdapter:
             members = [c for c in groups[group] if c in present]
             if members:  # a shot group with no classes reports nothing
                 values[f"{group}_shot_accuracy"] = accuracy[:, members].mean(axis=1)
+                behind[f"{group}_shot_accuracy"] = sum(len(by_class[c]) for c in members)
         for name, prior in priors.items():
             weights = prior[present] / prior[present].sum()
             values[name] = accuracy[:, present] @ weights
         metrics: list[MetricValue] = [
-            bootstrap_metric(name, float(v[0]), v[1:], len(labels)) for name, v in values.items()
+            bootstrap_metric(name, float(v[0]), v[1:], len(labels), units_at_bound=behind.get(name, len(labels)))
+            for name, v in values.items()
         ]
         per_class = lt.per_class_accuracy(predictions, labels, n_classes)
         artifacts: dict[str, Any] = {
             "per_class": {
-                "accuracy": per_class.tolist(),
+                # a class absent from the test split has no accuracy: null, not NaN (JSON has no NaN)
+                "accuracy": [None if np.isnan(a) else float(a) for a in per_class],
                 "train_count": train_counts.tolist(),
                 "group": [next(g for g in ("many", "medium", "few") if c in groups[g]) for c in range(n_classes)],
             }

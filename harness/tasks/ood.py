@@ -2,7 +2,9 @@
 
 Score convention: higher = more in-distribution. Scores: msp, max_logit, energy (T = 1) from
 the logits; mahalanobis (class means and a shared covariance of the training features) and knn
-(cosine, k = `knn_k`) from penultimate features, when the model exposes them.
+(cosine, k = `knn_k`) from penultimate features, when the model exposes them and the dataset
+has a `train` split to fit on (optional: without either, they are skipped and the run's `notes`
+parameter says so).
 
 Metrics per OOD set and score: auroc, aupr_in (ID positive), aupr_out (OOD positive),
 fpr95 (share of OOD samples accepted at the threshold that keeps 95% of ID samples; lower is
@@ -30,6 +32,7 @@ from harness.tasks.base import (
     SplitOutputs,
     bootstrap_metric,
     logit_samples,
+    require_labels,
     split_expected,
 )
 
@@ -71,8 +74,22 @@ class OODAdapter:
         return [f"{m}.{s}.{c}" for m in METRICS for s in self.scores(spec) for c in columns]
 
     def requests(self, spec: TaskSpec) -> list[Request]:
-        fitting = [Request("classify", "train", whole=True)]  # feature statistics for mahalanobis and knn
-        return fitting + [Request("classify", split) for split in ["test", *self.sets(spec)]]
+        # feature statistics for mahalanobis and knn: optional (without a train split, or features, the
+        # feature-based scores are skipped with a note)
+        fitting = [Request("classify", "train", whole=True, optional=True, needs=Capability.FEATURES)]
+        wanted = fitting if set(self.scores(spec)) & set(FEATURE_SCORES) else []
+        return wanted + [Request("classify", split) for split in ["test", *self.sets(spec)]]
+
+    def check_splits(self, spec: TaskSpec, splits: dict[str, Any]) -> None:
+        """Before any model loads: at least one OOD set, and a labelled train split (class means) if any."""
+        if not self.sets(spec):
+            raise HarnessError(
+                "no OOD set: parameters near_ood and far_ood are both empty",
+                where=f"task {spec.name}",
+                fix="list the dataset's OOD splits in parameters.near_ood and/or parameters.far_ood",
+            )
+        if "train" in splits:
+            require_labels(splits["train"], "train", spec.name, "Mahalanobis class means are fitted on it")
 
     def expected_samples(self, spec: TaskSpec) -> dict[str, ExpectedSamples]:
         """The test split and every OOD set (labels -1); scores as requested, or the logit-based ones
@@ -91,7 +108,7 @@ class OODAdapter:
         """Per split (test and each OOD set): every score of every sample (label -1 for OOD)."""
         k = int(spec.parameters.get("knn_k", 10))  # type: ignore[arg-type]
         splits = ["test", *self.sets(spec)]
-        has_features = all("features" in inputs[s].outputs for s in ("train", *splits))
+        has_features = "train" in inputs and all("features" in inputs[s].outputs for s in ("train", *splits))
         scores = [s for s in self.scores(spec) if s in LOGIT_SCORES or has_features]
         values = self._score_splits(inputs, splits, scores, k)
         return [
@@ -123,6 +140,9 @@ class OODAdapter:
         units = {name: sizes[0] + size for name, size in zip(set_names, sizes[1:], strict=True)}
         units |= {g: sizes[0] + sum(units[m] - sizes[0] for m in members) for g, members in groups.items()}
         units["mean"] = sum(sizes)
+        # The sets behind each name, for intervals at perfect separation (see `_units_at_bound`)
+        members = {name: [name] for name in set_names} | groups | {"mean": set_names}
+        set_size = dict(zip(set_names, sizes[1:], strict=True))
         counts = stratified_counts(sizes, n_resamples, seed)
         metrics: list[MetricValue] = []
         for score in scores:
@@ -147,9 +167,12 @@ class OODAdapter:
                     np.mean([v[1] for v in group_values.values()], axis=0),
                 )
                 metrics += [
-                    bootstrap_metric(f"{metric}.{score}.{name}", value, distribution, units[name], "ID + OOD samples")
+                    bootstrap_metric(
+                        f"{metric}.{score}.{name}", value, distribution, units[name], "ID + OOD samples",
+                        units_at_bound=_units_at_bound(metric, sizes[0], [set_size[m] for m in members[name]]),
+                    )
                     for name, (value, distribution) in values.items()
-                ]
+                ]  # fmt: skip
         return Outcome(
             metrics=metrics,
             artifacts={"roc": self._roc_curves(id_scores, columns, set_names, scores), "ood_groups": sets},
@@ -160,6 +183,11 @@ class OODAdapter:
                 "score_convention": "higher = more in-distribution",
                 "fpr95": "share of OOD accepted at the threshold keeping 95% of ID",
                 "skipped_scores": [s for s in self.scores(spec) if s not in scores],
+                **(
+                    {"notes": [_skipped_note(self.scores(spec), scores)]}
+                    if len(scores) < len(self.scores(spec))
+                    else {}
+                ),
             },
         )
 
@@ -211,6 +239,27 @@ class OODAdapter:
                 fpr, tpr, _ = roc_curve(truth, np.r_[id_scores[score], ood])
                 curves[score][name] = np.round(np.interp(ROC_GRID, fpr, tpr), 5).tolist()
         return {"fpr": ROC_GRID.round(2).tolist(), "tpr": curves}
+
+
+def _skipped_note(requested: list[str], scored: list[str]) -> str:
+    skipped = [s for s in requested if s not in scored]
+    return (
+        f"{', '.join(skipped)} skipped: feature-based scores need penultimate features from the model on a "
+        "train split of the dataset (no train split, or the model or predictions file has no features for it)"
+    )
+
+
+def _units_at_bound(metric: str, n_id: int, set_sizes: list[int]) -> int | None:
+    """Independent units behind an OOD metric whose every resample equals 0 or 1 (perfect separation):
+    for AUROC, min(n_id, n_set) disjoint (ID, OOD) pairs, each an independent Bernoulli(AUROC) trial
+    (the smallest set's count for an average over sets); for FPR@95, the OOD samples accepted at the
+    threshold (a proportion of the smallest set). AUPR has no such units: its interval stays at the
+    point, and the app says that every resample separated the sets perfectly."""
+    if metric == "auroc":
+        return min(min(n_id, size) for size in set_sizes)
+    if metric == "fpr95":
+        return min(set_sizes)
+    return None
 
 
 ADAPTER = OODAdapter()

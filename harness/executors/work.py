@@ -1,0 +1,184 @@
+"""What a worker runs: pure functions of (checkpoint, tasks or split, options) that return their outputs.
+
+The Ray executor wraps these as Ray tasks; they import nothing of Ray, so they run (and are tested)
+in any process. None of them writes a submission or the store: only the output cache, whose entries
+are content-addressed and written atomically, so workers that share its folder share their work.
+
+- `evaluate_unit`: one model with its tasks, as `harness eval` evaluates it; returns the ModelResult,
+  the tasks skipped and why, or the model's one-line error.
+- `describe`: loads a model and returns its `HandleFacts` (what the driver needs to plan it).
+- `infer_shard`: one inference on positions [start, stop) of a split (or the whole split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError
+from harness.models.base import Arrays, InferenceOptions, LoadOptions, ModelHandle
+
+if TYPE_CHECKING:
+    from harness.executors import Select
+    from harness.runner import EvalOptions, ModelResult
+    from harness.schema import TaskSpec
+
+
+@dataclass
+class HandleFacts(ModelHandle):
+    """A model as the driver sees it when it loaded on a worker: identity, card, capabilities and the
+    facts the runner's checks read, without weights. `device` is the device the worker resolved."""
+
+    outputs: int | None = None
+    reads_inputs: bool = True
+    device: str = "cpu"
+
+    @property
+    def n_outputs(self) -> int | None:
+        return self.outputs
+
+
+def facts_of(handle: ModelHandle, device: str) -> HandleFacts:
+    return HandleFacts(
+        path=handle.path,
+        kind=handle.kind,
+        card=handle.card,
+        checkpoint_hash=handle.checkpoint_hash,
+        capabilities=handle.capabilities,
+        settings=dict(handle.settings),
+        outputs=handle.n_outputs,
+        reads_inputs=bool(getattr(handle, "reads_inputs", True)),
+        device=device,
+    )
+
+
+@dataclass
+class UnitResult:
+    """One unit's return value: `result` (None when no task fit), or `error` (what, where, fix);
+    `skips` are (task name, reason) with `facts` describing the model for the driver's messages."""
+
+    path: Path
+    result: ModelResult | None = None
+    skips: list[tuple[str, str]] = field(default_factory=list)
+    facts: HandleFacts | None = None
+    error: HarnessError | None = None
+
+
+def evaluate_unit(
+    path: Path, specs: list[TaskSpec], options: EvalOptions, select: Select | None, skips_are_errors: bool = False
+) -> UnitResult:
+    """Load the model at `path` on this worker and evaluate it on the tasks that fit (`_evaluate_one`).
+
+    A HarnessError is returned, not raised: it is the model's own failure and the sweep goes on.
+    With `skips_are_errors`, a task that does not fit is that error (as for a single-model `harness eval`)."""
+    from harness.runner import Runner, _evaluate_one
+
+    unit = UnitResult(path)
+
+    def on_skip(handle: ModelHandle, spec: TaskSpec, reason: str) -> None:
+        unit.skips.append((spec.name, reason))
+        unit.facts = unit.facts or facts_of(handle, runner.device)
+
+    try:
+        runner = Runner(options)
+        unit.result = _evaluate_one(runner, path, specs, None if skips_are_errors else on_skip, select)
+    except HarnessError as error:
+        unit.error = error
+    finally:
+        release_memory()  # the model is gone: an idle worker holds no GPU memory
+    return unit
+
+
+def release_memory() -> None:
+    """Free what this worker's finished task left: unreachable objects, then CUDA's cached blocks."""
+    import gc
+
+    from harness.models.batching import release_cuda_cache
+
+    gc.collect()
+    release_cuda_cache()
+
+
+def describe(path: Path, options: EvalOptions) -> HandleFacts:
+    """Load the model at `path` on this worker (kept for the shards that follow) and return its facts."""
+    from harness.runner import load_options, resolve_device
+
+    device = resolve_device(options.device)
+    facts = facts_of(loaded_model(path, load_options(options, device)), device)
+    if device == "cuda":  # not kept on a GPU (`loaded_model`): free it now
+        release_memory()
+    return facts
+
+
+def infer_shard(
+    path: Path,
+    options: EvalOptions,
+    identity: str,
+    split: Any,
+    positions: tuple[int, int] | None,
+    inference: str,
+    params: dict[str, Any],
+) -> Arrays:
+    """Outputs of `inference` on positions [start, stop) of `split` (all of it when `positions` is None),
+    computed with the model at `path`, which must still be the model of `identity`."""
+    from harness.registry import INFERENCE
+    from harness.runner import load_options, resolve_device
+
+    handle = loaded_model(path, load_options(options, resolve_device(options.device)))
+    if handle.identity != identity:
+        raise HarnessError(
+            "the checkpoint a worker loaded is not the one the driver planned (its files or settings differ)",
+            where=str(path),
+            fix="do not change checkpoints during a sweep, and give every worker the same device kind",
+        )
+    part = split if positions is None else split.take(list(range(*positions)))
+    arrays: Arrays = INFERENCE.get(inference).run(
+        handle, part, InferenceOptions(batch_size=options.batch_size, params=params)
+    )
+    if handle.settings.get("device") == "cuda":
+        del handle
+        release_memory()
+    return arrays
+
+
+def warm(adapters: list[str], seconds: float = 0.5) -> int:
+    """Import what a unit needs (torch, the runner, every model loader, the named task adapters) and stay
+    busy a moment, so that each slot gets its own worker; returns the worker's pid."""
+    import os
+    import time
+
+    import torch  # noqa: F401
+
+    import harness.runner  # noqa: F401
+    from harness.registry import MODEL_LOADERS, TASK_ADAPTERS
+
+    for name in MODEL_LOADERS.names():
+        MODEL_LOADERS.get(name)
+    for name in adapters:
+        TASK_ADAPTERS.get(name)
+    time.sleep(seconds)
+    return os.getpid()
+
+
+#: the model this worker process loaded last, by (path, load options): a worker that runs several
+#: shards of one model on the CPU loads it once
+_LOADED: dict[tuple[Path, LoadOptions], ModelHandle] = {}
+
+
+def loaded_model(path: Path, options: LoadOptions) -> ModelHandle:
+    """The model at `path`, kept for this process's next shard when it runs on the CPU. On CUDA it is
+    not kept: Ray hands a GPU to a task, not to a process, and an idle worker must not hold GPU memory
+    that the next task on that GPU needs (a shard then loads the model itself)."""
+    from harness.models import load_model
+    from harness.models.batching import is_cuda, release_cuda_cache
+
+    key = (Path(path), options)
+    if key not in _LOADED:
+        _LOADED.clear()  # one model at a time: release the previous one before loading
+        release_cuda_cache()
+        handle = load_model(path, options)
+        if is_cuda(options.device):
+            return handle
+        _LOADED[key] = handle
+    return _LOADED[key]

@@ -1,0 +1,365 @@
+"""The standard-benchmark catalog (tasks/catalog/): every task end to end on a fixture mirror, data
+resolved offline-first with actionable errors, `harness data`, and models fitted by their label names.
+
+Nothing is downloaded: tests/data/make_catalog_mirror.py writes tiny copies of every catalog dataset
+in the mirror's real formats, and the specs are the catalog's own, shrunk only where they size
+full datasets (row slices, ImageNet's crop)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from cli_helpers import run_cli
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+import make_catalog_mirror as mirror_fixture
+
+from harness.errors import HarnessError
+from harness.schema import HubSplit
+
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
+#: the catalog's tasks, by the model the end-to-end test runs them on
+IMAGE_AND_TEXT_RUNS = {
+    "cifar10": ["ood-cifar10", "calib-cifar10", "lt-cifar10-r10", "lt-cifar10-r50", "lt-cifar10-r100"],
+    "cifar100": ["ood-cifar100", "calib-cifar100", "lt-cifar100-r10", "lt-cifar100-r50", "lt-cifar100-r100"],
+    "imagenet": ["ood-imagenet", "calib-imagenet", "lt-imagenet"],
+    "clinc": ["ood-clinc150"],
+    "sst2": ["ood-sst2-20ng"],
+}
+RETRIEVAL_TASKS = ["beir-scifact", "beir-nfcorpus", "beir-fiqa", "beir-arguana"]
+LM_TASKS = ["lm-wikitext103", "lm-c4", "calib-openbookqa", "compression-wikitext"]
+
+
+def catalog_names() -> set[str]:
+    return {f.stem for f in (TASKS / "catalog").rglob("*.yaml")}
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The fixture mirror, the shrunk specs and the classifiers (about 20 s), built once."""
+    root = tmp_path_factory.mktemp("catalog")
+    mirror_fixture.build_data(root / "data")
+    mirror_fixture.fixture_specs(TASKS, root / "tasks")
+    return {"root": root, "models": mirror_fixture.build_models(root / "models")}
+
+
+@pytest.fixture
+def on_mirror(catalog: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(catalog["root"] / "data"))
+    monkeypatch.setenv("HARNESS_TASKS_DIR", str(catalog["root"] / "tasks"))
+    return catalog
+
+
+def eval_ok(capsys: Any, monkeypatch: Any, model: Path, tasks: list[str], out: Path, *extra: str) -> dict[str, Any]:
+    """`harness eval` of `model` on `tasks` (exit 0); the submission it wrote."""
+    result = run_cli(capsys, monkeypatch, "eval", "--model", str(model), "--tasks", ",".join(tasks), "--no-store", "--out", str(out), *extra)  # fmt: skip
+    assert result.code == 0, result.err + result.out
+    written = sorted(out.rglob("*.json"), key=lambda f: f.stat().st_mtime)[-1]
+    submission = json.loads(written.read_text())
+    assert sorted(r["task"] for r in submission["results"]) == sorted(tasks)
+    return submission
+
+
+# --------------------------------------------------------------------------- every task, end to end
+
+
+def test_the_end_to_end_runs_cover_the_whole_catalog() -> None:
+    covered = {t for tasks in IMAGE_AND_TEXT_RUNS.values() for t in tasks} | set(RETRIEVAL_TASKS) | set(LM_TASKS)
+    assert covered == catalog_names()
+
+
+def test_image_text_and_retrieval_tasks_run_end_to_end_and_validate(
+    on_mirror: dict[str, Any], tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    from harness.models.sentence_encoder import packaged_minilm_path
+
+    out = tmp_path / "submissions"
+    for model, tasks in IMAGE_AND_TEXT_RUNS.items():
+        submission = eval_ok(capsys, monkeypatch, on_mirror["models"][model], tasks, out)
+        for run in submission["results"]:
+            assert all(math.isfinite(m["value"]) for m in run["metrics"])
+    eval_ok(capsys, monkeypatch, packaged_minilm_path(), RETRIEVAL_TASKS, out)
+    # the runs bind to the catalog data: `harness validate` re-reads it and re-scores every run
+    result = run_cli(capsys, monkeypatch, "validate", str(out))
+    assert result.code == 0, result.err + result.out
+    assert f"{len(IMAGE_AND_TEXT_RUNS) + 1} valid" in result.out
+
+
+@pytest.mark.slow
+def test_language_model_tasks_run_end_to_end(
+    on_mirror: dict[str, Any], lm_zoo: Path, tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """WikiText-103 and C4 loss with bits per byte, OpenBookQA calibration over choices (lm-eval's own
+    prompts), and a compressed zoo model against its reference on real-text prompts."""
+    candidate = lm_zoo / "synthlang-gpt2-tiny-base-int8"  # its card names the reference beside it
+    submission = eval_ok(capsys, monkeypatch, candidate, LM_TASKS, tmp_path / "submissions")
+    runs = {r["task"]: {m["name"]: m for m in r["metrics"]} for r in submission["results"]}
+    for task in ("lm-wikitext103", "lm-c4"):
+        loss, bits = runs[task]["loss_nats"]["value"], runs[task]["bits_per_byte"]["value"]
+        parameters = next(r["parameters"] for r in submission["results"] if r["task"] == task)
+        assert bits == pytest.approx(loss * parameters["n_tokens"] / parameters["n_bytes"] / math.log(2))
+    assert runs["calib-openbookqa"]["accuracy"]["n"] == 24  # the fixture's OpenBookQA test questions
+    assert 0 < runs["compression-wikitext"]["top1_agreement"]["value"] <= 1
+    result = run_cli(capsys, monkeypatch, "validate", str(tmp_path / "submissions"))
+    assert result.code == 0, result.err + result.out
+
+
+def test_bits_per_byte_equals_lm_evals_aggregation() -> None:
+    """Our bits_per_byte from per-document (NLL, bytes) is lm-eval's bits_per_byte of (loglik, bytes)."""
+    from lm_eval.api.metrics import bits_per_byte
+
+    from harness.schema import DatasetSource, TaskSpec
+    from harness.tasks.base import Samples
+    from harness.tasks.lm_loss import ADAPTER
+
+    rng = np.random.default_rng(0)
+    nll, tokens, n_bytes = rng.uniform(10, 500, 40), rng.integers(5, 100, 40), rng.integers(20, 600, 40)
+    spec = TaskSpec(
+        name="bpb", version=1, adapter="lm_loss", description="", main_metric="bits_per_byte",
+        dataset=DatasetSource(name="synthlang"), parameters={"bits_per_byte": True, "n_resamples": 50},
+    )  # fmt: skip
+    block = Samples("heldout", [f"d{i}" for i in range(40)], np.zeros(40, np.int64), np.stack([nll, tokens, n_bytes], 1), ["nll_sum", "n_tokens", "n_bytes"])  # fmt: skip
+    ours = next(m for m in ADAPTER.score(spec, {"heldout": block}, 0).metrics if m.name == "bits_per_byte")
+    assert ours.value == pytest.approx(bits_per_byte(list(zip(-nll, n_bytes, strict=True))))
+
+
+# --------------------------------------------------------------------------- offline-first data
+
+
+def test_tasks_lists_the_catalog_as_needing_data(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "no-hf-cache"))
+    result = run_cli(capsys, monkeypatch, "tasks")
+    assert result.code == 0
+    for name in catalog_names():
+        assert f"harness data fetch {name}" in result.out.replace("\n", " ") or name in result.out
+    assert "needs data" in result.out
+    listing = run_cli(capsys, monkeypatch, "data", "list", "calib-cifar10")
+    assert "mteb/cifar10@69a62dd171e24a133d193073e73fda4dbb823266:train" in listing.out and "missing" in listing.out
+
+
+def test_missing_data_is_one_line_naming_dataset_revision_split_and_the_command(
+    catalog: dict[str, Any], tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+    model = str(catalog["models"]["cifar10"])
+    result = run_cli(capsys, monkeypatch, "eval", "--model", model, "--tasks", "calib-cifar10", "--no-store")
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert "mteb/cifar10@69a62dd171e24a133d193073e73fda4dbb823266:train" in line
+    assert "`harness data fetch calib-cifar10`" in line and str(tmp_path / "empty") in line
+
+
+def test_a_manual_split_says_where_to_download_it(tmp_path: Path, monkeypatch: Any) -> None:
+    from harness.data.mirror import read_split
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    hub = HubSplit(dataset="openood/places365", split="test", ood=True, fetch="manual", url="https://example.org/x")
+    with pytest.raises(HarnessError) as error:
+        read_split(hub, task="ood-cifar10", harness_split="places365")
+    assert (
+        "https://example.org/x" in error.value.one_line() and "openood/places365/default/main" in error.value.one_line()
+    )
+
+
+def test_fetch_refuses_offline(capsys: Any, monkeypatch: Any) -> None:
+    result = run_cli(capsys, monkeypatch, "data", "fetch", "calib-cifar10")
+    assert result.code == 2
+    assert "HF_HUB_OFFLINE" in result.err and "network access" in result.err
+
+
+def test_fetch_writes_the_mirror_and_its_manifest(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    """`harness data fetch` with the hub replaced by local datasets: parquet files and a manifest with
+    the resolved revision; the task then reads them."""
+    import harness.data_cli as data_cli
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "mirror"))
+    sizes = {"train": 60, "test": 12}
+    monkeypatch.setattr(
+        data_cli, "_download", lambda hub: mirror_fixture.image_dataset(rng, sizes[hub.split], mirror_fixture.CIFAR10, ("img", "label"))
+    )  # fmt: skip
+    monkeypatch.setattr("harness.data.mirror.resolved_revision", lambda hub: "f" * 40)
+    result = run_cli(capsys, monkeypatch, "data", "fetch", "lt-cifar10-r10")
+    assert result.code == 0, result.err
+    folder = tmp_path / "mirror" / "mteb/cifar10/default/69a62dd171e24a133d193073e73fda4dbb823266"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["resolved_revision"] == "f" * 40 and manifest["splits"]["train"]["rows"] == 60
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check = run_cli(capsys, monkeypatch, "data", "check", "lt-cifar10-r10")
+    assert check.code == 0, check.err
+    assert "mirror" in check.out
+
+
+def test_data_check_reads_every_split(on_mirror: dict[str, Any], capsys: Any, monkeypatch: Any) -> None:
+    result = run_cli(capsys, monkeypatch, "data", "check", "ood-clinc150", "beir-scifact", "lm-wikitext103")
+    assert result.code == 0, result.err
+    assert "oos" in result.out and "queries" in result.out
+
+
+def test_a_split_reads_the_same_from_parquet_and_from_save_to_disk(tmp_path: Path, monkeypatch: Any) -> None:
+    """The fingerprint covers content, not where it was read from: shared cached outputs."""
+    import datasets
+
+    from harness.data import clear_suites, load_suite
+    from harness.schema import DatasetSource
+
+    dataset = mirror_fixture.image_dataset(np.random.default_rng(0), 12, mirror_fixture.CIFAR10, ("img", "label"))
+    source = DatasetSource(
+        kind="hub", name="x", modality="image", splits={"test": HubSplit(dataset="a/b", split="test", input="img", label="label")}
+    )  # fmt: skip
+    prints = []
+    for layout in ("parquet", "save_to_disk"):
+        root = tmp_path / layout
+        target = root / "a/b/default/main"
+        target.mkdir(parents=True)
+        if layout == "parquet":
+            dataset.to_parquet(str(target / "test.parquet"))
+        else:
+            datasets.DatasetDict({"test": dataset}).save_to_disk(str(target))
+        monkeypatch.setenv("HARNESS_DATA_DIR", str(root))
+        clear_suites()
+        suite = load_suite(source)
+        assert suite.class_names == tuple(mirror_fixture.CIFAR10)
+        prints.append(suite.split("test").fingerprint)
+    assert prints[0] == prints[1]
+
+
+def test_images_of_mixed_sizes_need_a_resize(tmp_path: Path) -> None:
+    from harness.data.images import EncodedImageSplit
+
+    rng = np.random.default_rng(0)
+    blobs = tuple(mirror_fixture.encoded(mirror_fixture.image(rng, 0, size)) for size in ((30, 20), (20, 30)))
+    split = EncodedImageSplit("test", blobs, np.zeros(2, np.int64), ["a", "b"])
+    with pytest.raises(HarnessError, match="resize and center_crop"):
+        split.x[0:2]
+    cropped = EncodedImageSplit("test", blobs, np.zeros(2, np.int64), ["a", "b"], (("resize", 16), ("center_crop", 16)))
+    assert cropped.x[0:2].shape == (2, 16, 16, 3) and cropped.fingerprint != split.fingerprint
+
+
+def test_long_tail_subsample_is_ldams() -> None:
+    """Our CIFAR-LT draw equals LDAM-DRW's IMBALANCECIFAR10.gen_imbalanced_data (transcribed here)."""
+    from harness.data.catalog import long_tail_positions
+
+    targets = np.random.default_rng(3).permutation(np.repeat(np.arange(10), 500))
+    for ratio in (10, 50, 100):
+        np.random.seed(0)  # LDAM: np.random.seed(rand_number) in __init__, then gen_imbalanced_data
+        img_max = len(targets) / 10
+        counts = [int(img_max * ((1.0 / ratio) ** (i / (10 - 1.0)))) for i in range(10)]
+        expected = []
+        for the_class, the_img_num in zip(np.unique(targets), counts, strict=True):
+            idx = np.where(targets == the_class)[0]
+            np.random.shuffle(idx)
+            expected.extend(idx[:the_img_num].tolist())
+        assert long_tail_positions(targets, 10, ratio, 0).tolist() == expected
+
+
+def test_wikitext_lines_become_articles() -> None:
+    from harness.data.catalog import wikitext_articles
+
+    lines = [
+        " \n",
+        " = Alpha = \n",
+        " \n",
+        " first line \n",
+        " = = Section = = \n",
+        " more \n",
+        " = Beta = \n",
+        " b \n",
+    ]
+    assert wikitext_articles(lines) == ["= Alpha = \n \n first line \n = = Section = = \n more", "= Beta = \n b"]
+
+
+# --------------------------------------------------------------------------- any model that fits
+
+
+def test_label_names_map_by_name_synonyms_and_subsets() -> None:
+    from harness.labels import map_labels
+
+    task = ["tench, Tinca tinca", "goldfish, Carassius auratus", "hammerhead, hammerhead shark"]
+    model = ["hammerhead, hammerhead shark", "tench", "ostrich", "Goldfish"]
+    assert map_labels(task, model, 4).outputs.tolist() == [1, 3, 0]
+    assert map_labels(["a", "b"], None, 2).outputs is None  # no names: by position, same number of outputs
+    assert map_labels(["a", "b"], ["a", "b"], 2).outputs is None  # already the task's order
+    with pytest.raises(HarnessError, match="--label-map") as error:
+        map_labels(["cat", "dog"], ["chat", "chien", "oiseau"], 3)
+    assert "'cat'" in error.value.what
+    assert map_labels(["cat", "dog"], ["chat", "chien"], 2, (("chien", "dog"), ("0", "cat"))).outputs is None
+    with pytest.raises(HarnessError, match="no label names"):
+        map_labels(["a", "b"], None, 3)
+
+
+def test_a_classifier_with_another_label_order_is_scored_in_the_tasks_order(
+    on_mirror: dict[str, Any], tmp_path: Path
+) -> None:
+    from harness.data import load_suite
+    from harness.models import load_model
+    from harness.models.base import InferenceOptions
+    from harness.runner import EvalOptions, Runner
+    from harness.tasks import load_specs
+
+    spec = load_specs().get("calib-cifar10")
+    handle: Any = load_model(on_mirror["models"]["cifar10"])
+    result = Runner(EvalOptions(cache_dir=tmp_path / "cache")).evaluate(handle, [spec])
+    test = next(block for task, block in result.samples if block.split == "test")
+    raw = handle.classify(load_suite(spec.dataset).split("test"), InferenceOptions())["logits"]
+    names = [handle.model.config.id2label[i] for i in range(10)]
+    order = [names.index(c) for c in mirror_fixture.CIFAR10]
+    np.testing.assert_allclose(test.values, raw[:, order], rtol=1e-6)
+
+
+def test_ood_scores_use_the_models_outputs_for_the_tasks_classes_only(
+    on_mirror: dict[str, Any], tmp_path: Path
+) -> None:
+    """An 8-class ImageNet-style model on a 5-class task: MSP is the softmax over the 5 mapped outputs."""
+    from harness.data import load_suite
+    from harness.models import load_model
+    from harness.models.base import InferenceOptions
+    from harness.runner import EvalOptions, Runner
+    from harness.tasks import load_specs
+
+    spec = load_specs().get("ood-imagenet")
+    handle: Any = load_model(on_mirror["models"]["imagenet"])
+    result = Runner(EvalOptions(cache_dir=tmp_path / "cache")).evaluate(handle, [spec])
+    test = next(block for task, block in result.samples if block.split == "test")
+    raw = handle.classify(load_suite(spec.dataset).split("test"), InferenceOptions())["logits"].astype(np.float64)
+    kept = raw[:, [1, 2, 3, 4, 0]]  # tench, goldfish, great white shark, tiger shark, hammerhead
+    msp = np.exp(kept - kept.max(axis=1, keepdims=True))
+    msp = (msp / msp.sum(axis=1, keepdims=True)).max(axis=1)
+    np.testing.assert_allclose(test.values[:, test.fields.index("msp")], msp, rtol=1e-5)
+
+
+def test_label_map_file_fits_a_model_with_other_names(
+    on_mirror: dict[str, Any], tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    french = ["avion", "voiture", "oiseau", "chat", "cerf", "chien", "grenouille", "cheval", "bateau", "camion"]
+    model = mirror_fixture.image_classifier(tmp_path / "vit-fr", french)
+    refused = run_cli(capsys, monkeypatch, "eval", "--model", str(model), "--tasks", "calib-cifar10", "--no-store")
+    assert refused.code == 2 and "--label-map" in refused.err and "'airplane'" in refused.err
+    label_map = tmp_path / "labels.yaml"
+    label_map.write_text(yaml.safe_dump(dict(zip(french, mirror_fixture.CIFAR10, strict=True))))
+    submission = eval_ok(capsys, monkeypatch, model, ["calib-cifar10"], tmp_path / "out", "--label-map", str(label_map))
+    assert len(submission["settings"]["label_map"]) == 16
+
+
+def test_trained_on_restriction_says_what_fits(on_mirror: dict[str, Any], tmp_path: Path) -> None:
+    from harness.models import load_model
+    from harness.runner import unfit_reason
+    from harness.tasks import load_specs
+
+    specs = load_specs()
+    vit = load_model(on_mirror["models"]["cifar10"])
+    reason = unfit_reason(specs.get("calib"), vit)
+    assert reason is not None and "digits-ood" in reason and "harness zoo build" in reason
+    assert unfit_reason(specs.get("calib-cifar10"), vit) is None  # catalog tasks have no such restriction
+    unnamed = load_model(mirror_fixture.image_classifier(tmp_path / "vit-6", [f"LABEL_{i}" for i in range(6)]))
+    assert "no label names" in (unfit_reason(specs.get("calib-cifar10"), unnamed) or "")  # 6 outputs, 10 classes
