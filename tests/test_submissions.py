@@ -590,14 +590,13 @@ def test_subset_outputs_equal_the_full_runs(tiny_zoo: Path, tmp_path: Path) -> N
 def test_validate_upgrade_rewrites_older_files_with_re_scored_numbers(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """`harness validate --upgrade`: a shipped file of schema 3 (percentile intervals, no units) is
+    """`harness validate --upgrade`: a file of an older schema (percentile intervals, no units) is
     written back in the current schema with the numbers re-scoring gives; its point values are
     unchanged, it validates as a current file, and a second run rewrites nothing. With a problem in
     any file nothing is written."""
     from harness.schema import SCHEMA_VERSION
 
-    shipped = Path(__file__).resolve().parent.parent / "submissions"
-    folder = next(p for p in sorted(shipped.iterdir()) if p.name.startswith("harness-zoo__digits-mlp"))
+    folder = only_json(CORPUS / "v1").parent  # the corpus's submission in schema version 1
     copy = tmp_path / "subs" / folder.name
     shutil.copytree(folder, copy)
     file = next(copy.glob("*.json"))
