@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import duckdb
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from harness.errors import HarnessError
-from harness.store import Store, open_store
-from harness.trust import BADGES, RANKED_TIERS, TIERS
+from harness.ladder import SETTINGS_FILE
+from harness.store import Store, StoreState, inspect_store, open_store
+from harness.trust import BADGES
 
 DEFAULT_STORE = "results.duckdb"
 DIRECTION = {True: "higher is better", False: "lower is better"}
@@ -50,19 +53,64 @@ def store_path() -> Path:
     return Path(known.store or os.environ.get("HARNESS_STORE") or DEFAULT_STORE)
 
 
-def snapshot() -> StoreSnapshot:
-    """The current store, or an error on the page (with what to do) and the script stops."""
+BUILD_STORE = (
+    "Build one with `harness demo` (writes `demo/results.duckdb`) or "
+    "`harness ingest submissions/ --store results.duckdb`, then start "
+    "the app with `harness app --store PATH` (or set `HARNESS_STORE`)."
+)
+
+
+def _file_snapshot(path: Path) -> StoreSnapshot | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return StoreSnapshot(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _state(snap: StoreSnapshot) -> StoreState:
+    return inspect_store(snap.path)
+
+
+def store_state() -> StoreState:
+    """What the store path holds now (missing, empty, foreign, outdated or ok), cached per snapshot."""
     path = store_path().resolve()
-    if not path.is_file():
+    snap = _file_snapshot(path) if path.exists() else None
+    return _state(snap) if snap is not None else inspect_store(path)
+
+
+def snapshot() -> StoreSnapshot:
+    """The current store; anything else (no file, an empty DuckDB file, a file that is not a Harness
+    store, an old store) gets a page that says so and what to do, and the script stops."""
+    path = store_path().resolve()
+    state = store_state()
+    if state.kind == "missing":
         st.error(f"No results store at {code(path)}.")
-        st.info(
-            "Build one with `harness demo` (writes `demo/results.duckdb`) or "
-            "`harness ingest submissions/ --store results.duckdb`, then start "
-            "the app with `harness app --store PATH` (or set `HARNESS_STORE`)."
+        st.info(BUILD_STORE)
+        st.stop()
+    if state.kind == "empty":
+        st.title("No runs yet")
+        st.info(f"The store {code(path)} is empty: no runs have been added yet. " + EMPTY_STORE.split(". ", 1)[1])
+        st.stop()
+    if state.kind == "foreign":
+        tables = f" (it holds {', '.join(code(t) for t in state.tables[:8])})" if state.tables else ""
+        st.title("Not a Harness store")
+        st.warning(f"{code(path)} is not a Harness results store{tables}: {plain(state.detail or 'unknown format')}.")
+        st.info(BUILD_STORE)
+        st.stop()
+    if state.kind == "outdated":
+        st.title("An older Harness store")
+        st.warning(
+            f"{code(path)} was written by an older harness (store version {state.version}). Open it once for "
+            "writing (`harness ingest` upgrades it) or rebuild it: `harness ingest submissions/ --store PATH --rebuild`."
         )
         st.stop()
-    stat = path.stat()
-    return StoreSnapshot(str(path), stat.st_mtime_ns, stat.st_size)
+    snap = _file_snapshot(path)
+    if snap is None:  # removed in between
+        st.error(f"No results store at {code(path)}.")
+        st.stop()
+    return snap
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -79,7 +127,11 @@ def query(snap: StoreSnapshot, method: str, *args: Any, **kwargs: Any) -> Any:
     try:
         return _query(snap, method, frozen, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
     except HarnessError as error:
-        st.error(f"Cannot read the results store: {error.one_line()}")
+        st.error(f"Cannot read the results store: {plain(error.one_line())}")
+        st.stop()
+    except duckdb.Error as error:  # a file changed under the app, or tables of another kind
+        st.error(f"Cannot read the results store: {plain(str(error).splitlines()[0])}")
+        st.info(BUILD_STORE)
         st.stop()
 
 
@@ -177,10 +229,11 @@ def model_url(model_id: str, task: str | None = None) -> str:
 
 
 def csv_download(frame: pd.DataFrame, file_name: str, *, key: str, label: str = "Download CSV") -> None:
-    """A download button for `frame` as CSV (every table of the app has one)."""
+    """A download button for `frame` as CSV (every table of the app has one). The CSV is written when the
+    button is clicked, not on every run of the page (a 10,000-row table costs a tenth of a second)."""
     st.download_button(
         label,
-        frame.to_csv(index=False).encode(),
+        lambda: frame.to_csv(index=False).encode(),
         file_name=file_name,
         mime="text/csv",
         key=key,
@@ -192,20 +245,6 @@ def csv_download(frame: pd.DataFrame, file_name: str, *, key: str, label: str = 
 def safe_file_name(*parts: str) -> str:
     text = "-".join(p for p in parts if p)
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text) + ".csv"
-
-
-def family_filters(snap: StoreSnapshot, *, key_prefix: str = "") -> tuple[list[str], list[str]]:
-    """Model family and tag filters (deep-linkable as ?family=...&tag=...)."""
-    families = query(snap, "families")
-    tags = query(snap, "tags")
-    left, right = st.columns(2)
-    chosen_families = left.multiselect(
-        "Model family", families, key=f"{key_prefix}family", bind="query-params", placeholder="all families"
-    )
-    chosen_tags = right.multiselect(
-        "Tags (any of)", tags, key=f"{key_prefix}tag", bind="query-params", placeholder="any tags"
-    )
-    return list(chosen_families), list(chosen_tags)
 
 
 TIER_HELP = (
@@ -220,32 +259,39 @@ SELF_REPORTED_NOTE = (
 )
 
 
-def tier_filter(*, key: str = "tier") -> list[str]:
-    """The trust tiers to show (deep-linkable as ?tier=...; default verified and re-scored, see
-    harness/trust.py). Self-reported results appear only when the user adds them, with a warning."""
-    chosen = st.multiselect(
-        "Trust tiers",
-        TIERS,
-        default=RANKED_TIERS,
-        key=key,
-        bind="query-params",
-        placeholder="choose at least one tier",
-        help=TIER_HELP,
-    )
-    if not chosen:
-        st.info("Choose at least one trust tier.")
-        st.stop()
-    if "self-reported" in chosen:
-        st.caption(SELF_REPORTED_NOTE)
-    return [t for t in TIERS if t in chosen]  # one order, so cached queries share entries
-
-
 def badges(tiers: pd.Series) -> pd.Series:
     """Tier names as the badges every table shows ("✔ verified", "↻ re-scored", "✎ self-reported")."""
     return tiers.map(lambda tier: "" if pd.isna(tier) else BADGES.get(str(tier), str(tier)))
 
 
 PLOT_CONFIG: dict[str, Any] = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def plot(figure: go.Figure, *, key: str) -> None:
+    """Draw a plotly figure: the app's config, and the qualitative palette (labels.PALETTE) for traces
+    without their own colour, instead of the theme's shades of blue."""
+    from labels import PALETTE
+
+    if not figure.layout.colorway:
+        figure.update_layout(colorway=list(PALETTE))
+    # The toolbar down the right edge, in a margin of its own: it never covers the title or a colour bar;
+    # legends go below the chart, where the toolbar cannot cover them either.
+    right = figure.layout.margin.r if figure.layout.margin.r is not None else 0
+    figure.update_layout(modebar={"orientation": "v"}, margin={"r": max(right, 44)})
+    if figure.layout.legend.orientation is None:
+        figure.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.18, "yanchor": "top"})
+    st.plotly_chart(figure, config=PLOT_CONFIG, key=key)
+
+
+def settings_file() -> tuple[Path, bool]:
+    """The board settings: `--ladder-config PATH` after `streamlit run app/leaderboard.py --`, else
+    $HARNESS_LADDER_CONFIG (both must exist), else leaderboard.toml in the working directory (optional).
+    (True: the file must exist.)"""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--ladder-config")
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    explicit = known.ladder_config or os.environ.get("HARNESS_LADDER_CONFIG")
+    return (Path(explicit), True) if explicit else (Path(SETTINGS_FILE), False)
 
 
 OUTSIDE = "value outside its interval"

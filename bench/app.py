@@ -1,7 +1,9 @@
 """Bench: the leaderboard app on a synthetic store of 10,000 models x 20 tasks (about a million metric rows).
 
 Targets (issue 7): the leaderboard page renders in under 2 s; the DuckDB leaderboard query takes under
-100 ms at 1,000,000 metric rows.
+100 ms at 1,000,000 metric rows. Issue 15: the Correlations page, which opens on the same-loss view, renders
+in under 2 s at 10,000 models, on the default family (the largest with loss and flatness runs: about
+2,500 models) and on a family of 240 checkpoint series (tests/same_loss_store.py) added to the store.
 
 - store: `harness.synthetic.synthetic_store` (bulk insert; no bootstrap distributions, so ranks use
   the CI rule; a leaderboard of 10,000 models is over the paired-test limit anyway).
@@ -33,23 +35,35 @@ RENDER = textwrap.dedent(
     import json, os, sys, time
     from streamlit.testing.v1 import AppTest
     os.environ["HARNESS_STORE"] = sys.argv[1]
+    page, params = sys.argv[3], json.loads(sys.argv[4])
     times = []
     app = AppTest.from_file(sys.argv[2], default_timeout=300)
+    app.query_params.update(params)
+    if page:
+        app.switch_page(page)
     for _ in range(3):
         started = time.perf_counter()
         app.run()
         times.append(time.perf_counter() - started)
         assert not app.exception, [e.value for e in app.exception]
-    rows = len(app.dataframe[0].value)
+    rows = max(len(d.value) for d in app.dataframe)
     print(json.dumps({"first": times[0], "cached": min(times[1:]), "rows": rows}))
     """
 )
 
 
-def render_times(store: Path) -> dict[str, float]:
-    """First and cached run of the leaderboard page in a fresh process (AppTest)."""
+def render_times(store: Path, page: str = "", params: dict[str, str] | None = None) -> dict[str, float]:
+    """First and cached run of a page (default: the leaderboard) in a fresh process (AppTest)."""
     output = subprocess.run(
-        [sys.executable, "-c", RENDER, str(store), str(ROOT / "app" / "leaderboard.py")],
+        [
+            sys.executable,
+            "-c",
+            RENDER,
+            str(store),
+            str(ROOT / "app" / "leaderboard.py"),
+            page,
+            json.dumps(params or {}),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -125,6 +139,9 @@ def browser_times(store: Path, other_task: str) -> tuple[float, float] | None:
 def run() -> list:  # type: ignore[type-arg]
     from common import Row, best_of, timer
 
+    sys.path.insert(0, str(ROOT / "tests"))
+    from same_loss_store import FAMILY, add_same_loss_family
+
     from harness.store import open_store
     from harness.synthetic import synthetic_store
 
@@ -133,6 +150,7 @@ def run() -> list:  # type: ignore[type-arg]
         path = Path(tmp) / "synthetic.duckdb"
         with timer() as t:
             synthetic_store(path, N_MODELS, N_TASKS, seed=0, bulk=True)
+            add_same_loss_family(path, runs_per_optimizer=10, bulk=True)  # 4 optimizers x 10 runs x 6 steps
         with open_store(path, read_only=True) as store:
             counts = store.summary()
             task, other_task = store.tasks()[:2]
@@ -155,6 +173,15 @@ def run() -> list:  # type: ignore[type-arg]
                         times["first"], "s", "< 2 s", times["first"] < 2.0))  # fmt: skip
         rows.append(Row("app", "leaderboard page, cached queries (AppTest)", times["cached"], "s", "< 2 s",
                         times["cached"] < 2.0))  # fmt: skip
+        for case, params in (
+            ("correlations page: same-loss view on the default family, 10,000-point scatter", {}),
+            (f"correlations page: same-loss view on {FAMILY} (240 checkpoints)", {"sl_family": FAMILY}),
+        ):
+            times = render_times(path, "views/correlations.py", params)
+            rows.append(Row("app", f"{case}, first visit (AppTest)", times["first"], "s", "< 2 s",
+                            times["first"] < 2.0))  # fmt: skip
+            rows.append(Row("app", f"{case}, cached queries (AppTest)", times["cached"], "s", "< 2 s",
+                            times["cached"] < 2.0))  # fmt: skip
         browser = browser_times(path, other_task)
         if browser is not None:
             rows.append(Row("app", "leaderboard page in headless Chromium, fresh server (imports included)",

@@ -974,10 +974,11 @@ def demo(
         """Every task that fits a model; tasks that name demo tags run only on models with one of them."""
         return not spec.demo_models_tagged or bool(set(spec.demo_models_tagged) & set(handle.card.tags))
 
-    failed, _ = _run(list(models), specs, options, out, store, select=demo_tasks, report_skips=False)
     n_shipped = 0
     if shown is not None and shown.is_dir():
-        # The leaderboard also shows the shipped results (the full zoo's), read from their folder.
+        # The leaderboard also shows the shipped results (the full zoo's), read from their folder. They are
+        # ingested first, so a model in both (the demo's LM checkpoints are the full zoo's) shows this run
+        # and its card (the store's newest is the last ingested).
         tiers: dict[str, Tier] = {}
         valid, problems = validate_files([shown], tiers=tiers)
         if problems:
@@ -988,6 +989,7 @@ def demo(
         with open_store(store) as opened:
             opened.ingest(commit_order(valid), tiers=lambda sub, run: tiers[run.run_id])
         n_shipped = len(valid)
+    failed, _ = _run(list(models), specs, options, out, store, select=demo_tasks, report_skips=False)
     with open_store(store, read_only=True) as opened:
         _print_leaderboards(opened, opened.tasks())
     where = Table(title=f"demo finished in {time.perf_counter() - started:.1f} s", show_header=False)
@@ -1011,13 +1013,14 @@ def app_(
     host: Annotated[str, typer.Option(help="address to bind")] = "localhost",
     headless: Annotated[bool, typer.Option(help="do not open a browser")] = False,
 ) -> None:
-    """Serve the leaderboard app (Streamlit) on a results store, read-only."""
-    import subprocess
+    """Serve the leaderboard app (Streamlit) on a results store, read-only. SIGTERM, SIGINT or SIGHUP to
+    this process stops the Streamlit server too (it runs in its own process group)."""
+    from harness.processes import run_forwarding_signals
+    from harness.store import inspect_store, open_store
 
-    from harness.store import open_store
-
-    with open_store(store, read_only=True):  # missing or not DuckDB: a clear error before starting
-        pass
+    if inspect_store(store).kind != "empty":  # an empty file: the app says "no runs yet"
+        with open_store(store, read_only=True):  # missing, not DuckDB, not a store: a clear error before starting
+            pass
     script = Path(__file__).resolve().parents[1] / "app" / "leaderboard.py"
     if not script.exists():
         raise HarnessError(
@@ -1030,7 +1033,7 @@ def app_(
         "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer", "--", "--store", str(store.resolve()),
     ]  # fmt: skip
-    raise typer.Exit(subprocess.call(command))
+    raise typer.Exit(run_forwarding_signals(command))
 
 
 def main() -> None:

@@ -429,23 +429,49 @@ def weighted_pearson(
     """Pearson's r of x and y with each pair i repeated weights[b, i] times, for every row b.
 
     With integer weights this equals `scipy.stats.pearsonr(np.repeat(x, w), np.repeat(y, w))`;
-    a row where x or y is constant gives NaN. `weights` is (B, n); returns (B,).
+    a row where x or y is constant gives NaN. `weights` is (B, n); returns (B,). Computed from
+    weighted moments (matrix-vector products, no (B, n) temporaries) of x and y centred on their
+    plain means first, so the moments do not cancel for values far from 0.
     """
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x0 = x - x.mean()
+    y0 = y - y.mean()
     total = w.sum(axis=1)
-    mean_x = w @ x / total
-    mean_y = w @ y / total
-    dx = x[None, :] - mean_x[:, None]
-    dy = y[None, :] - mean_y[:, None]
-    cov = (w * dx * dy).sum(axis=1)
-    var_x = (w * dx * dx).sum(axis=1)
-    var_y = (w * dy * dy).sum(axis=1)
+    sum_x = w @ x0
+    sum_y = w @ y0
     with np.errstate(invalid="ignore", divide="ignore"):
+        var_x = w @ (x0 * x0) - sum_x * sum_x / total
+        var_y = w @ (y0 * y0) - sum_y * sum_y / total
+        cov = w @ (x0 * y0) - sum_x * sum_y / total
         r = cov / np.sqrt(var_x * var_y)
     scale = np.maximum(np.abs(x).max(initial=0.0), np.abs(y).max(initial=0.0)) or 1.0
     # A constant variable (up to rounding) has no correlation.
     degenerate = (var_x <= (1e-12 * scale) ** 2 * total) | (var_y <= (1e-12 * scale) ** 2 * total)
     return np.where(degenerate, np.nan, np.clip(r, -1.0, 1.0))
+
+
+def _sorted_ranks(
+    values: NDArray[np.float64], w: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """(order, weights in that order, average ranks in that order): `values` sorted (stably), and per
+    row b the rank of each copy: the copies of smaller values + (copies of equal values + 1) / 2."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    weights = w[:, order]
+    new_group = np.r_[True, sorted_values[1:] != sorted_values[:-1]]
+    if new_group.all():  # no ties: each value is its own group
+        ranks = np.cumsum(weights, axis=1)
+        ranks -= 0.5 * weights
+        ranks += 0.5
+        return order, weights, ranks
+    starts = np.flatnonzero(new_group)
+    per_group = np.add.reduceat(weights, starts, axis=1)  # copies of each distinct value
+    rank_of_group = np.cumsum(per_group, axis=1)
+    rank_of_group -= 0.5 * per_group
+    rank_of_group += 0.5
+    return order, weights, np.repeat(rank_of_group, np.diff(np.r_[starts, values.size]), axis=1)
 
 
 def weighted_average_ranks(values: NDArray[np.float64], weights: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -457,35 +483,40 @@ def weighted_average_ranks(values: NDArray[np.float64], weights: NDArray[np.floa
     """
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    sorted_values = values[order]
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    group = np.empty(values.size, dtype=np.int64)
-    group[order] = np.cumsum(np.r_[True, sorted_values[1:] != sorted_values[:-1]]) - 1
-    per_group = np.add.reduceat(w[:, order], starts, axis=1)  # copies of each distinct value
-    smaller = np.cumsum(per_group, axis=1) - per_group
-    ranks: NDArray[np.float64] = smaller[:, group] + (per_group[:, group] + 1.0) / 2.0
-    return ranks
+    order, _, ranks = _sorted_ranks(values, w)
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    result: NDArray[np.float64] = ranks[:, back]
+    return result
 
 
 def weighted_spearman(
     x: NDArray[np.float64], y: NDArray[np.float64], weights: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Spearman's rho (Pearson's r of average ranks) with pair i repeated weights[b, i] times."""
+    """Spearman's rho (Pearson's r of average ranks) with pair i repeated weights[b, i] times.
+
+    Average ranks of N copies have mean (N + 1) / 2 whatever the ties, so the moments need no
+    centring pass; the sums run in x's sorted order (y's ranks brought into it with one gather).
+    A row where x or y is constant (all ranks equal) gives NaN.
+    """
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    rank_x = weighted_average_ranks(x, w)
-    rank_y = weighted_average_ranks(y, w)
+    order_x, weights_x, rank_x = _sorted_ranks(np.asarray(x, dtype=np.float64), w)
+    order_y, weights_y, rank_y = _sorted_ranks(np.asarray(y, dtype=np.float64), w)
+    position_y = np.empty_like(order_y)
+    position_y[order_y] = np.arange(order_y.size)
+    rank_y_by_x = rank_y[:, position_y[order_x]]
     total = w.sum(axis=1)
-    mean_x = (w * rank_x).sum(axis=1) / total
-    mean_y = (w * rank_y).sum(axis=1) / total
-    dx = rank_x - mean_x[:, None]
-    dy = rank_y - mean_y[:, None]
-    cov = (w * dx * dy).sum(axis=1)
-    var_x = (w * dx * dx).sum(axis=1)
-    var_y = (w * dy * dy).sum(axis=1)
+    mean = (total + 1.0) / 2.0
+    centre = total * mean * mean
+    weighted_x = weights_x * rank_x
+    cov = np.einsum("bn,bn->b", weighted_x, rank_y_by_x) - centre
+    var_x = np.einsum("bn,bn->b", weighted_x, rank_x) - centre
+    var_y = np.einsum("bn,bn->b", weights_y * rank_y, rank_y) - centre
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = cov / np.sqrt(var_x * var_y)
-    return np.where((var_x <= 1e-12) | (var_y <= 1e-12), np.nan, np.clip(rho, -1.0, 1.0))
+    # Not constant: at least N (N - 1) / 4 (one copy apart from the rest); rounding leaves far less than this.
+    degenerate = (var_x <= 1e-9 * total**3) | (var_y <= 1e-9 * total**3)
+    return np.where(degenerate, np.nan, np.clip(rho, -1.0, 1.0))
 
 
 def weighted_kendall(
@@ -532,14 +563,64 @@ def correlation(x: NDArray[np.float64], y: NDArray[np.float64], method: str) -> 
     """Pearson's r, Spearman's rho or Kendall's tau-b of the pairs (x_i, y_i); NaN when undefined.
 
     Undefined: fewer than 2 pairs, or x or y constant. Equals scipy.stats.pearsonr, spearmanr
-    and kendalltau (tau-b) statistics.
+    and kendalltau (tau-b) statistics. Kendall above KENDALL_BOOTSTRAP_MAX_N pairs is computed by
+    `kendall_tau_b` in O(n log^2 n) (the pair-matrix form needs O(n^2) memory: 800 MB per matrix at
+    10,000 pairs).
     """
     x, y = _pairs(x, y)
     if method not in _CORRELATIONS:
         raise ValueError(f"unknown correlation method {method!r}; use one of {CORRELATION_METHODS}")
     if x.size < 2:
         return float("nan")
+    if method == "kendall" and x.size > KENDALL_BOOTSTRAP_MAX_N:
+        return kendall_tau_b(x, y)
     return float(_CORRELATIONS[method](x, y, np.ones((1, x.size)))[0])
+
+
+def _tied_pairs(*columns: NDArray[np.float64]) -> int:
+    """Pairs of rows equal in every one of `columns`."""
+    _, counts = np.unique(np.stack(columns, axis=1), axis=0, return_counts=True)
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def _inversions(ranks: NDArray[np.int64]) -> int:
+    """Pairs i < j with ranks[i] > ranks[j], by a bottom-up merge sort whose merges are counted with
+    searchsorted (O(n log^2 n), no Python loop over elements)."""
+    values = ranks.astype(np.int64)
+    n = values.size
+    scale = int(values.max(initial=0)) + 1
+    position = np.arange(n)
+    total = 0
+    width = 1
+    while width < n:
+        block = position // (2 * width)
+        right = (position // width) % 2 == 1
+        left_keys = block[~right] * scale + values[~right]  # sorted: blocks in order, each block sorted
+        right_block, right_values = block[right], values[right]
+        greater = np.searchsorted(left_keys, (right_block + 1) * scale, side="left") - np.searchsorted(
+            left_keys, right_block * scale + right_values, side="right"
+        )
+        total += int(greater.sum())
+        values = np.sort(block * scale + values) - block * scale  # merge each pair of blocks
+        width *= 2
+    return total
+
+
+def kendall_tau_b(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
+    """Kendall's tau-b in O(n log^2 n) (Knight's method): (C - D) / sqrt((n0 - n1)(n0 - n2)) with
+    C - D = n0 - n1 - n2 + n3 - 2 D, D the inversions of y once pairs are sorted by x then y, n1, n2
+    and n3 the pairs tied in x, in y and in both. Equals scipy.stats.kendalltau (variant "b");
+    NaN when x or y is constant or n < 2."""
+    x, y = _pairs(x, y)
+    n = x.size
+    n0 = n * (n - 1) // 2
+    n1, n2, n3 = _tied_pairs(x), _tied_pairs(y), _tied_pairs(x, y)
+    if n < 2 or n1 == n0 or n2 == n0:
+        return float("nan")
+    order = np.lexsort((y, x))
+    y_ranks = np.unique(y, return_inverse=True)[1].reshape(-1)[order]
+    discordant = _inversions(y_ranks)
+    return float((n0 - n1 - n2 + n3 - 2 * discordant) / np.sqrt(float(n0 - n1) * float(n0 - n2)))
 
 
 def correlation_with_ci(
@@ -559,23 +640,45 @@ def correlation_with_ci(
     undefined (x or y constant) are dropped; the interval is NaN when fewer than half remain,
     when n < 3, or for Kendall above KENDALL_BOOTSTRAP_MAX_N pairs.
     """
+    (result,) = correlations_with_ci(x, y, (method,), n_resamples=n_resamples, seed=seed, confidence=confidence)
+    return result
+
+
+def correlations_with_ci(
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    methods: Sequence[str] = CORRELATION_METHODS,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> list[Correlation]:
+    """`correlation_with_ci` for several methods on the same resamples, drawn once (the same
+    results as one call per method, at a fraction of the cost for large n)."""
     x, y = _pairs(x, y)
-    estimate = correlation(x, y, method)
     n = int(x.size)
     nan = float("nan")
-    if n < 3 or not np.isfinite(estimate) or (method == "kendall" and n > KENDALL_BOOTSTRAP_MAX_N):
-        return Correlation(method, estimate, nan, nan, n, 0)
-    function = _CORRELATIONS[method]
-    (counts,) = stratified_counts([n], n_resamples, seed)
-    chunk = max(1, 4_000_000 // n)  # resamples per block: (chunk, n) intermediates of bounded size
-    distribution = np.concatenate(
-        [function(x, y, counts[start : start + chunk]) for start in range(0, n_resamples, chunk)]
-    )
-    finite = distribution[np.isfinite(distribution)]
-    if finite.size < n_resamples / 2:
-        return Correlation(method, estimate, nan, nan, n, n_resamples)
-    low, high = percentile_interval(finite, confidence)
-    return Correlation(method, estimate, low, high, n, n_resamples)
+    results: list[Correlation] = []
+    counts: NDArray[np.float64] | None = None
+    for method in methods:
+        estimate = correlation(x, y, method)
+        if n < 3 or not np.isfinite(estimate) or (method == "kendall" and n > KENDALL_BOOTSTRAP_MAX_N):
+            results.append(Correlation(method, estimate, nan, nan, n, 0))
+            continue
+        if counts is None:
+            (counts,) = stratified_counts([n], n_resamples, seed)
+        function = _CORRELATIONS[method]
+        chunk = max(1, 4_000_000 // n)  # resamples per block: (chunk, n) intermediates of bounded size
+        distribution = np.concatenate(
+            [function(x, y, counts[start : start + chunk]) for start in range(0, n_resamples, chunk)]
+        )
+        finite = distribution[np.isfinite(distribution)]
+        if finite.size < n_resamples / 2:
+            results.append(Correlation(method, estimate, nan, nan, n, n_resamples))
+            continue
+        low, high = percentile_interval(finite, confidence)
+        results.append(Correlation(method, estimate, low, high, n, n_resamples))
+    return results
 
 
 def linear_fit(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, float]:
@@ -585,3 +688,146 @@ def linear_fit(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, f
         return float("nan"), float("nan")
     slope, intercept = np.polyfit(x, y, 1)
     return float(slope), float(intercept)
+
+
+# --------------------------------------------------------------------------- partial correlation
+
+PARTIAL_CORRELATION_METHODS = ("pearson", "spearman")
+
+
+def _controls(z: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+    """The control variables as an (n, k) matrix (a 1-d z is one control)."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim == 1:
+        z = z[:, None]
+    if z.ndim != 2 or z.shape[0] != n or z.shape[1] == 0:
+        raise ValueError(f"z must hold n = {n} values per control, as (n,) or (n, k); got shape {z.shape}")
+    if not np.isfinite(z).all():
+        raise ValueError("z must be finite (drop missing rows first)")
+    return z
+
+
+def weighted_partial_correlation(
+    x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64], weights: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Partial Pearson correlation of x and y given the controls z, with row i repeated weights[b, i]
+    times, for every row b of `weights` (B, n); x, y are (n,) or (B, n) (e.g. per-resample ranks),
+    z is (n, k) or (B, n, k).
+
+    Per row: x and y are regressed on [1, z] by weighted least squares and the result is the weighted
+    Pearson correlation of the two residuals. A residual with no variance left (x or y a linear
+    function of z, or constant) gives NaN. A control that is constant in a row only adds to the
+    intercept there (the pseudo-inverse's minimum-norm solution), so it is controlled for as a constant.
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    b, n = w.shape
+    xs = np.broadcast_to(np.asarray(x, dtype=np.float64), (b, n))
+    ys = np.broadcast_to(np.asarray(y, dtype=np.float64), (b, n))
+    zs = np.asarray(z, dtype=np.float64)
+    zs = np.broadcast_to(zs, (b, *zs.shape)) if zs.ndim == 2 else zs
+    # One affine map per variable (the coefficient is invariant to it) keeps the normal equations well
+    # conditioned for values far from 0 (e.g. losses around 3.1 that differ in the third decimal).
+    xs, ys = _standardised(xs), _standardised(ys)
+    zs = np.stack([_standardised(zs[:, :, j]) for j in range(zs.shape[2])], axis=2)
+    design = np.concatenate([np.ones((b, n, 1)), zs], axis=2)  # (B, n, p)
+    weighted = design * w[:, :, None]
+    gram = np.einsum("bni,bnj->bij", weighted, design)
+    inverse = np.linalg.pinv(gram, hermitian=True)
+
+    def residual(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        beta = np.einsum("bij,bj->bi", inverse, np.einsum("bni,bn->bi", weighted, values))
+        fitted: NDArray[np.float64] = np.einsum("bni,bi->bn", design, beta)
+        return values - fitted
+
+    rx, ry = residual(xs), residual(ys)
+    total = w.sum(axis=1)
+    # Residuals of a weighted fit with an intercept have weighted mean 0 (up to rounding): centre anyway.
+    rx = rx - ((w * rx).sum(axis=1) / total)[:, None]
+    ry = ry - ((w * ry).sum(axis=1) / total)[:, None]
+    cov = (w * rx * ry).sum(axis=1)
+    var_x = (w * rx * rx).sum(axis=1)
+    var_y = (w * ry * ry).sum(axis=1)
+    spread_x = (w * (xs - ((w * xs).sum(axis=1) / total)[:, None]) ** 2).sum(axis=1)
+    spread_y = (w * (ys - ((w * ys).sum(axis=1) / total)[:, None]) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cov / np.sqrt(var_x * var_y)
+    # Nothing left to correlate once z is regressed out (relative to the variable's own spread).
+    degenerate = (var_x <= 1e-10 * spread_x) | (var_y <= 1e-10 * spread_y) | (spread_x <= 0) | (spread_y <= 0)
+    return np.where(degenerate, np.nan, np.clip(r, -1.0, 1.0))
+
+
+def _standardised(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    centred: NDArray[np.float64] = values - values.mean()
+    scale = float(np.abs(centred).max(initial=0.0))
+    return centred / scale if scale > 0 else centred
+
+
+def _partial(
+    x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64], weights: NDArray[np.float64], method: str
+) -> NDArray[np.float64]:
+    if method == "pearson":
+        return weighted_partial_correlation(x, y, z, weights)
+    # Spearman: the Pearson partial correlation of the (average, per-resample) ranks of every variable.
+    rank_z = np.stack([weighted_average_ranks(z[:, j], weights) for j in range(z.shape[1])], axis=2)
+    return weighted_partial_correlation(
+        weighted_average_ranks(x, weights), weighted_average_ranks(y, weights), rank_z, weights
+    )
+
+
+def partial_correlation(
+    x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64], method: str = "pearson"
+) -> float:
+    """The partial correlation of x and y given z: how x and y co-vary once what z explains of each is
+    removed (e.g. downstream accuracy and flatness among checkpoints, given their held-out loss).
+
+    "pearson": the correlation of the residuals of x and of y after a least-squares fit on [1, z]
+    (for one control, equal to (r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2))); "spearman": the
+    same on the average ranks of x, y and each control (rank ties share their mean rank).
+    z is (n,) for one control or (n, k). NaN when undefined: n < k + 3 (the residuals need a degree
+    of freedom beyond the fit), or x or y an exact linear function of the controls (after ranking,
+    for Spearman). Example: x = z + e1, y = z + e2 with independent noise: r_xy is large, the
+    partial correlation near 0.
+    """
+    x, y = _pairs(x, y)
+    controls = _controls(z, x.size)
+    if method not in PARTIAL_CORRELATION_METHODS:
+        raise ValueError(f"unknown partial correlation method {method!r}; use one of {PARTIAL_CORRELATION_METHODS}")
+    if x.size < controls.shape[1] + 3:
+        return float("nan")
+    return float(_partial(x, y, controls, np.ones((1, x.size)), method)[0])
+
+
+def partial_correlation_with_ci(
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    z: NDArray[np.float64],
+    method: str = "pearson",
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Correlation:
+    """`partial_correlation` with a percentile-bootstrap CI over the n (x, y, z) rows.
+
+    Resamples are those of `correlation_with_ci` (n rows drawn with replacement, `stratified_counts`
+    with one group, seeded); each resample's coefficient is computed from the row multiplicities, so it
+    is exactly the coefficient of the repeated rows. Resamples where it is undefined are dropped; the
+    interval is NaN when fewer than half remain or n < k + 4.
+    """
+    x, y = _pairs(x, y)
+    controls = _controls(z, x.size)
+    estimate = partial_correlation(x, y, controls, method)
+    n = int(x.size)
+    nan = float("nan")
+    if n < controls.shape[1] + 4 or not np.isfinite(estimate):
+        return Correlation(method, estimate, nan, nan, n, 0)
+    (counts,) = stratified_counts([n], n_resamples, seed)
+    chunk = max(1, 2_000_000 // (n * (controls.shape[1] + 1)))
+    distribution = np.concatenate(
+        [_partial(x, y, controls, counts[start : start + chunk], method) for start in range(0, n_resamples, chunk)]
+    )
+    finite = distribution[np.isfinite(distribution)]
+    if finite.size < n_resamples / 2:
+        return Correlation(method, estimate, nan, nan, n, n_resamples)
+    low, high = percentile_interval(finite, confidence)
+    return Correlation(method, estimate, low, high, n, n_resamples)

@@ -592,7 +592,9 @@ class Store:
         rows = self.board_rows([task], metric, families=families, tags=tags, models=models, tiers=tiers)
         return self.rank_rows(rows, paired_limit=paired_limit)
 
-    def rank_rows(self, rows: pd.DataFrame, *, paired_limit: int | None = None) -> RankedBoard:
+    def rank_rows(
+        self, rows: pd.DataFrame, *, paired_limit: int | None = None, bootstraps: pd.DataFrame | None = None
+    ) -> RankedBoard:
         """Rank `board_rows` of one task and metric with family-wise error control (stats.significance_ranks).
 
         Every pair of models is tested, and Holm's procedure keeps the chance of any false
@@ -604,6 +606,7 @@ class Store:
         and a better value never gets a worse rank. Sorted by rank, then value (best first), then
         model id. A diagnostic metric (`MetricInfo.diagnostic`: a fitted parameter or a property,
         not a quality) is never ranked: rank and rank_worst are missing, rows sorted by value.
+        `bootstraps`: `main_bootstraps` of (at least) these rows' runs, when the caller has them.
         """
         from harness.stats import significance_ranks
 
@@ -622,15 +625,9 @@ class Store:
         too_many = len(rows) > limit
         main_rows = rows[rows["is_main"].astype(bool)]
         if not too_many and not main_rows.empty:
-            boots = self.main_bootstraps(main_rows["run_id"].tolist())
-            if not boots.empty:
-                boots["n_values"] = boots["values"].map(len)
-                position = {run_id: i for i, run_id in enumerate(rows["run_id"])}
-                for _, group in boots.groupby(["seed", "n_values", "fingerprints"], dropna=False):
-                    if len(group) < 2:
-                        continue
-                    indices = np.asarray([position[r] for r in group["run_id"]], dtype=np.int64)
-                    groups.append((indices, np.stack(group["values"].to_numpy())))
+            run_ids = main_rows["run_id"].tolist()
+            boots = self.main_bootstraps(run_ids) if bootstraps is None else bootstraps
+            groups = _paired_groups(rows["run_id"].tolist(), _bootstrap_index(boots), set(run_ids))
         ranks = significance_ranks(
             rows["value"].to_numpy(np.float64),
             rows["ci_low"].to_numpy(np.float64, na_value=np.nan),
@@ -881,6 +878,163 @@ class Store:
             {"reference": reference},
         ).df()
 
+    def ranked_by_reference(
+        self,
+        task: str,
+        metric: str | None = None,
+        *,
+        families: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        tiers: Sequence[str] = RANKED_TIERS,
+        paired_limit: int | None = None,
+    ) -> RankedBoard:
+        """`ranked_leaderboard` with each model ranked among the models that share its card's
+        `reference` (compression boards: a variant is measured against its own reference, so variants
+        of different references are not competitors): per reference, exactly what `rank_rows` gives
+        for that reference's rows alone. The table gets a `reference` column (None for models
+        without one, ranked together) and is sorted by reference, then rank, value and model id; the
+        counts add up over the groups, and `over_paired_limit` says whether any group was over the
+        limit. One pass over numpy arrays: hundreds of references cost milliseconds each."""
+        from harness.stats import significance_ranks
+
+        rows = self.board_rows([task], metric, families=families, tags=tags, tiers=tiers).reset_index(drop=True)
+        references = dict(
+            self.connection.execute(
+                "SELECT model_id, reference FROM models WHERE list_contains($ids, model_id)",
+                {"ids": rows["model_id"].tolist()},
+            ).fetchall()
+        )
+        rows = rows.assign(reference=rows["model_id"].map(references))
+        if rows.empty or is_diagnostic(str(rows["metric"].iloc[0])):
+            board = self.rank_rows(rows, paired_limit=paired_limit)
+            order = board.table.assign(_ref=board.table["reference"].fillna("")).sort_values("_ref", kind="stable")
+            return RankedBoard(order.drop(columns="_ref").reset_index(drop=True), 0, False, board.diagnostic)
+        limit = PAIRED_LIMIT if paired_limit is None else paired_limit
+        higher = bool(rows["higher_is_better"].iloc[0])
+        value = rows["value"].to_numpy(np.float64)
+        low = rows["ci_low"].to_numpy(np.float64, na_value=np.nan)
+        high = rows["ci_high"].to_numpy(np.float64, na_value=np.nan)
+        count = rows["n"].to_numpy(np.float64, na_value=np.nan)
+        run_ids = rows["run_id"].tolist()
+        main = {r for r, m in zip(run_ids, rows["is_main"].astype(bool), strict=True) if m}
+        index = _bootstrap_index(self.main_bootstraps(sorted(main))) if main else {}
+        rank = np.zeros(len(rows), dtype=np.int64)
+        worst = np.zeros(len(rows), dtype=np.int64)
+        paired = np.zeros(len(rows), dtype=bool)
+        pairs = significant = 0
+        over = False
+        for positions in rows.groupby(rows["reference"].fillna(""), sort=True).indices.values():
+            too_many = len(positions) > limit
+            over |= too_many
+            group_runs = [run_ids[p] for p in positions]
+            groups = [] if too_many else _paired_groups(group_runs, index, main)
+            ranks = significance_ranks(
+                value[positions], low[positions], high[positions], higher_is_better=higher, paired_groups=groups,
+                n_samples=count[positions],
+            )  # fmt: skip
+            rank[positions], worst[positions], paired[positions] = ranks.rank, ranks.rank_worst, ranks.paired
+            pairs += ranks.pairs
+            significant += ranks.significant_pairs
+        table = rows.assign(
+            rank=rank,
+            rank_worst=worst,
+            paired=paired,
+            _ref=rows["reference"].fillna(""),
+            _key=-value if higher else value,
+        )
+        table = table.sort_values(["_ref", "rank", "_key", "model_id"]).drop(columns=["_ref", "_key"])
+        return RankedBoard(
+            table.reset_index(drop=True), int(paired.sum()), over, pairs=pairs, significant_pairs=significant
+        )
+
+    def board_metric_values(
+        self,
+        task: str,
+        metrics: Sequence[str],
+        *,
+        families: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        tiers: Sequence[str] = RANKED_TIERS,
+    ) -> pd.DataFrame:
+        """Several metrics of the runs `board_rows` shows for `task` (the newest ranked run per model
+        among `tiers`), in long form: model_id, run_id, metric, value, ci_low, ci_high (e.g. an OOD
+        board's per-set columns: auroc.energy.near, .noise, .far, ...)."""
+        return self.connection.execute(
+            """
+            WITH latest AS (
+                SELECT r.run_id, r.model_id, row_number() OVER (
+                    PARTITION BY r.model_id ORDER BY r.seq DESC, r.run_id DESC) AS recency
+                FROM runs_tiered r WHERE r.ranked AND r.task = $task AND list_contains($tiers, r.tier)
+            )
+            SELECT l.model_id, l.run_id, m.metric, m.value, m.ci_low, m.ci_high
+            FROM latest l
+            JOIN metrics m ON m.run_id = l.run_id AND list_contains($metrics, m.metric)
+            JOIN models md ON md.model_id = l.model_id
+            WHERE l.recency = 1
+                AND (len($families) = 0 OR list_contains($families, md.family))
+                AND (len($tags) = 0 OR list_has_any(md.tags, $tags))
+            ORDER BY l.model_id, m.metric
+            """,
+            {"task": task, "metrics": list(metrics), "families": list(families), "tags": list(tags),
+             "tiers": list(tiers)},
+        ).df()  # fmt: skip
+
+    def task_versions(self, task: str, *, tiers: Sequence[str] = RANKED_TIERS) -> pd.DataFrame:
+        """What the ranked runs of `task` were made with: one row per (task_version, spec_hash) with the
+        adapter, the splits scored (the keys of the dataset fingerprints), the newest run's id and
+        parameters (JSON text), the runs and models, newest first (a board's header names them)."""
+        return self.connection.execute(
+            """
+            SELECT task_version, spec_hash, arg_max(adapter, seq) AS adapter,
+                arg_max(CAST(json_keys(dataset_fingerprints) AS VARCHAR[]), seq) AS splits,
+                arg_max(run_id, seq) AS newest_run, arg_max(CAST(parameters AS VARCHAR), seq) AS parameters,
+                count(*) AS runs, count(DISTINCT model_id) AS models, max(seq) AS newest
+            FROM runs_tiered
+            WHERE task = $task AND ranked AND list_contains($tiers, tier)
+            GROUP BY task_version, spec_hash
+            ORDER BY newest DESC
+            """,
+            {"task": task, "tiers": list(tiers)},
+        ).df()
+
+    def family_coverage(self, tasks: Sequence[str], *, tiers: Sequence[str] = RANKED_TIERS) -> pd.DataFrame:
+        """Per family, how many models have ranked runs (of `tiers`) of every one of `tasks`:
+        family, models (0 when none), sorted by models (most first), then family."""
+        return self.connection.execute(
+            """
+            WITH covered AS (
+                SELECT r.model_id FROM runs_tiered r
+                WHERE r.ranked AND list_contains($tiers, r.tier) AND list_contains($tasks, r.task)
+                GROUP BY r.model_id HAVING count(DISTINCT r.task) = len(list_distinct($tasks))
+            )
+            SELECT md.family, count(c.model_id) AS models
+            FROM models md LEFT JOIN covered c ON c.model_id = md.model_id
+            WHERE md.family IS NOT NULL
+            GROUP BY md.family
+            ORDER BY models DESC, md.family
+            """,
+            {"tasks": list(tasks), "tiers": list(tiers)},
+        ).df()
+
+    def checkpoint_series(
+        self, *, families: Sequence[str] = (), training_runs: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Checkpoints of training runs: models whose card names a `training_run`, with the card's
+        `step` and `tokens_seen` (None when the card leaves them out): model_id, family, training_run,
+        step, tokens_seen, sorted by training run, then step (checkpoints without a step last)."""
+        return self.connection.execute(
+            """
+            SELECT model_id, family, card->>'training_run' AS training_run,
+                TRY_CAST(card->>'step' AS BIGINT) AS step, TRY_CAST(card->>'tokens_seen' AS BIGINT) AS tokens_seen
+            FROM models
+            WHERE card->>'training_run' IS NOT NULL
+                AND (len($families) = 0 OR list_contains($families, family))
+                AND ($runs IS NULL OR list_contains($runs, card->>'training_run'))
+            ORDER BY training_run, step NULLS LAST, model_id
+            """,
+            {"families": list(families), "runs": list(training_runs) if training_runs is not None else None},
+        ).df()
+
     # ------------------------------------------------------------------ the adaptive-overfitting guard
 
     def ladder_runs(self, task: str, metric: str | None = None, *, tiers: Sequence[str] = RANKED_TIERS) -> pd.DataFrame:
@@ -981,12 +1135,73 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
                     fix="open it once for writing (`harness ingest` upgrades it) or rebuild it: "
                     "`harness ingest submissions/ --store PATH --rebuild`",
                 )
+            elif missing := _missing_tables(connection):
+                raise HarnessError(
+                    f"the file records a store version but lacks the harness table(s) {', '.join(missing)}",
+                    where=str(path),
+                    fix="pass the store `harness ingest` or `harness demo` wrote, or rebuild it: "
+                    "`harness ingest submissions/ --store PATH --rebuild`",
+                )
             yield store
         finally:
             store.close()
     finally:
         if lock is not None:
             lock.release()
+
+
+def _missing_tables(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """The harness tables (and the runs_tiered view) the open database lacks."""
+    present = {row[0] for row in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return [name for name in (*TABLES, "runs_tiered") if name not in present]
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What is at a store path, before anything queries it (the app picks its page from `kind`).
+
+    kind: "missing" (no file), "empty" (a zero-byte file or a DuckDB database without tables: no runs
+    yet), "foreign" (a DuckDB database of something else, or not a DuckDB file at all), "outdated"
+    (a store of an older version: open it for writing once), "ok" (a results store). tables: the
+    tables the database holds (for "foreign", to say what it is); detail: the reason, for "foreign".
+    """
+
+    kind: str
+    tables: tuple[str, ...] = ()
+    version: int = 0
+    detail: str = ""
+
+
+def inspect_store(path: str | Path) -> StoreState:
+    """Classify the file at `path` without writing it (see `StoreState`); never raises for a bad file."""
+    path = Path(path)
+    try:
+        if not _existing_store_file(path):
+            return StoreState("missing")
+        if path.stat().st_size == 0:
+            return StoreState("empty")
+        if not is_duckdb_file(path):
+            return StoreState("foreign", detail="not a DuckDB database file")
+        connection = _connect(path, read_only=True)
+    except (HarnessError, OSError) as error:
+        detail = error.one_line() if isinstance(error, HarnessError) else str(error)
+        return StoreState("foreign", detail=detail)
+    try:
+        tables = tuple(
+            sorted(r[0] for r in connection.execute("SELECT table_name FROM information_schema.tables").fetchall())
+        )
+        version = _version(connection)
+        if not tables:
+            return StoreState("empty")
+        if version == 0 or (version >= STORE_VERSION and _missing_tables(connection)):
+            return StoreState("foreign", tables, version, "it has no (or not all) harness tables")
+        if version < STORE_VERSION:
+            return StoreState("outdated", tables, version)
+        return StoreState("ok", tables, version)
+    except duckdb.Error as error:
+        return StoreState("foreign", detail=str(error).splitlines()[0])
+    finally:
+        connection.close()
 
 
 def _version(connection: duckdb.DuckDBPyConnection) -> int:
@@ -1131,6 +1346,36 @@ def rebuild(path: Path, submissions: Sequence[tuple[Submission, str | None]], ti
 
 #: the largest leaderboard whose ranks use paired bootstrap tests (cost: O(models^2 x resamples))
 PAIRED_LIMIT = 300
+
+
+def _bootstrap_index(boots: pd.DataFrame) -> dict[str, tuple[tuple[Any, int, Any], Any]]:
+    """run_id -> (pairing key, values) of `main_bootstraps` rows. Two runs pair when their keys agree:
+    the same seed, number of values and dataset fingerprints (missing ones count as equal)."""
+
+    def plain(value: Any) -> Any:
+        return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+    return {
+        str(run): ((plain(seed), len(values), plain(prints)), values)
+        for run, seed, values, prints in zip(boots["run_id"], boots["seed"], boots["values"], boots["fingerprints"], strict=True)
+    }  # fmt: skip
+
+
+def _paired_groups(
+    run_ids: Sequence[str], index: dict[str, tuple[tuple[Any, int, Any], Any]], eligible: set[str]
+) -> list[tuple[Any, Any]]:
+    """(positions in `run_ids`, stacked distributions) of every set of two or more runs among
+    `eligible` whose main-metric bootstraps pair up (`significance_ranks`' paired_groups)."""
+    members: dict[tuple[Any, int, Any], list[tuple[int, Any]]] = {}
+    for position, run in enumerate(run_ids):
+        if run in eligible and run in index:
+            key, values = index[run]
+            members.setdefault(key, []).append((position, values))
+    return [
+        (np.asarray([p for p, _ in group], dtype=np.int64), np.stack([np.asarray(v) for _, v in group]))
+        for _, group in sorted(members.items(), key=lambda item: repr(item[0]))
+        if len(group) >= 2
+    ]
 
 
 @dataclass(frozen=True)

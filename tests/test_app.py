@@ -37,7 +37,7 @@ APP = Path(__file__).resolve().parents[1] / "app" / "leaderboard.py"
 sys.path.insert(0, str(APP.parent))  # the app's own modules, as `streamlit run` finds them
 from common import SELF_REPORTED_NOTE, code, plain  # noqa: E402
 
-PAGES = ("pages/ranking.py", "pages/model.py", "pages/correlations.py", "pages/compression.py")
+PAGES = ("views/ranking.py", "views/model.py", "views/correlations.py", "views/compression.py")
 ZOO_TASKS = ("calib", "ood", "longtail")
 #: language-model and compression tasks of the synthetic store (the real LM zoo is slow to evaluate)
 LM_TASKS = ("lm_loss", "flatness", "synth_blimp", "synth_mc", "probe", "compression", "compression-components")
@@ -122,7 +122,7 @@ def test_every_page_renders_on_the_zoo_store(zoo_store: Path, page: str, monkeyp
     app = render(zoo_store, page, monkeypatch)
     assert not app.error, [e.value for e in app.error]
     assert app.title
-    if page != "pages/compression.py":  # the digits zoo has no compressed variants
+    if page != "views/compression.py":  # the digits zoo has no compressed variants
         assert len(app.download_button) >= 1  # every table has a CSV download
 
 
@@ -130,7 +130,7 @@ def test_every_page_renders_on_the_zoo_store(zoo_store: Path, page: str, monkeyp
 def test_every_page_renders_on_a_store_with_lm_and_compression_runs(
     lm_store: Path, page: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    params = {"pages/model.py": {"model": "synth/synth-gpt-00025-int4", "task": "compression"}}.get(page, {})
+    params = {"views/model.py": {"model": "synth/synth-gpt-00025-int4", "task": "compression"}}.get(page, {})
     app = render(lm_store, page, monkeypatch, **params)
     assert not app.error, [e.value for e in app.error]
     assert len(app.download_button) >= 1
@@ -166,7 +166,7 @@ def test_leaderboard_ranks_the_newest_ranked_run_per_model_and_never_a_limited_o
     with open_store(zoo_store, read_only=True) as store:
         board = store.leaderboard("calib")
     assert len(shown) == len(board) == 9  # 9 digits models; the --limit run adds no row
-    assert sorted(shown["model"].str.extract(r"model=([^&]*)")[0]) == sorted(board["model_id"])
+    assert sorted(shown["model"]) == sorted(board["model_id"])  # model ids: buttons that open their pages
     assert shown["ece"].notna().all() and (shown["CI low"] <= shown["ece"]).all()
     assert "1 run(s) made with `--limit` are not ranked" in texts(app)
     assert "`ece`: **lower is better**" in texts(app)
@@ -227,7 +227,7 @@ def test_diagnostics_are_shown_without_ranks_and_never_enter_the_mean_rank(
 def test_another_metric_than_the_main_one_falls_back_to_confidence_intervals(
     zoo_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = render(zoo_store, PAGES[0], monkeypatch, task="ood", metric="fpr95.energy.mean")
+    app = render(zoo_store, PAGES[0], monkeypatch, task="ood", metric="fpr95.energy.mean", details="true")
     shown = table(app)
     assert f"ood · {plain('fpr95.energy.mean')}" in texts(app)
     assert "`fpr95.energy.mean`: **lower is better**" in texts(app)
@@ -284,7 +284,7 @@ def test_model_page_shows_card_runs_every_metric_and_a_reliability_diagram(
     runs = table(app, "status")
     assert "not ranked: --limit 50" in runs["status"].tolist()
     assert (runs["status"] == "ranked (newest)").sum() == 2  # calib and ood
-    metrics = table(app, "convention")
+    metrics = table(app, "direction")
     assert {"calib", "ood"} == set(metrics["task"])
     assert set(metrics.loc[metrics["metric"] == "ece", "direction"]) == {"lower is better"}
     assert (metrics.loc[metrics["metric"].str.startswith("auroc"), "direction"] == "higher is better").all()
@@ -323,15 +323,15 @@ def test_correlations_match_scipy_on_the_values_plotted(lm_store: Path, monkeypa
     assert stats.loc["Pearson r", "estimate"] == pytest.approx(scipy.stats.pearsonr(pairs[:, 0], pairs[:, 1])[0])
     assert (stats["95% CI low"] <= stats["estimate"]).all() and (stats["estimate"] <= stats["95% CI high"]).all()
     charts = [c.proto.spec for c in app.get("plotly_chart")]
-    assert "least-squares fit" in charts[0]
-    assert len(charts) == 3  # the main scatter, then loss and flatness against downstream side by side
+    assert sum("least-squares fit" in c for c in charts) == 1  # the main scatter
+    assert any("Loss against downstream, coloured by flatness" in c for c in charts)  # the same-loss view first
 
 
 def test_correlations_accept_card_fields_and_a_log_axis(lm_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = render(lm_store, PAGES[2], monkeypatch, x="card.n_parameters", y="synth_mc/lm_eval.acc", logx="true")
-    spec = app.get("plotly_chart")[0].proto.spec
+    spec = next(c.proto.spec for c in app.get("plotly_chart") if "least-squares fit" in c.proto.spec)
     assert '"type":"log"' in spec.replace(" ", "")
-    assert "parameters (card)" in spec
+    assert "Parameters (card, count)" in spec
 
 
 # --------------------------------------------------------------------------- compression
@@ -345,7 +345,7 @@ def test_compression_page_plots_quality_against_sparsity_and_bits_and_divergence
     charts = [c.proto.spec for c in app.get("plotly_chart")]
     assert "Pruning: quality against sparsity" in charts[0] and "Quantization: quality against bits" in charts[0]
     assert "perplexity ratio" in charts[1] and "SDTM" in charts[1] and "JS divergence" in charts[1]
-    variants = table(app, "method")
+    variants = table(app, "compression")
     assert len(variants) == 7  # the reference and its six variants
     assert "`lm_loss/loss_nats`: **lower is better**" in texts(app)
     links = [link.proto.page for link in app.get("page_link")]
@@ -515,7 +515,7 @@ def chart_strings(app: AppTest) -> list[str]:
 
 def by_model(shown: pd.DataFrame) -> pd.DataFrame:
     """A table the app shows, indexed by the model ids of its model links."""
-    return shown.set_index(shown["model"].str.extract(r"model=([^&]*)")[0].rename("model_id"))
+    return shown.set_index(shown["model"].rename("model_id"))
 
 
 def collapsed(text: str) -> str:
@@ -545,7 +545,7 @@ HOSTILE_VISITS = (
     (PAGES[0], {"task": "calib", "metric": HOSTILE}, f"calib · {plain(HOSTILE)}"),
     (PAGES[0], {"view": "Mean rank across tasks", "tasks": ["calib"], "tier": list(TIERS)}, None),
     (PAGES[1], {"model": HOSTILE_MODEL, "task": "calib"}, plain(HOSTILE)),
-    (PAGES[1], {"model": HOSTILE_REFERENCE_MODEL}, f"[{plain(HOSTILE)}](model?model="),
+    (PAGES[1], {"model": HOSTILE_REFERENCE_MODEL}, f"Reference model: {plain(HOSTILE)}"),
     (PAGES[2], {"x": "card.recipe.lr", "y": "calib/ece"}, None),
     (PAGES[2], {"x": "card.recipe.lr", "y": f"calib/{HOSTILE}", "family": [HOSTILE, "f"]}, None),
     (PAGES[3], {"reference": "o/ref", "quality": "calib/ece"}, None),
@@ -580,13 +580,15 @@ def test_the_model_page_shows_every_hostile_card_and_provenance_field_escaped(
     assert f"**kind** {code(HOSTILE)}" in shown and f"**trained on** {code(HOSTILE)}" in shown
     assert f"**tags** {code(HOSTILE)} `safe`" in shown
     assert f"**recipe** {plain(HOSTILE)} {code(HOSTILE)}" in shown
-    assert f"**reference** [{plain('o/ref')}](model?model=o/ref)" in shown  # a link to this app's own page
+    assert f"**reference** {code('o/ref')}" in shown
+    assert f"Reference model: {plain('o/ref')}" in shown  # a page link to this app's own page (same tab)
     assert f"**platform** {plain(HOSTILE)}" in shown and f"**commit** {code(HOSTILE)}" in shown
     assert [c.value for c in app.code] == [HOSTILE]  # the command: a code block, literal text
     app = render(hostile_store, PAGES[1], monkeypatch, model=HOSTILE_REFERENCE_MODEL)
     links = [t for s in markdown_sources(app) for tok in MARKDOWN.parse(s) for t in tok.children or []]
-    hrefs = [str(t.attrGet("href")) for t in links if t.type == "link_open"]
-    assert hrefs and all(h.startswith(("model?", "compression?")) for h in hrefs), hrefs
+    assert not [t for t in links if t.type == "link_open"]  # no Markdown links: page links only
+    pages = {(link.proto.page, link.proto.query_string) for link in app.get("page_link")}
+    assert any("model" in page for page, _ in pages) and any("compression" in page for page, _ in pages), pages
 
 
 def test_self_reported_results_are_hidden_until_the_tier_is_chosen(
@@ -594,7 +596,7 @@ def test_self_reported_results_are_hidden_until_the_tier_is_chosen(
 ) -> None:
     app = render(hostile_store, PAGES[0], monkeypatch, task="calib")
     shown = table(app)
-    models = shown["model"].str.extract(r"model=([^&]*)")[0].tolist()
+    models = shown["model"].tolist()
     assert SELF_REPORTED_MODEL not in models and len(models) == 4
     tiers = dict(zip(models, shown["tier"], strict=True))
     assert tiers[VERIFIED_MODEL] == BADGES["verified"] == "✔ verified"
@@ -606,7 +608,7 @@ def test_self_reported_results_are_hidden_until_the_tier_is_chosen(
     # Added through the deep link (as the widget writes it): shown, ranked among the others, marked, explained.
     app = render(hostile_store, PAGES[0], monkeypatch, task="calib", tier=list(TIERS))
     shown = table(app)
-    assert shown["model"].iloc[0].endswith(f"model={SELF_REPORTED_MODEL}&task=calib")  # the best ECE
+    assert shown["model"].iloc[0] == SELF_REPORTED_MODEL  # the best ECE
     assert shown["tier"].iloc[0] == "✎ self-reported" and shown["rank"].iloc[0] == 1
     assert SELF_REPORTED_NOTE in texts(app)
     # Only the self-reported tier: only that model.
@@ -655,7 +657,7 @@ def test_the_tier_filter_reaches_the_mean_rank_correlation_and_compression_pages
     default, chosen = (
         render(path, PAGES[3], monkeypatch, **reference, **extra) for extra in ({}, {"tier": list(TIERS)})
     )
-    tiers = [by_model(table(app, "method"))["tier"] for app in (default, chosen)]
+    tiers = [by_model(table(app, "compression"))["tier"] for app in (default, chosen)]
     variants = [m for m in tiers[1].index if m.endswith(("1", "4", "7")) and tiers[1][m]]
     assert (
         variants

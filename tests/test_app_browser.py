@@ -1,9 +1,14 @@
 """End to end in headless Chromium: `streamlit run app/leaderboard.py` on localhost, every page visited
 through its deep link, no Streamlit exception (or error box) allowed on any page, a screenshot of each.
 
+The window is 1280 x 800: no table may be wider than its frame (cut columns) or scroll inside a fixed
+height (hidden rows). The first visit of the fresh server is a deep link (the same-loss view on the
+Correlations page), which must get the app's navigation and wide layout. Model buttons open the model
+page in the same tab; no link opens a new one.
+
 Needs the Debian packages chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver);
 skipped with the reason when they are missing. Screenshots go to the test's tmp dir and are copied to
-/tmp/harness-screenshots.
+/tmp/harness-screenshots (or $HARNESS_SCREENSHOTS).
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = Path("/tmp/harness-screenshots")
-WIDTH = 1440
+SCREENSHOTS = Path(os.environ.get("HARNESS_SCREENSHOTS", "/tmp/harness-screenshots"))
+WIDTH, HEIGHT = 1280, 800
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip(
@@ -38,8 +43,10 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         allow_module_level=True,
     )
 
+from same_loss_store import FAMILY, add_same_loss_family  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from test_app import (  # noqa: E402
@@ -56,6 +63,7 @@ from harness.trust import TIERS  # noqa: E402
 
 #: (screenshot name, path and query string): every page, through the deep links users share
 VISITS = (
+    ("00-correlations-same-loss-default", "/correlations"),  # first: a fresh server's first request is a deep link
     ("01-leaderboard-calib", "/?task=calib"),
     ("02-leaderboard-ood-paired", "/?task=ood"),
     ("03-leaderboard-fpr95-fallback", "/?task=ood&metric=fpr95.energy.mean"),
@@ -68,6 +76,18 @@ VISITS = (
     ("10-correlations-loss-downstream", "/correlations?x=lm_loss/loss_nats&y=synth_blimp/lm_eval.acc"),
     ("11-correlations-parameters", "/correlations?x=card.n_parameters&y=synth_mc/lm_eval.acc&logx=true"),
     ("12-compression", "/compression?reference=synth/synth-gpt-00025&quality=synth_mc/lm_eval.acc"),
+    ("13-correlations-same-loss-ci-rule", f"/correlations?sl_family={FAMILY}&sl_rule=ci"),
+    (
+        "14-correlations-series",
+        f"/correlations?runs={FAMILY}-adam-b0&runs={FAMILY}-sgd-b1&series_metric=synth_mc/lm_eval.acc",
+    ),
+    ("15-model-checkpoint-series", f"/model?model=synth/{FAMILY}-adam-b0-step3000&task=lm_loss"),
+    ("16-leaderboard-ood-sets", "/?task=ood&details=true"),
+    ("17-leaderboard-compression-by-reference", "/?task=compression"),
+    ("18-leaderboard-paginated", "/?task=lm_loss&page=2"),
+    ("19-tasks-ood", "/tasks?task=ood"),
+    ("20-ladder", "/ladder?task=calib"),
+    ("21-invalid-link", "/?task=no-such-task&tier=bogus"),
 )
 
 
@@ -84,6 +104,7 @@ def store(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     hostile submissions (links, images, HTML and LaTeX in every text field)."""
     path = build_zoo_store(tiny_zoo, tmp_path_factory.mktemp("browser-store"))
     synthetic_store(path, 40, 0, seed=1, bootstrap_values=200, task_names=LM_TASKS, bulk=True, replace=False)
+    add_same_loss_family(path)
     return ingest_hostile(path)
 
 
@@ -129,7 +150,7 @@ def browser() -> Iterator[Any]:
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        f"--window-size={WIDTH},1000", "--hide-scrollbars",
+        f"--window-size={WIDTH},{HEIGHT}", "--hide-scrollbars",
     ):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -163,10 +184,31 @@ def full_page_screenshot(driver: Any, path: Path) -> None:
         "const m = document.querySelector('[data-testid=\"stMain\"]');"
         "return Math.max(document.body.scrollHeight, m ? m.scrollHeight : 0);"
     )
-    driver.set_window_size(WIDTH, min(max(int(height) + 40, 900), 7000))
+    driver.set_window_size(WIDTH, min(max(int(height) + 40, HEIGHT), 9000))
     time.sleep(0.8)
     driver.save_screenshot(str(path))
-    driver.set_window_size(WIDTH, 1000)
+    driver.set_window_size(WIDTH, HEIGHT)
+    time.sleep(0.5)
+
+
+#: per table: its frame's inner width and height against what the grid needs (glide's scroller)
+TABLE_FIT = """
+return Array.from(document.querySelectorAll('[data-testid="stMain"] [data-testid="stDataFrame"]')).map(t => {
+  const s = t.querySelector('.dvn-scroller');
+  return s ? {client_w: s.clientWidth, scroll_w: s.scrollWidth, client_h: s.clientHeight, scroll_h: s.scrollHeight} : null;
+}).filter(x => x !== null);
+"""
+
+
+def table_problems(driver: Any, path: str) -> list[str]:
+    """Tables wider than their frame at this window width (cut columns) or taller (rows behind a scroll box)."""
+    problems = []
+    for i, fit in enumerate(driver.execute_script(TABLE_FIT)):
+        if fit["scroll_w"] > fit["client_w"] + 1:
+            problems.append(f"{path}: table {i} is {fit['scroll_w']}px wide in a {fit['client_w']}px frame")
+        if fit["scroll_h"] > fit["client_h"] + 1:
+            problems.append(f"{path}: table {i} scrolls: {fit['scroll_h']}px of rows in a {fit['client_h']}px box")
+    return problems
 
 
 def test_every_page_renders_without_exceptions_in_chromium(server: str, browser: Any, tmp_path: Path) -> None:
@@ -177,6 +219,11 @@ def test_every_page_renders_without_exceptions_in_chromium(server: str, browser:
         wait_until_rendered(browser)
         exceptions = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
         errors = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')
+        if "details=true" not in path:  # More columns asks for a table wider than the screen
+            problems += table_problems(browser, path)  # at 1280 x 800
+        nav = browser.find_element(By.CSS_SELECTOR, '[data-testid="stTopNav"]').text
+        if "Overfitting guard" not in nav:  # the app's own navigation (not a bare page run without it)
+            problems.append(f"{path}: the navigation shows {nav!r}, not the app's pages")
         shot = tmp_path / f"{name}.png"
         full_page_screenshot(browser, shot)
         shutil.copy(shot, SCREENSHOTS / shot.name)
@@ -241,3 +288,44 @@ def test_submitted_text_renders_as_text_in_chromium(server: str, browser: Any) -
     wait_until_rendered(browser)
     text = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text.replace("\u2060", "")
     assert " ".join(HOSTILE.split()) in text  # the description, character for character
+
+
+def test_the_same_loss_view_is_what_a_visitor_of_the_correlations_page_sees(server: str, browser: Any) -> None:
+    browser.get(server + "/correlations")
+    wait_until_rendered(browser)
+    main = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]')
+    text = main.text
+    assert "Same loss, different downstream?" in text and FAMILY in text
+    assert "Partial correlation of downstream and flatness given loss" in text
+    # Every parameter, defaults included, is in the address bar: the link to share.
+    for key in ("sl_family", "sl_loss", "sl_rule", "sl_nats", "downstream", "flatness", "tier", "x", "y"):
+        assert f"{key}=" in browser.current_url, (key, browser.current_url)
+    charts = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+    assert len(charts) >= 3
+    # No text labels on the scatter points (names on hover, the table lists them).
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .scatterlayer .textpoint')
+
+
+def test_a_model_button_opens_the_model_page_in_the_same_tab(server: str, browser: Any) -> None:
+    browser.get(server + "/?task=synth_mc")
+    wait_until_rendered(browser)
+    assert not browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-testid=stMain] a[target=_blank]')).map(a => a.href)"
+    )
+    tabs = browser.window_handles
+    grid = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] [data-testid="stDataFrame"]')
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", grid)
+    time.sleep(1)
+    box = grid.rect
+    for x in range(90, 480, 25):  # along the fifth row until the model column's button is hit
+        actions = ActionBuilder(browser)
+        actions.pointer_action.move_to_location(int(box["x"] + x), int(box["y"] + 35 * 5 + 17)).click()
+        actions.perform()
+        time.sleep(1.5)
+        if "/model?" in browser.current_url:
+            break
+    assert "/model?" in browser.current_url and "task=synth_mc" in browser.current_url, browser.current_url
+    assert browser.window_handles == tabs  # the same tab (and session), no new one
+    wait_until_rendered(browser)
+    header = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h2').text
+    assert header.startswith("synth/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,14 @@ from harness.zoo.lm import (
     COMPRESSED_FAMILY,
     FAMILY,
     PLANS,
+    SAME_LOSS_FAMILY,
     SEQ_LEN,
     Recipe,
     build,
     continuation_logprobs,
     packed_windows,
     quick_scores,
+    same_loss_runs,
     tokenize,
     train,
 )
@@ -91,7 +94,7 @@ def test_cards_validate_and_name_the_reference_and_the_compression(lm_zoo: Path)
         assert model_card.kind == "hf-causal-lm"
         assert model_card.trained_on == "synthlang"
         assert model_card.n_parameters is not None and model_card.n_parameters > 0
-        if model_card.family == FAMILY:
+        if model_card.family in (FAMILY, SAME_LOSS_FAMILY):
             assert model_card.reference is None and model_card.compression is None
             assert model_card.pretrain_loss_nats is not None and 0 < model_card.pretrain_loss_nats < 6
             for key in ("n_layer", "n_embd", "n_head", "steps", "optimizer", "lr", "batch_size", "seq_len", "seed"):
@@ -102,6 +105,8 @@ def test_cards_validate_and_name_the_reference_and_the_compression(lm_zoo: Path)
             assert model_card.pretrain_loss_nats is None
             assert model_card.recipe == reference.recipe
             assert model_card.n_parameters == reference.n_parameters
+            # a compressed copy is not a step of a training run
+            assert model_card.training_run is model_card.step is model_card.tokens_seen is None
     variants = {f"{TINY.variant_prefix}-{v.suffix}": v.spec for v in TINY.variants}
     for name, spec in variants.items():
         compression = cards[name].compression
@@ -126,6 +131,35 @@ def test_longer_training_reaches_a_lower_heldout_loss(lm_zoo: Path, suite: Langu
         # The card's self-reported training loss tells the same story.
         reported = [card(lm_zoo / recipe.checkpoint_name(step)).pretrain_loss_nats for step in recipe.checkpoints]
         assert reported == sorted(reported, reverse=True)  # type: ignore[type-var]
+
+
+@pytest.mark.slow
+def test_cards_carry_the_checkpoint_series_of_their_run(lm_zoo: Path) -> None:
+    """training_run, step and tokens_seen: checkpoints of one run share the run, later ones saw more tokens."""
+    cards = [card(folder) for folder in zoo_models(lm_zoo) if card(folder).compression is None]
+    recipes = {recipe.name: recipe for recipe in TINY.runs}
+    series: dict[str, list[ModelCard]] = {}
+    for model_card in cards:
+        assert model_card.training_run in recipes, model_card.name
+        recipe = recipes[model_card.training_run]
+        assert model_card.family == recipe.family
+        assert model_card.name == recipe.checkpoint_name(model_card.step or 0)
+        assert model_card.step == model_card.recipe["steps"]
+        assert model_card.training_run == model_card.recipe["run"]
+        assert model_card.tokens_seen == model_card.step * recipe.batch_size * recipe.seq_len
+        assert model_card.tokens_seen == model_card.recipe["tokens_seen"]
+        assert f"batch-{recipe.batch_size}" in model_card.tags
+        assert ("same-loss" in model_card.tags) == (recipe.family == SAME_LOSS_FAMILY)
+        series.setdefault(recipe.name, []).append(model_card)
+    assert set(series) == set(recipes)
+    for name, run_cards in series.items():
+        run_cards.sort(key=lambda c: c.step or 0)
+        assert [c.step for c in run_cards] == list(recipes[name].checkpoints)
+        tokens = [c.tokens_seen or 0 for c in run_cards]
+        assert tokens == sorted(set(tokens)), "tokens_seen must increase along a run"
+    # two batch sizes in the tiny same-loss family: tokens_seen is not a multiple of one batch
+    same_loss = [c for c in cards if c.family == SAME_LOSS_FAMILY]
+    assert len({recipes[str(c.training_run)].batch_size for c in same_loss}) > 1
 
 
 def _matrices(folder: Path) -> dict[str, torch.Tensor]:
@@ -205,6 +239,51 @@ def test_recipes_and_profiles_are_checked() -> None:
         names = [recipe.checkpoint_name(step) for recipe in plan.runs for step in recipe.checkpoints]
         assert plan.reference in names
         assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("profile", sorted(PLANS))
+def test_the_same_loss_family_is_one_architecture_trained_along_different_paths(profile: str) -> None:
+    runs = [recipe for recipe in PLANS[profile].runs if recipe.family == SAME_LOSS_FAMILY]
+    others = [recipe for recipe in PLANS[profile].runs if recipe.family != SAME_LOSS_FAMILY]
+    assert len(runs) >= 2
+    assert len({recipe.architecture for recipe in runs}) == 1, "one architecture"
+    assert len({recipe.seed for recipe in runs}) == 1, "one initialisation"
+    assert len({recipe.name for recipe in runs}) == len(runs)
+    # what Liu et al. vary: the optimizer, the gradient noise (batch size), training on after convergence
+    assert len({recipe.optimizer for recipe in runs}) >= 2
+    assert len({recipe.batch_size for recipe in runs}) >= 2
+    assert any(len(recipe.checkpoints) >= 2 for recipe in runs), "one run saved at several steps"
+    # the other family holds the other sizes
+    assert all(recipe.architecture != runs[0].architecture for recipe in others)
+    if profile != "tiny":
+        assert len(runs) == 4 and {recipe.optimizer for recipe in runs} == {"adamw", "adam", "sgd"}
+        assert any(len(recipe.checkpoints) >= 3 for recipe in runs)
+
+
+def test_demo_checkpoints_are_the_full_profiles_byte_for_byte() -> None:
+    """A demo run is a full run stopped earlier (same recipe but steps; a constant learning rate after
+    warm-up), and it saves a subset of the full run's checkpoints: the same weights under the same names."""
+    full = {recipe.name: recipe for recipe in PLANS["full"].runs}
+    for recipe in PLANS["demo"].runs:
+        assert recipe.name in full, recipe.name
+        longer = full[recipe.name]
+        assert replace(recipe, steps=longer.steps, save_at=longer.save_at) == longer
+        assert set(recipe.checkpoints) <= set(longer.checkpoints)
+    assert PLANS["demo"].reference in {
+        recipe.checkpoint_name(step) for recipe in PLANS["full"].runs for step in recipe.checkpoints
+    }
+
+
+def test_same_loss_runs_are_built_from_one_table() -> None:
+    (adamw, sgd) = same_loss_runs({"adamw": (10, 30, 20), "sgd": (5,)})
+    assert adamw.checkpoints == (10, 20, 30) and adamw.steps == 30 and adamw.save_at == (10, 20)
+    assert sgd.checkpoints == (5,) and sgd.optimizer == "sgd"
+    assert adamw.architecture == sgd.architecture and adamw.family == sgd.family == SAME_LOSS_FAMILY
+    assert adamw.tokens_per_step == adamw.batch_size * adamw.seq_len
+    with pytest.raises(ValueError, match="unknown same-loss runs"):
+        same_loss_runs({"lion": (10,)})
+    with pytest.raises(ValueError, match="family"):
+        Recipe("x", 1, 16, 2, steps=10, family="elsewhere")
 
 
 def test_continuation_logprobs_match_a_plain_forward_pass() -> None:

@@ -7,12 +7,15 @@ language is dominated by lexical choice (which noun, which verb), while the down
 agreement across attractors, a rare long-range dependency worth a small share of the loss; so agreement
 can go from chance to solved while the held-out loss moves by about one per cent.
 
-Pre-training sweep (family "synthlang-gpt2"): transformers `GPT2LMHeadModel`s initialised at random from a
-`GPT2Config` (word-level vocabulary of `build_tokenizer()`, <eos> is BOS and EOS, <pad> is padding,
-n_positions = 128, no dropout) trained on the `pretrain` split of `language_suite(seed=0)` with a plain
-torch loop. Each run is one `Recipe`; it varies size, number of steps and optimizer, and some runs save
-intermediate checkpoints (`save_at`) as zoo models of their own, so "continued training long after the loss
-has converged" is the same run saved again later, not a second run. `PLANS` lists the runs of each profile.
+Pre-training runs: transformers `GPT2LMHeadModel`s initialised at random from a `GPT2Config` (word-level
+vocabulary of `build_tokenizer()`, <eos> is BOS and EOS, <pad> is padding, n_positions = 128, no dropout)
+trained on the `pretrain` split of `language_suite(seed=0)` with a plain torch loop. Each run is one
+`Recipe`; some runs save intermediate checkpoints (`save_at`) as zoo models of their own, so "continued
+training long after the loss has converged" is the same run saved again later, not a second run. Every
+checkpoint's card names its run and place in it: `training_run` (the run's name, shared by its
+checkpoints), `step` and `tokens_seen` (= step x batch size x 128). Two card families: "synthlang-gpt2",
+the sweep over sizes, and "synthlang-same-loss", one architecture trained along different paths (below).
+`PLANS` lists the runs of each profile.
 
 Training data: each epoch the documents are shuffled (seeded), each is preceded by one <eos> token (so a
 document's first word is predicted from <eos>, as Harness and lm-eval score held-out text), concatenated
@@ -26,23 +29,55 @@ trains in one process with one torch thread (runs go to parallel worker processe
 checkpoint's weights do not depend on how many cores built the zoo. `pretrain_loss_nats` on a card is the
 mean training loss over the last 50 steps before the checkpoint.
 
-The full profile (`PLANS["full"]`, 12 checkpoints from 4 runs plus 7 compressed variants, about 7 minutes
-on two idle cores): sizes 2x32, 2x64 and 4x128 (layers x width; 37k, 124k and 841k parameters), AdamW and
-Adam without weight decay, 500 to 3,500 steps of 32 x 128 tokens. Ten of the twelve checkpoints have a
-held-out loss between 3.066 and 3.117 nats (less than 2% apart), yet their minimal-pair accuracy ranges over
-0.91-1.00 and their multiple-choice accuracy over 0.80-0.95 (measured with `quick_scores` on the machine
-that designed the plan):
+The same-loss family (card family "synthlang-same-loss", tag "same-loss"; `SAME_LOSS_PATHS`), the claim's
+own test bed in the spirit of Liu et al.'s synthetic-language experiments: one architecture (2x64, 124k
+parameters, seed 0, so one initialisation) trained along the paths the paper varies: AdamW (lr 2e-3,
+weight decay 0.1, batch 32), Adam (no weight decay), SGD with Nesterov momentum 0.9 (lr 0.5), and AdamW with
+batch 8 (a quarter of the batch at the same learning rate: about four times the gradient noise). Each run
+is saved along the way and trained on past the point where its held-out loss stops falling (AdamW and
+Adam from about step 2000, AdamW batch 8 from about step 5000; with a constant learning rate the loss then
+wanders by about 0.005 nats). Checkpoints of the full profile: AdamW at 750, 1000, 1500, 2000, 3000; Adam
+at 1000, 1250, 2000, 3000; SGD at 2000, 2500, 3000; AdamW batch 8 at 3000, 5000, 8000. The demo keeps
+AdamW 1000, 1500, 2000, Adam 1000, SGD 2000 and AdamW batch 8 3000 (the same checkpoints).
+Measured with `harness eval --tasks lm_loss,flatness,synth_blimp,synth_mc` on the 2-core machine that
+designed the plan (95% intervals: held-out loss about +-0.010 nats, multiple choice +-0.035, minimal
+pairs +-0.02 near 0.93; "trace" is flatness's Hessian-trace estimate, lower is flatter; docs/lm.md has
+the table):
+- the first matched loss: AdamW and Adam at step 1000, SGD at 2000 and 2500, AdamW batch 8 at 3000 lie
+  within 0.005 nats (3.105-3.109), inside each other's intervals. Minimal pairs 0.925-1.000, multiple
+  choice 0.818-0.850 (within its noise), trace 102-764 (SGD about 100, batch 8 334, Adam 548, AdamW 764).
+  Among these five, flatter goes with better: Spearman's rho of trace and multiple choice -0.90, of trace
+  and minimal pairs -0.60 (n = 5, intervals wide);
+- the whole family within 0.05 nats of its best (13 of 15 checkpoints, 3.058-3.108): minimal pairs
+  0.925-1.000, multiple choice 0.833-0.922, trace 93-892, and flatness does not explain downstream:
+  rho(trace, multiple choice) -0.01 [-0.52, 0.66], rho(trace, minimal pairs) +0.08; partial Pearson
+  correlations given the loss -0.49 [-0.84, 0.67] and +0.04;
+- past convergence: AdamW step 2000 -> 3000 (3.069 -> 3.068 nats) multiple choice 0.865 -> 0.855, trace
+  473 -> 518; Adam 2000 -> 3000 (3.064 -> 3.058) 0.892 -> 0.897, trace 327 -> 396; AdamW batch 8
+  5000 -> 8000 (3.089 -> 3.085) 0.910 -> 0.853. Between saved checkpoints the swings are larger: AdamW
+  batch 8 scored 0.72 at step 7000 at the same loss (`quick_scores`);
+- the optimizers' flatness: SGD is by far the flattest by Hessian trace (80-120 against 280-890) but the
+  sharpest under relative weight noise (loss increase at scale 0.1: 0.040-0.049 against 0.020-0.031):
+  the two measures disagree. The small batch makes AdamW flatter by both (trace 282-341 against 473-764
+  at batch 32) without a consistent downstream gain.
+
+The size sweep (family "synthlang-gpt2", full profile): 2x32 (37k parameters, AdamW lr 3e-3, 3,500 steps,
+saved at 1750) and 4x128 (841k, AdamW lr 1e-3, 1,000 steps, saved at 500, 750, 875), beside the 2x64 runs
+of the same-loss family. Measured with `quick_scores` on the machine that designed the sweep:
 - continued training at the same loss: 4x128 at step 875 and 1000 (3.085 and 3.086 nats; multiple-choice
   0.83 -> 0.95, minimal pairs 0.95 -> 1.00);
-- optimizers at matched loss: 2x64 Adam at step 1250 vs AdamW at step 1500 (3.091 vs 3.081; minimal
-  pairs 0.91 vs 1.00, multiple-choice 0.82 vs 0.88);
-- sizes at matched loss: 4x128 at step 875 vs 2x64 at step 1500 vs 2x32 at step 3500 (3.085, 3.081,
+- sizes at matched loss: 4x128 at step 875 vs 2x64 AdamW at step 1500 vs 2x32 at step 3500 (3.085, 3.081,
   3.079): here the smaller models, trained for more steps, are the better ones downstream (0.83 vs 0.88
   vs 0.88 multiple-choice), the opposite of Liu et al.'s size result; at this scale the number of steps
   matters more than size.
 Agreement across attractors is learnt abruptly and, with a constant learning rate, a checkpoint's
 downstream accuracy moves by a few points from one checkpoint to the next, so read single pairs with
 that noise in mind (multiple-choice has 400 items, minimal pairs 600).
+
+The full profile (`PLANS["full"]`): 21 checkpoints from 6 runs plus 7 compressed variants, about 14
+minutes of training on two idle cores (estimated from the runs' measured speeds: 0.088 CPU s per 2x64
+step of 32 x 128 tokens, 0.021 at batch 8). The demo profile: the six same-loss checkpoints above and five
+variants, about 4 minutes of training.
 
 Compressed variants (family "synthlang-gpt2-compressed"): copies of one reference model of the sweep
 (`Plan.reference`, the best-trained mid-size model, tagged "compression-reference") compressed with
@@ -90,6 +125,8 @@ if TYPE_CHECKING:  # transformers is imported when a model is built
 
 ORG = "harness-zoo"
 FAMILY = "synthlang-gpt2"
+#: one architecture trained to the same held-out loss along different paths (see the module docstring)
+SAME_LOSS_FAMILY = "synthlang-same-loss"
 COMPRESSED_FAMILY = "synthlang-gpt2-compressed"
 KIND = "hf-causal-lm"
 SEQ_LEN = 128
@@ -123,6 +160,8 @@ class Recipe:
     seq_len: int = SEQ_LEN
     seed: int = 0
     save_at: tuple[int, ...] = ()
+    #: the model card's family: FAMILY (the sweep over sizes) or SAME_LOSS_FAMILY
+    family: str = FAMILY
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "adam", "sgd"):
@@ -131,10 +170,22 @@ class Recipe:
             raise ValueError(f"recipe {self.name}: n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
         if any(not 0 < step < self.steps for step in self.save_at):
             raise ValueError(f"recipe {self.name}: save_at steps must lie in (0, {self.steps})")
+        if self.family not in (FAMILY, SAME_LOSS_FAMILY):
+            raise ValueError(f"recipe {self.name}: family {self.family!r} is not {FAMILY} or {SAME_LOSS_FAMILY}")
 
     @property
     def checkpoints(self) -> tuple[int, ...]:
         return tuple(sorted({*self.save_at, self.steps}))
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Training tokens per optimizer step (batch_size windows of seq_len predicted tokens)."""
+        return self.batch_size * self.seq_len
+
+    @property
+    def architecture(self) -> tuple[int, int, int, int]:
+        """(n_layer, n_embd, n_head, seq_len): what makes two runs the same model up to its weights."""
+        return (self.n_layer, self.n_embd, self.n_head, self.seq_len)
 
     @property
     def cost(self) -> float:
@@ -148,7 +199,7 @@ class Recipe:
     def card_recipe(self, step: int) -> dict[str, str | int | float]:
         """The recipe as it ends up on the card of the checkpoint saved at `step`."""
         recipe: dict[str, str | int | float] = {
-            key: value for key, value in asdict(self).items() if key not in ("name", "save_at", "steps")
+            key: value for key, value in asdict(self).items() if key not in ("name", "save_at", "steps", "family")
         }
         if self.optimizer != "sgd":
             del recipe["momentum"]
@@ -160,7 +211,7 @@ class Recipe:
             run_steps=self.steps,
             schedule="linear warm-up, then constant",
             grad_clip=1.0,
-            tokens_seen=step * self.batch_size * self.seq_len,
+            tokens_seen=step * self.tokens_per_step,
             packing="documents after <eos>, packed",
         )
         return recipe
@@ -203,39 +254,98 @@ def _variants(sparsities: Sequence[int], per_component: Sequence[int], bits: Seq
     )
 
 
+@dataclass(frozen=True)
+class SameLossPath:
+    """How one run of the same-loss family trains; everything else (architecture, seed, data) is shared."""
+
+    suffix: str
+    optimizer: str
+    lr: float
+    batch_size: int
+
+
+#: the same-loss family's runs: 2x64 GPT-2s (124k parameters) that differ only in how they are trained
+SAME_LOSS_ARCHITECTURE = {"n_layer": 2, "n_embd": 64, "n_head": 2}
+SAME_LOSS_PATHS = (
+    SameLossPath("adamw", "adamw", 2e-3, 32),
+    SameLossPath("adam", "adam", 2e-3, 32),  # no weight decay
+    SameLossPath("sgd", "sgd", 0.5, 32),  # Nesterov momentum 0.9
+    SameLossPath("adamw-b8", "adamw", 2e-3, 8),  # a quarter of the batch: four times the gradient noise
+)
+
+
+def same_loss_runs(checkpoints: dict[str, tuple[int, ...]]) -> tuple[Recipe, ...]:
+    """The same-loss family's runs, `checkpoints[suffix]` = the steps saved (the last one ends the run).
+
+    Every profile builds its runs from `SAME_LOSS_PATHS` here, so a shorter profile's checkpoints are the
+    longer one's, byte for byte (a constant learning rate after warm-up: stopping earlier changes nothing
+    before).
+    """
+    paths = {path.suffix: path for path in SAME_LOSS_PATHS}
+    unknown = sorted(set(checkpoints) - set(paths))
+    if unknown:
+        raise ValueError(f"unknown same-loss runs {unknown}: use {sorted(paths)}")
+    return tuple(
+        Recipe(
+            f"synthlang-gpt2-2x64-{suffix}",
+            **SAME_LOSS_ARCHITECTURE,
+            steps=max(steps),
+            optimizer=paths[suffix].optimizer,
+            lr=paths[suffix].lr,
+            batch_size=paths[suffix].batch_size,
+            save_at=tuple(sorted(set(steps) - {max(steps)})),
+            family=SAME_LOSS_FAMILY,
+        )
+        for suffix, steps in checkpoints.items()
+    )
+
+
 PLANS: dict[str, Plan] = {
     "full": Plan(
         runs=(
             Recipe("synthlang-gpt2-2x32-adamw", 2, 32, 2, steps=3500, lr=3e-3, save_at=(1750,)),
-            Recipe("synthlang-gpt2-2x64-adamw", 2, 64, 2, steps=2000, save_at=(750, 1000, 1500)),
-            Recipe("synthlang-gpt2-2x64-adam", 2, 64, 2, steps=1250, optimizer="adam", save_at=(1000,)),
             Recipe("synthlang-gpt2-4x128-adamw", 4, 128, 4, steps=1000, lr=1e-3, save_at=(500, 750, 875)),
+            *same_loss_runs(
+                {
+                    "adamw": (750, 1000, 1500, 2000, 3000),
+                    "adam": (1000, 1250, 2000, 3000),
+                    "sgd": (2000, 2500, 3000),
+                    "adamw-b8": (3000, 5000, 8000),
+                }
+            ),
         ),
         reference="synthlang-gpt2-2x64-adamw-step2000",
         variant_prefix="synthlang-gpt2-base",
         variants=_variants((30, 50, 70), (50, 70), (8, 4)),
     ),
-    # The demo keeps the optimizer contrast at matched loss (2x64 Adam at step 1250 vs AdamW at step 1500)
-    # in about two minutes of training; its checkpoints are the full profile's, byte for byte.
+    # The demo keeps the same-loss family at its first matched loss (about 3.11 nats: AdamW and Adam at step
+    # 1000, SGD at 2000, AdamW with batch 8 at 3000) and AdamW continued to 2000 steps, in about four minutes
+    # of training on two cores; its checkpoints are the full profile's, byte for byte.
     "demo": Plan(
-        runs=(
-            Recipe("synthlang-gpt2-2x64-adamw", 2, 64, 2, steps=1500, save_at=(750, 1000)),
-            Recipe("synthlang-gpt2-2x64-adam", 2, 64, 2, steps=1250, optimizer="adam", save_at=(1000,)),
-        ),
+        runs=same_loss_runs({"adamw": (1000, 1500, 2000), "adam": (1000,), "sgd": (2000,), "adamw-b8": (3000,)}),
         reference="synthlang-gpt2-2x64-adamw-step1500",
         variant_prefix="synthlang-gpt2-demo-base",
         variants=_variants((50, 70), (50,), (8, 4)),
     ),
+    # Seconds of training: one same-loss pair (one architecture, two optimizers and batch sizes) and one
+    # run of another size.
     "tiny": Plan(
         runs=(
-            Recipe("synthlang-gpt2-tiny-2x32-adamw", 2, 32, 2, steps=200, lr=3e-3, batch_size=16, save_at=(50,)),
+            Recipe(
+                "synthlang-gpt2-tiny-2x32-adamw", 2, 32, 2, steps=200, lr=3e-3, batch_size=16, save_at=(50,),
+                family=SAME_LOSS_FAMILY,
+            ),
+            Recipe(
+                "synthlang-gpt2-tiny-2x32-sgd-b8", 2, 32, 2, steps=100, lr=0.5, batch_size=8, optimizer="sgd",
+                family=SAME_LOSS_FAMILY,
+            ),
             Recipe("synthlang-gpt2-tiny-1x32-adam", 1, 32, 2, steps=100, lr=3e-3, batch_size=16, optimizer="adam"),
         ),
         reference="synthlang-gpt2-tiny-2x32-adamw-step200",
         variant_prefix="synthlang-gpt2-tiny-base",
         variants=_variants((50,), (50,), (8, 4)),
     ),
-}
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- training
@@ -500,12 +610,15 @@ def _train_run(recipe: Recipe, out: Path, profile: str, reference: str) -> list[
         card = ModelCard(
             name=name,
             org=ORG,
-            family=FAMILY,
+            family=recipe.family,
             kind=KIND,
             n_parameters=n_parameters(model),
             recipe=recipe.card_recipe(step),
             pretrain_loss_nats=loss,
             trained_on=suite_name,
+            training_run=recipe.name,
+            step=step,
+            tokens_seen=step * recipe.tokens_per_step,
             tags=[
                 "zoo",
                 suite_name,
@@ -513,11 +626,14 @@ def _train_run(recipe: Recipe, out: Path, profile: str, reference: str) -> list[
                 "pretrain-sweep",
                 f"optimizer-{recipe.optimizer}",
                 f"size-{recipe.n_layer}x{recipe.n_embd}",
+                f"batch-{recipe.batch_size}",
+                *(["same-loss"] if recipe.family == SAME_LOSS_FAMILY else []),
                 *(["compression-reference"] if name == reference else []),
             ],
             description=(
                 f"GPT-2 ({recipe.n_layer} layers, width {recipe.n_embd}, {recipe.n_head} heads) pre-trained from "
-                f"scratch for {step} steps with {recipe.optimizer} on the pretrain split of {suite_description}"
+                f"scratch for {step} steps of {recipe.batch_size} x {recipe.seq_len} tokens with {recipe.optimizer} "
+                f"(lr {recipe.lr:g}) on the pretrain split of {suite_description}"
                 + (f"; the same run is saved again at step {', '.join(map(str, later))}" if later else "")
             ),
         )

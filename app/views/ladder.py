@@ -3,9 +3,6 @@ to its raw best, and the history of its submissions as a step chart (harness/lad
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +10,6 @@ import plotly.graph_objects as go
 import streamlit as st
 from common import (
     EMPTY_STORE,
-    PLOT_CONFIG,
     TIER_HELP,
     badges,
     chart_text,
@@ -21,16 +17,18 @@ from common import (
     csv_download,
     direction,
     metric_caption,
-    model_url,
     plain,
+    plot,
     query,
     safe_file_name,
+    settings_file,
     snapshot,
-    tier_filter,
 )
+from labels import axis_title
+from widgets import show_table, tier_filter, url_choice
 
 from harness.errors import HarnessError
-from harness.ladder import SETTINGS_FILE, LadderSettings, load_settings
+from harness.ladder import LadderSettings, load_settings
 
 INTRO = (
     "Contributors see their scores and resubmit; keeping the best of many noisy scores, or combining the "
@@ -69,16 +67,6 @@ RULE_TEXT = {
 }
 
 
-def settings_file() -> tuple[Path, bool]:
-    """`--ladder-config PATH` after `streamlit run app/leaderboard.py --`, else $HARNESS_LADDER_CONFIG
-    (both must exist), else leaderboard.toml in the working directory (optional)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--ladder-config")
-    known, _ = parser.parse_known_args(sys.argv[1:])
-    explicit = known.ladder_config or os.environ.get("HARNESS_LADDER_CONFIG")
-    return (Path(explicit), True) if explicit else (Path(SETTINGS_FILE), False)
-
-
 def board_settings() -> tuple[LadderSettings, Path]:
     path, required = settings_file()
     try:
@@ -88,7 +76,7 @@ def board_settings() -> tuple[LadderSettings, Path]:
         return LadderSettings(), path
 
 
-def step_chart(history: pd.DataFrame, metric: str, higher: object, org: str) -> go.Figure:
+def step_chart(history: pd.DataFrame, metric: str, higher: object, org: str, task: str = "") -> go.Figure:
     """Raw values as points (filled: accepted), the shown value as a step line."""
     number = list(range(1, len(history) + 1))
     hover = [
@@ -120,7 +108,7 @@ def step_chart(history: pd.DataFrame, metric: str, higher: object, org: str) -> 
         )
     )
     figure.update_xaxes(title="submission (ingest order)")
-    figure.update_yaxes(title=f"{chart_text(metric)} ({direction(higher)})")
+    figure.update_yaxes(title=chart_text(axis_title(f"{task}/{metric}", higher), limit=None))
     figure.update_layout(
         title=f"Submissions of {chart_text(org)} and the guarded best",
         height=420,
@@ -137,7 +125,7 @@ overview = query(snap, "task_overview")
 if overview.empty:
     st.info(EMPTY_STORE)
     st.stop()
-task = st.selectbox("Task", overview["task"].tolist(), key="task", bind="query-params")
+task = url_choice("Task", overview["task"].tolist(), key="task", what="tasks in the store")
 tiers = tier_filter()
 settings, settings_path = board_settings()
 board = query(snap, "ladder_board", task, tiers=tiers)
@@ -177,56 +165,55 @@ shown = pd.DataFrame(
         "raw - guarded": orgs["raw_best"] - orgs["guarded_best"],
         "submissions": orgs["submissions"],
         "accepted": orgs["accepted"],
-        "shown model": [model_url(m, task) if isinstance(m, str) else None for m in orgs["shown_model"]],
-        "raw best model": [model_url(m, task) if isinstance(m, str) else None for m in orgs["raw_best_model"]],
+        "shown model": orgs["shown_model"],
+        "raw best model": orgs["raw_best_model"],
     }
 )
-st.dataframe(
+show_table(
     shown,
-    hide_index=True,
-    width="stretch",
-    height=min(38 + 35 * len(shown), 560),
+    key="orgs",
+    model_columns=["shown model", "raw best model"],
+    model_params={"task": task},
     column_config={
         "public board": st.column_config.NumberColumn(
-            "public board", format="%.4g", help="what the public board shows: guarded when the guard is on"
+            "public", format="%.4g", help="what the public board shows: guarded when the guard is on"
         ),
         "guarded best": st.column_config.NumberColumn(
-            "guarded best", format="%.4g", help="the Ladder's value, rounded to the precision of its threshold"
+            "guarded",
+            format="%.4g",
+            help="the guarded best: the Ladder's value, rounded to the precision of its threshold",
         ),
-        "raw best": st.column_config.NumberColumn("raw best", format="%.4f", help="the best value submitted"),
-        "raw - guarded": st.column_config.NumberColumn("raw - guarded", format="%.4f"),
-        "submissions": st.column_config.NumberColumn("submissions", help="ranked runs of the org on this board"),
+        "raw best": st.column_config.NumberColumn("raw", format="%.4f", help="the raw best: the best value submitted"),
+        "raw - guarded": st.column_config.NumberColumn("raw − guarded", format="%.4f"),
+        "submissions": st.column_config.NumberColumn("runs", help="submissions: ranked runs of the org on this board"),
         "accepted": st.column_config.NumberColumn("accepted", help="how often the guarded best moved"),
-        "shown model": st.column_config.LinkColumn("shown model", display_text=r"model=([^&]*)"),
-        "raw best model": st.column_config.LinkColumn("raw best model", display_text=r"model=([^&]*)"),
     },
 )
 csv_download(orgs, safe_file_name("ladder", task, metric), key="download-ladder")
 
 st.subheader("History of one org")
-org = st.selectbox("Org", orgs["org"].tolist(), key="org", bind="query-params")
+org = url_choice("Org", orgs["org"].tolist(), key="org", what="orgs on this board")
 history = board.history[board.history["org"] == org].reset_index(drop=True)
-st.plotly_chart(step_chart(history, metric, higher, str(org)), config=PLOT_CONFIG, key="chart-ladder")
+plot(step_chart(history, metric, higher, str(org), task), key="chart-ladder")
 table = pd.DataFrame(
     {
         "#": range(1, len(history) + 1),
-        "model": [model_url(m, task) for m in history["model_id"]],
+        "model": history["model_id"],
         "value": history["value"],
         "threshold": history["threshold"],
         "rule": history["rule"],
         "accepted": history["accepted"],
         "shown after": history["displayed"],
         "tier": badges(history["tier"]),
-        "run": history["run_id"],
     }
 )
-st.dataframe(
+show_table(
     table,
-    hide_index=True,
-    width="stretch",
-    height=min(38 + 35 * len(table), 420),
+    key="history",
+    model_columns=["model"],
+    model_params={"task": task},
+    page_key="history_page",
     column_config={
-        "model": st.column_config.LinkColumn("model", display_text=r"model=([^&]*)"),
         "value": st.column_config.NumberColumn("value", format="%.4f", help=direction(higher)),
         "threshold": st.column_config.NumberColumn(
             "threshold", format="%.4g", help="the standard error of the difference with the shown best"

@@ -5,29 +5,29 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from boards import ood_set_columns, task_header
 from common import (
     EMPTY_STORE,
     FLAT,
     INTERVAL_HELP,
     OUTSIDE,
-    PLOT_CONFIG,
     TIER_HELP,
     badges,
     chart_text,
     code,
     csv_download,
     direction,
-    family_filters,
     interval_notes,
     metric_caption,
-    model_url,
     plain,
+    plot,
     query,
     safe_file_name,
     short_name,
     snapshot,
-    tier_filter,
 )
+from labels import axis_title, colours
+from widgets import family_filters, show_table, tier_filter, url_choice, url_flag, url_multichoice
 
 from harness.metrics import is_diagnostic
 from harness.trust import BADGES, TIERS
@@ -87,30 +87,34 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
     tasks = overview["task"].tolist()
     info = overview.set_index("task")
     left, right = st.columns(2)
-    task = left.selectbox(
-        "Task",
-        tasks,
-        key="task",
-        bind="query-params",
-    )
+    task = url_choice("Task", tasks, key="task", container=left, what="tasks in the store")
     metrics = query(snap, "task_metrics", task)
     if metrics.empty:
         st.info(f"Task {code(task)} has no ranked runs (only runs made with `--limit`, which are never ranked).")
         return
     names = metrics["metric"].tolist()
     main = info.loc[task, "main_metric"]
-    metric = right.selectbox(
-        "Metric",
-        names,
-        index=names.index(main) if main in names else 0,
-        key="metric",
-        bind="query-params",
-    )
-    board = query(snap, "ranked_leaderboard", task, metric, families=families, tags=tags, tiers=tiers)
+    metric = url_choice(
+        "Metric", names, key="metric", default=main, container=right, what=f"metrics of {task}",
+        format_func=lambda m: f"{m} (diagnostic, not ranked)" if is_diagnostic(str(m)) else str(m),
+    )  # fmt: skip
+    adapter = str(info.loc[task, "adapter"])
+    by_reference = False
+    if adapter == "compression":
+        by_reference = url_flag(
+            "Rank within each reference", key="by_reference", default=True, widget="toggle",
+            help="a compressed variant is measured against its own reference: rank variants among those of the same "
+            "reference (off: one board across references)",
+        )  # fmt: skip
+    if by_reference:
+        board = query(snap, "ranked_by_reference", task, metric, families=families, tags=tags, tiers=tiers)
+    else:
+        board = query(snap, "ranked_leaderboard", task, metric, families=families, tags=tags, tiers=tiers)
     table = board.table
     meta = metrics.set_index("metric")
     higher = meta.loc[metric, "higher_is_better"]
     st.subheader(f"{plain(task)} · {plain(metric)}")
+    task_header(snap, task, tiers)  # type: ignore[arg-type]
     st.markdown(
         metric_caption(metric, higher, meta.loc[metric, "convention"])
         + ("" if metric == main else f" (The task's main metric is {code(main)}.)")
@@ -151,88 +155,123 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
             )
         else:
             method = "No paired bootstrap distributions for this metric: pairs are tested from their 95% CIs."
+        within = "Ranks are among the variants of the same reference (the reference column). " if by_reference else ""
         st.caption(
             f"Rank = 1 + number of models significantly better, with the error controlled over the whole board "
             f"(Holm, 5%: {board.significant_pairs:,} of {board.pairs:,} pairs significant), and never worse than "
-            f"the rank of a model with a worse value; equal ranks are ties. {method} " + limited
+            f"the rank of a model with a worse value; equal ranks are ties. {within}{method} " + limited
         )
     notes = interval_notes(table)
-    shown = pd.DataFrame(
-        {
-            "rank": table["rank"].astype("string").fillna("—") if board.diagnostic else table["rank"],
-            "worst rank": table["rank_worst"].astype("string").fillna("—") if board.diagnostic else table["rank_worst"],
-            "model": [model_url(m, task) for m in table["model_id"]],
-            "family": table["family"],
-            metric: table["value"],
-            "CI low": table["ci_low"],
-            "CI high": table["ci_high"],
-            "n": table["n"],
-            "unit": table["unit"],
-            "interval": notes,
-            "parameters": table["n_parameters"],
-            "paired test": table["paired"],
-            "tier": badges(table["tier"]),
-            "tags": table["tags"],
-        }
+    details = url_flag(
+        "More columns (unit, parameters, paired test, tags)", key="details", widget="toggle",
+        help="the table fits a 1280-pixel screen without them; with them it scrolls sideways",
+    )  # fmt: skip
+    sets, set_columns, set_help = ood_set_columns(snap, task, metric, table, families, tags, tiers)  # type: ignore[arg-type]
+    # A set column equal to the ranked metric would repeat it (e.g. the mean on the main OOD board).
+    set_columns = [c for c in set_columns if not sets[c].reset_index(drop=True).equals(table["value"])]
+    # Boards with extra columns (OOD sets, the reference) keep family and n under More columns, to fit 1280 px.
+    compact = by_reference or bool(set_columns)
+    unranked = table["rank"].astype("string").fillna("—") if board.diagnostic else table["rank"]
+    columns: dict[str, object] = {"rank": unranked}
+    columns["worst rank"] = (
+        table["rank_worst"].astype("string").fillna("—") if board.diagnostic else table["rank_worst"]
     )
-    st.dataframe(
-        shown,
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * len(shown), 560),
-        column_config={
-            "rank": st.column_config.Column(
-                "rank", help="1 + number of models significantly better (Holm, 5% over the board), made monotone"
-            ),
-            "worst rank": st.column_config.Column(
-                "worst rank",
-                help="with 95% confidence, for every model at once, the true rank lies between rank and worst rank",
-            ),
-            "model": st.column_config.LinkColumn("model", display_text=r"model=([^&]*)", help="open the model page"),
-            metric: st.column_config.NumberColumn(metric, format="%.4f", help=direction(higher)),
-            "CI low": st.column_config.NumberColumn("95% CI low", format="%.4f"),
-            "CI high": st.column_config.NumberColumn("95% CI high", format="%.4f"),
-            "n": st.column_config.NumberColumn("n", help="independent units resampled (the unit column names them)"),
-            "unit": st.column_config.TextColumn("unit", help="what n counts: samples, documents, queries, prompts ..."),
-            "interval": st.column_config.TextColumn("interval", help=INTERVAL_HELP),
-            "parameters": st.column_config.NumberColumn("parameters", format="compact"),
-            "tags": st.column_config.ListColumn("tags"),
-            "paired test": st.column_config.CheckboxColumn("paired test", help="compared by a paired bootstrap"),
-            "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
-        },
-    )
+    if by_reference:
+        columns["reference"] = table["reference"].fillna("(none)").map(short_name)
+    columns["model"] = table["model_id"]
+    if not compact:
+        columns["family"] = table["family"]
+    columns |= {metric: table["value"], "CI low": table["ci_low"], "CI high": table["ci_high"]}
+    if not compact:
+        columns["n"] = table["n"]
+    shown = pd.DataFrame(columns)
+    config = {
+        "rank": st.column_config.Column(
+            "rank", help="1 + number of models significantly better (Holm, 5% over the board), made monotone"
+        ),
+        "worst rank": st.column_config.Column(
+            "worst",
+            help="with 95% confidence, for every model at once, the true rank lies between rank and worst rank",
+        ),
+        "reference": st.column_config.TextColumn("reference", help="the reference model the variant is compared with"),
+        metric: st.column_config.NumberColumn(
+            metric, format="%.4f", help=plain(axis_title(f"{task}/{metric}", higher))
+        ),
+        "CI low": st.column_config.NumberColumn("CI low", format="%.4f", help="lower end of the 95% CI"),
+        "CI high": st.column_config.NumberColumn("CI high", format="%.4f", help="upper end of the 95% CI"),
+        "n": st.column_config.NumberColumn("n", help="independent units resampled (the unit: More columns)"),
+        "unit": st.column_config.TextColumn("unit", help="what n counts: samples, documents, queries, prompts ..."),
+        "interval": st.column_config.TextColumn("interval", help=INTERVAL_HELP),
+        "parameters": st.column_config.NumberColumn("parameters", format="compact"),
+        "tags": st.column_config.ListColumn("tags"),
+        "paired test": st.column_config.CheckboxColumn("paired test", help="compared by a paired bootstrap"),
+        "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
+    }
+    for column in set_columns:
+        shown[column] = sets[column].to_numpy()
+        label = column.split(": ", 1)[-1].replace(" (average)", " avg")  # the group: order, caption and tooltip
+        config[column] = st.column_config.NumberColumn(label, format="%.3f", help=plain(set_help[column]))
+    if notes.str.len().gt(0).any():
+        shown["interval"] = notes
+    shown["tier"] = badges(table["tier"])
+    if details:
+        if compact:
+            shown["family"] = table["family"]
+            shown["n"] = table["n"]
+        shown["unit"] = table["unit"]
+        shown["parameters"] = table["n_parameters"]
+        shown["paired test"] = table["paired"]
+        shown["tags"] = table["tags"]
+    if set_columns:
+        near = [c.split(": ", 1)[-1] for c in set_columns if c == "near" or c.startswith("near: ")]
+        far = [c.split(": ", 1)[-1] for c in set_columns if c.startswith("far: ")]
+        st.caption(
+            "OOD sets side by side, the same metric and score on each: near-OOD "
+            + (", ".join(code(n) for n in near) or "none")
+            + "; far-OOD "
+            + (", ".join(code(f) for f in far) or "none")
+            + f"; then the averages ({direction(higher)}). Family and n: *More columns*."
+        )
+    elif by_reference:
+        st.caption("Family and n: *More columns*.")
+    show_table(shown, key="board", column_config=config, model_columns=["model"], model_params={"task": task},
+               page_key="page")  # fmt: skip
     if notes.str.len().gt(0).any():
         st.caption(
             f"{int(notes.eq(OUTSIDE).sum())} value(s) lie outside their own 95% interval and "
             f"{int(notes.eq(FLAT).sum())} interval(s) have no width (see the interval column): " + INTERVAL_HELP
         )
     export = table.drop(columns=["is_main"]).assign(tags=table["tags"].map(lambda t: ";".join(t)))
+    if set_columns:
+        export = export.join(sets.reset_index(drop=True).set_axis(export.index))
     csv_download(export, safe_file_name("leaderboard", task, metric), key="download-board")
     # Drawing the chart loads plotly.js (about 1 s per page load on a slow CPU): on by default for boards
     # of up to CHART_BY_DEFAULT_UP_TO models, a click away for larger ones.
-    if st.toggle(
+    if url_flag(
         f"Chart the top {TOP_IN_CHART} with their 95% CIs",
-        value=len(table) <= CHART_BY_DEFAULT_UP_TO,
         key="chart",
-        bind="query-params",
+        default=len(table) <= CHART_BY_DEFAULT_UP_TO,
+        widget="toggle",
     ):
-        st.plotly_chart(
-            _interval_chart(table.head(TOP_IN_CHART), metric, higher, ranked=not board.diagnostic),
-            config=PLOT_CONFIG,
-            key="chart-board",
-        )
+        plot(_interval_chart(table.head(TOP_IN_CHART), metric, higher, ranked=not board.diagnostic, task=task),
+             key="chart-board")  # fmt: skip
     with st.expander("How ranks are decided"):
         st.markdown(RANK_RULE)
 
 
-def _interval_chart(table: pd.DataFrame, metric: str, higher: object, *, ranked: bool = True) -> go.Figure:
-    """The top models' values with their 95% CIs, best at the top, coloured by family (unranked: by value)."""
+def _interval_chart(
+    table: pd.DataFrame, metric: str, higher: object, *, ranked: bool = True, task: str = ""
+) -> go.Figure:
+    """The top models' values with their 95% CIs, best at the top, one colour per family (unranked: by value)."""
     figure = go.Figure()
     labels = [
         f"{r if ranked else i + 1}. {chart_text(short_name(m), limit=None)}"
         for i, (r, m) in enumerate(zip(table["rank"], table["model_id"], strict=True))
     ]
-    for family, rows in table.assign(label=labels).groupby("family", sort=True):
+    palette = colours(sorted(table["family"].fillna("unknown").unique()))
+    for family, rows in table.assign(label=labels, family=table["family"].fillna("unknown")).groupby(
+        "family", sort=True
+    ):
         low = (rows["value"] - rows["ci_low"]).fillna(0)
         high = (rows["ci_high"] - rows["value"]).fillna(0)
         figure.add_trace(
@@ -241,12 +280,13 @@ def _interval_chart(table: pd.DataFrame, metric: str, higher: object, *, ranked:
                 y=rows["label"],
                 mode="markers",
                 name=chart_text(family),
+                marker={"size": 9, "color": palette[str(family)]},
                 error_x={"type": "data", "array": high, "arrayminus": low, "thickness": 1.5},
                 hovertemplate="%{y}<br>" + chart_text(metric) + " = %{x:.4f}<extra>" + chart_text(family) + "</extra>",
             )
         )
     figure.update_yaxes(categoryorder="array", categoryarray=labels[::-1], title=None)
-    figure.update_xaxes(title=f"{chart_text(metric)} ({direction(higher)}), 95% CI")
+    figure.update_xaxes(title=chart_text(f"{axis_title(f'{task}/{metric}', higher)}, with 95% CI", limit=None))
     figure.update_layout(
         title=f"Top {len(table)} by rank, with 95% CIs" if ranked else f"First {len(table)} by value, with 95% CIs",
         height=120 + 24 * len(table),
@@ -275,12 +315,12 @@ def aggregate(snap: object, overview: pd.DataFrame, families: list[str], tags: l
     diagnostic = {t for t, m in zip(overview["task"], overview["main_metric"], strict=True) if is_diagnostic(str(m))}
     quality_sets = task_sets.assign(tasks=[[t for t in ts if t not in diagnostic] for ts in task_sets["tasks"]])
     quality_sets = quality_sets[quality_sets["tasks"].map(len) > 0]
-    tasks = st.multiselect(
-        "Tasks to aggregate (each task's main metric)",
+    tasks = url_multichoice(
+        "Tasks to aggregate (each task's main metric; quality metrics only)",
         overview["task"].tolist(),
         default=_default_tasks(quality_sets),
         key="tasks",
-        bind="query-params",
+        what="tasks in the store",
     )
     if not tasks:
         st.info("Choose at least one task.")
@@ -304,7 +344,8 @@ def aggregate(snap: object, overview: pd.DataFrame, families: list[str], tags: l
         st.info("None of the selected tasks has a quality metric as its main metric. Choose other tasks.")
         return
     st.caption(
-        "Averaged: per task, the rank on its main metric ("
+        "Averaged over **quality metrics only** (diagnostics such as fitted parameters and flatness never enter): "
+        "per task, the rank on its main metric ("
         + "; ".join(
             f"{code(t)}: {plain(info.loc[t, 'main_metric'])}, {direction(info.loc[t, 'higher_is_better'])}"
             for t in averaged
@@ -319,21 +360,22 @@ def aggregate(snap: object, overview: pd.DataFrame, families: list[str], tags: l
         st.info("No model has ranked runs on all the selected tasks. Choose fewer tasks.")
     else:
         weakest = _weakest_tiers(query(snap, "board_rows", tasks, families=families, tags=tags, tiers=tiers))
-        shown = table.assign(model=[model_url(m) for m in table["model_id"]], tier=table["model_id"].map(weakest))
+        shown = table.assign(model=table["model_id"], tier=table["model_id"].map(weakest))
         shown = shown[["overall", "model", "family", "mean_rank", "tier", *tasks]]
-        st.dataframe(
+        show_table(
             shown,
-            hide_index=True,
-            width="stretch",
-            height=min(38 + 35 * len(shown), 560),
+            key="aggregate",
+            model_columns=["model"],
+            page_key="page",
             column_config={
-                "model": st.column_config.LinkColumn("model", display_text=r"model=([^&]*)"),
                 "mean_rank": st.column_config.NumberColumn("mean rank", format="%.2f", help="lower is better"),
                 "tier": st.column_config.TextColumn(
                     "tier", help="the weakest trust tier among the model's runs aggregated here. " + TIER_HELP
                 ),
                 **{
-                    t: st.column_config.NumberColumn(t, help=f"rank on {plain(info.loc[t, 'main_metric'])}")
+                    t: st.column_config.NumberColumn(
+                        t, width="small", help=f"{plain(t)}: rank on {plain(info.loc[t, 'main_metric'])}"
+                    )
                     for t in tasks
                 },
             },
@@ -352,7 +394,8 @@ def aggregate(snap: object, overview: pd.DataFrame, families: list[str], tags: l
                     f"{o}. {chart_text(short_name(m), limit=None)}"
                     for o, m in zip(top["overall"], top["model_id"], strict=True)
                 ],
-                colorscale="Blues_r",
+                colorscale="Viridis",
+                reversescale=True,
                 colorbar={"title": "rank"},
                 text=top[tasks].to_numpy(),
                 texttemplate="%{text}",
@@ -365,10 +408,10 @@ def aggregate(snap: object, overview: pd.DataFrame, families: list[str], tags: l
             height=140 + 26 * len(top),
             margin={"l": 10, "r": 10, "t": 50, "b": 40},
         )
-        st.plotly_chart(figure, config=PLOT_CONFIG, key="chart-aggregate")
+        plot(figure, key="chart-aggregate")
     if not missing.empty:
         with st.expander(f"{len(missing)} model(s) not aggregated: no ranked run on some selected task"):
-            st.dataframe(missing, hide_index=True, width="stretch")
+            show_table(missing, key="missing", model_columns=["model_id"], page_key="missing_page")
             csv_download(missing, safe_file_name("not-aggregated", *tasks), key="download-missing")
     with st.expander("How ranks are decided"):
         st.markdown(RANK_RULE)
@@ -387,9 +430,7 @@ overview = query(snap, "task_overview")
 if overview.empty:
     st.info(EMPTY_STORE)
     st.stop()
-view = st.segmented_control(
-    "View", [PER_TASK, AGGREGATE], default=PER_TASK, key="view", bind="query-params", required=True
-)
+view = url_choice("View", [PER_TASK, AGGREGATE], key="view", widget="segmented_control", what="views")
 families, tags = family_filters(snap)
 tiers = tier_filter()
 if view == AGGREGATE:

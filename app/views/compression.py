@@ -7,23 +7,24 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from common import (
-    PLOT_CONFIG,
     TIER_HELP,
     badges,
     chart_text,
     code,
     csv_download,
-    direction,
     metric_caption,
-    model_url,
     plain,
+    plot,
     query,
     safe_file_name,
     short_name,
     snapshot,
-    tier_filter,
 )
+from labels import PALETTE, axis_title
 from plotly.subplots import make_subplots
+from widgets import show_table, tier_filter, url_choice
+
+from harness.metrics import is_diagnostic
 
 DIVERGENCE = (
     ("fdtm_mean", "FDTM, tokens (higher is better)"),
@@ -32,7 +33,10 @@ DIVERGENCE = (
 )
 REFERENCE_BITS = 32  # where the uncompressed reference sits on the bits axis
 MARGIN = {"l": 10, "r": 10, "t": 60, "b": 40}
-METHOD_COLOURS = {"none": "#222222", "prune": "#2a6f97", "quantize": "#e76f51"}
+METHOD_COLOURS = {"none": "#000000", "prune": PALETTE[0], "quantize": PALETTE[1]}
+#: pruning scopes and quantization granularities: one qualitative colour each
+GROUP_COLOURS = {"global": PALETTE[0], "per-component": PALETTE[2], "per-channel": PALETTE[1],
+                 "per-tensor": PALETTE[4], "unspecified": PALETTE[3]}  # fmt: skip
 
 
 def variant_label(row: pd.Series, reference: str) -> str:
@@ -76,18 +80,18 @@ def quality_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure
                 go.Scatter(
                     x=part["x"],
                     y=part["value"],
-                    mode="lines+markers+text",
+                    mode="lines+markers",
                     text=[chart_text(t) for t in part["label"]],
-                    textposition="top center",
-                    textfont={"size": 10},
+                    hovertemplate="%{text}<br>x %{x}<br>quality %{y:.4f}<extra></extra>",
                     name=chart_text(f"{method}: {group}"),
+                    line={"color": GROUP_COLOURS.get(str(group), PALETTE[5])},
                     error_y={
                         "type": "data",
                         "array": (part["ci_high"] - part["value"]).fillna(0),
                         "arrayminus": (part["value"] - part["ci_low"]).fillna(0),
                         "thickness": 1,
                     },
-                    marker={"size": 9, "color": METHOD_COLOURS[method] if method == "quantize" else None},
+                    marker={"size": 9, "color": GROUP_COLOURS.get(str(group), PALETTE[5])},
                 ),
                 row=1,
                 col=col,
@@ -98,10 +102,8 @@ def quality_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure
                 go.Scatter(
                     x=[0.0 if method == "prune" else REFERENCE_BITS],
                     y=[ref["value"]],
-                    mode="markers+text",
-                    text=["reference"],
-                    textposition="bottom center",
-                    textfont={"size": 10},
+                    mode="markers",
+                    hovertemplate="reference<br>quality %{y:.4f}<extra></extra>",
                     marker={"symbol": "star", "size": 14, "color": METHOD_COLOURS["none"]},
                     error_y={"type": "data", "array": [ref["ci_high"] - ref["value"]],
                              "arrayminus": [ref["value"] - ref["ci_low"]], "thickness": 1},
@@ -122,7 +124,7 @@ def quality_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure
         row=1,
         col=2,
     )
-    figure.update_yaxes(title_text=f"{chart_text(quality)} ({direction(higher)})", row=1, col=1)
+    figure.update_yaxes(title_text=chart_text(axis_title(quality, higher), limit=None), row=1, col=1)
     figure.update_layout(height=460, margin=MARGIN, legend_title_text="variant")
     return figure
 
@@ -143,7 +145,7 @@ def bar_chart(data: pd.DataFrame, quality: str, higher: object) -> go.Figure:
     )
     figure.update_layout(
         title="Quality per variant",
-        yaxis_title=f"{chart_text(quality)} ({direction(higher)})",
+        yaxis_title=chart_text(axis_title(quality, higher), limit=None),
         height=420,
         margin=MARGIN,
     )
@@ -158,10 +160,9 @@ def divergence_chart(data: pd.DataFrame) -> go.Figure:
                 go.Scatter(
                     x=part["ppl_ratio"],
                     y=part[metric],
-                    mode="markers+text",
+                    mode="markers",
                     text=[chart_text(t) for t in part["label"]],
-                    textposition="top center",
-                    textfont={"size": 9},
+                    hovertemplate="%{text}<br>perplexity ratio %{x:.4f}<br>%{y:.4g}<extra></extra>",
                     name=chart_text(method),
                     legendgroup=str(method),
                     showlegend=col == 1,
@@ -196,35 +197,31 @@ if references.empty:
         "carry `reference` and `compression` on their cards (see `harness zoo build --family lm`)."
     )
     st.stop()
-reference = st.selectbox(
-    "Reference model",
-    references["reference"].tolist(),
-    key="reference",
-    bind="query-params",
-)
+reference = url_choice("Reference model", references["reference"].tolist(), key="reference",
+                       what="reference models in the store")  # fmt: skip
 variants = query(snap, "compression_variants", reference)
 variants = variants.assign(label=[variant_label(row, reference) for _, row in variants.iterrows()])
 ids = variants["model_id"].tolist()
 if not variants["is_reference"].any():
     st.warning(f"The reference {code(reference)} itself is not in the store: only its variants are shown.")
 else:
-    st.markdown(f"Reference: [{plain(reference)}]({model_url(reference)})")
+    st.page_link("views/model.py", label=f"Reference: {plain(reference)}", icon=":material/deployed_code:",
+                 query_params={"model": reference})  # fmt: skip
 tiers = tier_filter()
 
 catalog = query(snap, "metric_catalog", models=ids, tiers=tiers)
-options = [f"{t}/{m}" for t, m in zip(catalog["task"], catalog["metric"], strict=True)]
+# Quality means a measure of quality: diagnostics (fitted parameters, flatness, the reference's own perplexity)
+# are never offered as one.
+options = [f"{t}/{m}" for t, m in zip(catalog["task"], catalog["metric"], strict=True) if not is_diagnostic(str(m))]
 st.subheader("Quality against compression")
 if not options:
     st.info("None of these models has a ranked run yet.")
     st.stop()
 preferred = ["synth_mc/lm_eval.acc", "synth_blimp/lm_eval.acc", "lm_loss/loss_nats", "compression/top1_agreement"]
-quality = st.selectbox(
-    "Quality metric",
-    options,
-    index=next((options.index(p) for p in preferred if p in options), 0),
-    key="quality",
-    bind="query-params",
-)
+quality = url_choice(
+    "Quality metric", options, key="quality", default=next((p for p in preferred if p in options), None),
+    what="quality metrics of these models (diagnostics are not quality)", format_func=lambda v: f"{v} · {axis_title(v)}",
+)  # fmt: skip
 values = metric_values(snap, quality, ids, tiers)
 data = variants.join(values, on="model_id", how="inner")
 info = catalog.assign(variable=catalog["task"] + "/" + catalog["metric"]).set_index("variable").loc[quality]
@@ -233,13 +230,13 @@ if data.empty:
     st.info(f"No variant of {plain(reference)} has {code(quality)}.")
 else:
     if data["method"].isin(["prune", "quantize"]).any():
-        st.plotly_chart(quality_chart(data, quality, info["higher_is_better"]), config=PLOT_CONFIG, key="chart-quality")
+        plot(quality_chart(data, quality, info["higher_is_better"]), key="chart-quality")
         st.caption(
             "Error bars: 95% CIs. Star and dashed line: the uncompressed reference (at sparsity 0 and 32 bits). "
             "Sparsity is the achieved one when the card has it."
         )
     if not data["method"].isin(["prune", "quantize", "none"]).all():
-        st.plotly_chart(bar_chart(data, quality, info["higher_is_better"]), config=PLOT_CONFIG, key="chart-other")
+        plot(bar_chart(data, quality, info["higher_is_better"]), key="chart-other")
         st.caption("Variants compressed by other methods (neither pruning nor quantization); error bars: 95% CIs.")
 
 st.subheader("Where perplexity hides damage")
@@ -264,7 +261,7 @@ if divergence.empty:
         "run `harness eval --tasks compression`."
     )
 else:
-    st.plotly_chart(divergence_chart(divergence), config=PLOT_CONFIG, key="chart-divergence")
+    plot(divergence_chart(divergence), key="chart-divergence")
 
 st.subheader("Variants")
 table = variants.drop(columns=["compression"]).merge(
@@ -281,21 +278,55 @@ if not divergence.empty:
         right_index=True,
         how="left",
     )
-shown = table.assign(model=[model_url(m, "compression") for m in table["model_id"]], tier=badges(table["tier"]))
-st.dataframe(
-    shown.drop(columns=["model_id", "name"]),
-    hide_index=True,
-    width="stretch",
-    column_order=["model", *[c for c in shown.columns if c not in ("model", "model_id", "name")]],
+
+
+def setting(row: pd.Series) -> str:
+    """The compression of a variant in a few words: "prune 50% (global)", "quantize 4 bits (per-channel)"."""
+    if row["is_reference"]:
+        return "reference (uncompressed)"
+    if row["method"] == "prune":
+        share = row["achieved_sparsity"] if pd.notna(row["achieved_sparsity"]) else row["sparsity"]
+        amount = f" {share:.0%}" if pd.notna(share) else ""
+        return f"prune{amount}" + (f" ({row['scope']})" if isinstance(row["scope"], str) else "")
+    if row["method"] == "quantize":
+        bits = f" {row['bits']:g} bits" if pd.notna(row["bits"]) else ""
+        return f"quantize{bits}" + (f" ({row['granularity']})" if isinstance(row["granularity"], str) else "")
+    return str(row["method"])
+
+
+# Compact enough for a 1280-pixel screen: every column (and the compression object) is in the CSV download.
+shown = pd.DataFrame(
+    {
+        "model": table["model_id"],
+        "compression": [setting(row) for _, row in table.iterrows()],
+        "quality": table[quality],
+        **{name: table.get(name) for name, _ in (("ppl_ratio", ""), *DIVERGENCE)},
+        "tier": badges(table["tier"]),
+    }
+)
+show_table(
+    shown,
+    key="variants",
+    model_columns=["model"],
+    model_params={"task": "compression"},
     column_config={
-        "model": st.column_config.LinkColumn("model", display_text=r"model=([^&]*)"),
+        "quality": st.column_config.NumberColumn(
+            quality.split("/", 1)[1], format="%.4f", help=plain(axis_title(quality, info["higher_is_better"]))
+        ),
+        "ppl_ratio": st.column_config.NumberColumn(
+            "ppl ratio", format="%.3f", help=axis_title("compression/ppl_ratio")
+        ),
+        **{
+            name: st.column_config.NumberColumn(name.removesuffix("_mean").upper(), format="%.3f", help=title)
+            for name, title in DIVERGENCE
+        },
         "tier": st.column_config.TextColumn("tier", help=f"trust tier of the {plain(quality)} run. {TIER_HELP}"),
     },
 )
 csv_download(table, safe_file_name("compression", short_name(reference), quality), key="download-variants")
 if reference in ids and (catalog["task"] == "compression-components").any():
     st.page_link(
-        "pages/model.py",
+        "views/model.py",
         label="Per-component sensitivity of the reference (task compression-components)",
         icon=":material/bar_chart:",
         query_params={"model": reference, "task": "compression-components"},

@@ -11,7 +11,6 @@ import plotly.graph_objects as go
 import streamlit as st
 from common import (
     EMPTY_STORE,
-    PLOT_CONFIG,
     TIER_HELP,
     badges,
     chart_text,
@@ -20,15 +19,16 @@ from common import (
     direction,
     human_count,
     metric_caption,
-    model_url,
-    page_url,
     plain,
+    plot,
     query,
     safe_file_name,
     short_name,
     snapshot,
 )
 from plotly.subplots import make_subplots
+from series import series_view
+from widgets import show_table, tier_filter, url_choice
 
 from harness.trust import BADGES
 
@@ -53,16 +53,27 @@ def card_summary(card: dict[str, Any], model_id: str, row: pd.Series) -> None:
     if card.get("trained_on"):
         facts.append(f"**trained on** {code(card['trained_on'])}")
     if card.get("reference"):
-        facts.append(f"**reference** [{plain(card['reference'])}]({model_url(card['reference'])})")
+        facts.append(f"**reference** {code(card['reference'])}")
     if card.get("compression"):
         text = ", ".join(f"{plain(k)}={plain(v)}" for k, v in card["compression"].items())
-        variants = (
-            f" ([variants]({page_url('compression', reference=card['reference'])}))" if card.get("reference") else ""
-        )
-        facts.append(f"**compression** {text}{variants}")
+        facts.append(f"**compression** {text}")
+    if card.get("training_run"):
+        step = f" at step {int(card['step']):,}" if isinstance(card.get("step"), int) else ""
+        facts.append(f"**training run** {code(card['training_run'])}{step}")
     if card.get("tags"):
         facts.append("**tags** " + " ".join(code(t) for t in card["tags"]))
     st.markdown(" · ".join(facts))
+    if card.get("reference"):  # links to this app's own pages, opened in this tab
+        left, right = st.columns(2)
+        left.page_link(
+            "views/model.py", label=f"Reference model: {plain(card['reference'])}", icon=":material/deployed_code:",
+            query_params={"model": str(card["reference"])},
+        )  # fmt: skip
+        if card.get("compression"):
+            right.page_link(
+                "views/compression.py", label="Compressed variants of the reference", icon=":material/compress:",
+                query_params={"reference": str(card["reference"])},
+            )  # fmt: skip
     if card.get("description"):
         st.caption(plain(card["description"]))
     if card.get("recipe"):
@@ -86,21 +97,16 @@ def runs_table(model_id: str, runs: pd.DataFrame) -> None:
             "value": runs["value"],
             "CI low": runs["ci_low"],
             "CI high": runs["ci_high"],
-            "direction": runs["higher_is_better"].map(direction),
             "n": runs["n"],
-            "seed": runs["seed"],
-            "created": runs["created_at"],
-            "run": runs["run_id"],
         }
-    )
-    st.dataframe(
+    )  # seeds, dates and run ids: the CSV download and the task details below
+    show_table(
         shown,
-        hide_index=True,
-        width="stretch",
+        key="runs",
         column_config={
             "value": st.column_config.NumberColumn(format="%.4f"),
-            "CI low": st.column_config.NumberColumn("95% CI low", format="%.4f"),
-            "CI high": st.column_config.NumberColumn("95% CI high", format="%.4f"),
+            "CI low": st.column_config.NumberColumn("CI low", format="%.4f", help="lower end of the 95% CI"),
+            "CI high": st.column_config.NumberColumn("CI high", format="%.4f", help="upper end of the 95% CI"),
             "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
         },
     )
@@ -125,24 +131,37 @@ def every_metric(snap: object, model_id: str, runs: pd.DataFrame) -> None:
         return
     table["direction"] = table["higher_is_better"].map(direction)
     table["tier"] = badges(table["tier"])
-    shown = table[
-        ["task", "metric", "value", "ci_low", "ci_high", "ci_method", "n", "direction", "convention", "ranked", "tier"]
-    ]
-    st.dataframe(
+    shown = table[["task", "metric", "value", "ci_low", "ci_high", "n", "direction", "tier"]]
+    show_table(
         shown,
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * len(shown), 420),
+        key="metrics",
+        page_size=100,
         column_config={
             "value": st.column_config.NumberColumn(format="%.4f"),
-            "ci_low": st.column_config.NumberColumn("95% CI low", format="%.4f"),
-            "ci_high": st.column_config.NumberColumn("95% CI high", format="%.4f"),
-            "ci_method": st.column_config.TextColumn("interval", help="bootstrap, stderr or none"),
-            "convention": st.column_config.TextColumn("convention", width="large"),
+            "ci_low": st.column_config.NumberColumn("CI low", format="%.4f", help="lower end of the 95% CI"),
+            "ci_high": st.column_config.NumberColumn("CI high", format="%.4f", help="upper end of the 95% CI"),
             "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
         },
     )
-    csv_download(shown, safe_file_name("metrics", short_name(model_id)), key="download-metrics")
+    export = table[
+        ["task", "metric", "value", "ci_low", "ci_high", "ci_method", "n", "unit", "direction", "convention", "ranked",
+         "tier"]
+    ]  # fmt: skip
+    csv_download(export, safe_file_name("metrics", short_name(model_id)), key="download-metrics")
+    with st.expander("What each metric means: interval method and convention"):
+        conventions = table.drop_duplicates("metric")[["metric", "ci_method", "unit", "convention"]]
+        show_table(
+            conventions,
+            key="conventions",
+            page_size=100,
+            column_config={
+                "ci_method": st.column_config.TextColumn(
+                    "interval", help="wilson, bc-bootstrap, bootstrap, stderr or none"
+                ),
+                "unit": st.column_config.TextColumn("n counts"),
+                "convention": st.column_config.TextColumn("convention", width="large"),
+            },
+        )
 
 
 def provenance(details: dict[str, Any]) -> None:
@@ -334,7 +353,7 @@ def artifacts(snap: object, run_id: str, names: list[str]) -> None:
         with drawn("reliability"):
             bins = query(snap, "run_artifact", run_id, "reliability")
             scaled = query(snap, "run_artifact", run_id, "reliability_ts") if "reliability_ts" in names else None
-            st.plotly_chart(reliability_chart(bins, scaled), config=PLOT_CONFIG, key="chart-reliability")
+            plot(reliability_chart(bins, scaled), key="chart-reliability")
             st.caption("ECE is the count-weighted mean gap between the bars (accuracy) and the dots (confidence).")
     if "roc" in names:
         shown = True
@@ -342,14 +361,8 @@ def artifacts(snap: object, run_id: str, names: list[str]) -> None:
             roc = query(snap, "run_artifact", run_id, "roc")
             groups = query(snap, "run_artifact", run_id, "ood_groups") or {}
             scores = list(roc["tpr"])
-            score = st.selectbox(
-                "OOD score",
-                scores,
-                index=scores.index("energy") if "energy" in scores else 0,
-                key="score",
-                bind="query-params",
-            )
-            st.plotly_chart(roc_chart(roc, score, groups), config=PLOT_CONFIG, key="chart-roc")
+            score = url_choice("OOD score", scores, key="score", default="energy", what="scores of this run")
+            plot(roc_chart(roc, score, groups), key="chart-roc")
             st.caption(
                 "AUROC (area under each curve): higher is better. FPR@95TPR: lower is better; the share of OOD "
                 "samples accepted at the threshold that keeps 95% of ID samples, where a curve crosses the dotted line."
@@ -359,7 +372,7 @@ def artifacts(snap: object, run_id: str, names: list[str]) -> None:
             shown = True
             with drawn(name):
                 figure = chart(query(snap, "run_artifact", run_id, name))
-                st.plotly_chart(figure, config=PLOT_CONFIG, key=f"chart-{CHART_KEYS[name]}")
+                plot(figure, key=f"chart-{CHART_KEYS[name]}")
     if not shown:
         st.caption("This run stores no artifact with a chart (" + (plain(", ".join(names)) or "no artifacts") + ").")
 
@@ -371,7 +384,7 @@ if models.empty:
     st.info(EMPTY_STORE)
     st.stop()
 ids = models["model_id"].tolist()
-model_id = st.selectbox("Model", ids, key="model", bind="query-params")
+model_id = url_choice("Model", ids, key="model", what="models in the store")
 row = models.set_index("model_id").loc[model_id]
 card = query(snap, "model_card", model_id) or {}
 st.header(plain(model_id))
@@ -382,16 +395,24 @@ if runs.empty:
     st.stop()
 runs_table(model_id, runs)
 every_metric(snap, model_id, runs)
+if card.get("training_run"):
+    st.subheader("Checkpoint series")
+    series = query(snap, "checkpoint_series", training_runs=[str(card["training_run"])])
+    st.caption(
+        f"The {len(series)} checkpoint(s) of training run {code(card['training_run'])} (cards sharing "
+        "`training_run`), ordered by step; the star marks this model. Trust tiers as chosen here."
+    )
+    series_view(snap, series, tier_filter(key="series_tier"), key="model-series", highlight=model_id)
 
 st.subheader("Task details")
 tasks = sorted(runs["task"].unique())
-task = st.selectbox("Task", tasks, key="task", bind="query-params")
+task = url_choice("Task", tasks, key="task", what="tasks this model ran")
 task_runs = runs[runs["task"] == task].sort_values(["latest_ranked", "created_at"], ascending=[False, False])
 run = task_runs.iloc[0]
 label = "newest ranked run" if run["latest_ranked"] else f"newest run (not ranked: --limit {int(run['sample_limit'])})"
 st.caption(f"Run {code(run['run_id'])} ({label}; tier {BADGES.get(run['tier'], plain(run['tier']))})")
 st.page_link(
-    "pages/ranking.py",
+    "views/ranking.py",
     label=f"Leaderboard of {plain(task)}",
     icon=":material/leaderboard:",
     query_params={"task": task},
