@@ -21,7 +21,6 @@ Timings share the machine with whatever else runs (2 cores here): read them as o
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -35,8 +34,10 @@ from common import Row, print_table, timer
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "data"))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
 import make_catalog_mirror as fixture  # noqa: E402
+from mteb_reference import mteb_beir_scores  # noqa: E402
 
 #: the language and retrieval data are this many times the test's fixture (48 articles, 96 questions)
 SCALE = 4
@@ -165,49 +166,6 @@ def lm_rows(reference: Path, root: Path) -> list[Row]:
     return rows
 
 
-def mteb_ndcg(folder: Path, minilm: Path) -> tuple[float, float]:
-    """(seconds, nDCG@10) of MTEB's own retrieval evaluation of MiniLM on a BEIR folder (read here with
-    json/csv; the same evaluation as tests/test_retrieval_integration.py)."""
-    from datasets import Dataset
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-    from mteb.abstasks.task_metadata import TaskMetadata
-    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
-    from sentence_transformers import SentenceTransformer
-
-    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").read_text().splitlines()]
-    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
-    qrels: dict[str, dict[str, int]] = {}
-    with (folder / "qrels" / "test.tsv").open() as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-
-    class FolderTask(AbsTaskRetrieval):
-        metadata = TaskMetadata(
-            name="HarnessCatalogBench", description="a catalog fixture BEIR folder", reference=None,
-            dataset={"path": str(folder), "revision": "local"}, type="Retrieval", category="t2t",
-            modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"], main_score="ndcg_at_10",
-            date=None, domains=None, task_subtypes=None, license=None, annotations_creators=None, dialect=None,
-            sample_creation=None, bibtex_citation=None,
-        )  # fmt: skip
-
-        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
-            split = {
-                "corpus": Dataset.from_list([{"id": d["_id"], "title": d["title"], "text": d["text"]} for d in corpus]),
-                "queries": Dataset.from_list([{"id": q["_id"], "text": q["text"]} for q in queries]),
-                "relevant_docs": qrels,
-                "top_ranked": None,
-            }
-            self.dataset = {"default": {"test": split}}  # type: ignore[dict-item]
-            self.data_loaded = True
-
-    model = SentenceTransformer(str(minilm), device="cpu", local_files_only=True)
-    with timer() as t:
-        scores = FolderTask().evaluate(
-            SentenceTransformerEncoderWrapper(model), split="test", encode_kwargs={"batch_size": 32}
-        )
-    return t[0], float(scores["default"]["ndcg_at_10"])
-
-
 def retrieval_rows(root: Path) -> list[Row]:
     from harness.data import clear_suites
     from harness.data.mirror import mirror_folder
@@ -224,7 +182,8 @@ def retrieval_rows(root: Path) -> list[Row]:
         with timer() as t:
             result = Runner(EvalOptions(cache_dir=root / "retrieval-cache" / task)).evaluate(handle, [spec])
         ours = result.submission.results[0].metric("ndcg_at_10")
-        seconds, theirs = mteb_ndcg(mirror_folder(spec.dataset.splits["test"]), packaged_minilm_path())
+        seconds, scores = mteb_beir_scores(mirror_folder(spec.dataset.splits["test"]), packaged_minilm_path())
+        theirs = float(scores["ndcg_at_10"])
         rows += [
             Row("catalog", f"{task}: Harness retrieval task ({ours.n} queries)", ours.n / t[0], "queries/s"),
             Row("catalog", f"{task}: MTEB retrieval evaluation", ours.n / seconds, "queries/s"),

@@ -255,7 +255,7 @@ def test_the_same_loss_family_is_one_architecture_trained_along_different_paths(
     assert any(len(recipe.checkpoints) >= 2 for recipe in runs), "one run saved at several steps"
     # the other family holds the other sizes
     assert all(recipe.architecture != runs[0].architecture for recipe in others)
-    if profile != "tiny":
+    if profile == "full":  # the demo trains the start of the paths; the shipped full family has them all
         assert len(runs) == 4 and {recipe.optimizer for recipe in runs} == {"adamw", "adam", "sgd"}
         assert any(len(recipe.checkpoints) >= 3 for recipe in runs)
 

@@ -3,7 +3,6 @@ the test writes, the embedding cache, the sentence-transformers loader, MTEB tas
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mteb_reference import mteb_beir_scores
 from safetensors.numpy import load_file
 
 from harness.data.retrieval import mteb_suite, pydocs_suite, read_beir, read_mteb_task, suite_from_mteb_task
@@ -73,58 +73,9 @@ def write_beir_from_pydocs(folder: Path) -> Path:
 
 
 def mteb_scores(folder: Path) -> dict[str, float]:
-    """mteb's own retrieval evaluation (its encoding, search and scoring) of MiniLM on a BEIR folder,
-    read here with plain json/csv, independently of Harness's reader."""
-    from datasets import Dataset
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-    from mteb.abstasks.task_metadata import TaskMetadata
-    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
-    from sentence_transformers import SentenceTransformer
-
-    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").read_text().splitlines()]
-    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text().splitlines()]
-    qrels: dict[str, dict[str, int]] = {}
-    with (folder / "qrels" / "test.tsv").open() as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-
-    class FolderTask(AbsTaskRetrieval):
-        metadata = TaskMetadata(
-            name="HarnessWrittenBeirFolder",
-            description="a BEIR folder written by a Harness test",
-            reference=None,
-            dataset={"path": str(folder), "revision": "local"},
-            type="Retrieval",
-            category="t2t",
-            modalities=["text"],
-            eval_splits=["test"],
-            eval_langs=["eng-Latn"],
-            main_score="ndcg_at_10",
-            date=None,
-            domains=None,
-            task_subtypes=None,
-            license=None,
-            annotations_creators=None,
-            dialect=None,
-            sample_creation=None,
-            bibtex_citation=None,
-        )
-
-        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
-            split = {
-                "corpus": Dataset.from_list([{"id": d["_id"], "title": d["title"], "text": d["text"]} for d in corpus]),
-                "queries": Dataset.from_list([{"id": q["_id"], "text": q["text"]} for q in queries]),
-                "relevant_docs": qrels,
-                "top_ranked": None,
-            }
-            self.dataset = {"default": {"test": split}}  # type: ignore[dict-item]
-            self.data_loaded = True
-
-    model = SentenceTransformer(str(packaged_minilm_path()), device="cpu", local_files_only=True)
-    scores = FolderTask().evaluate(
-        SentenceTransformerEncoderWrapper(model), split="test", encode_kwargs={"batch_size": 32}
-    )
-    return {name: float(scores["default"][name]) for name in METRIC_NAMES}
+    """mteb's own retrieval evaluation of the packaged MiniLM on a BEIR folder (tests/mteb_reference.py)."""
+    _, scores = mteb_beir_scores(folder, packaged_minilm_path())
+    return {name: float(scores[name]) for name in METRIC_NAMES}
 
 
 @pytest.mark.slow

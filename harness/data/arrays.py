@@ -31,6 +31,22 @@ def fingerprint_arrays(name: str, x: NDArray[np.generic], y: NDArray[np.generic]
     return digest.hexdigest()
 
 
+def check_rows(name: str, source: str, ids: list[str], sizes: dict[str, int]) -> None:
+    """A HarnessError unless every count in `sizes` (e.g. {"inputs": 3, "labels": 3}) equals the number
+    of `ids` and the ids are unique."""
+    n = len(ids)
+    where = source or f"split {name}"
+    if any(size != n for size in sizes.values()):
+        counts = ", ".join(f"{size} {what}" for what, size in sizes.items())
+        raise HarnessError(
+            f"split {name!r} has {counts} and {n} ids",
+            where=where,
+            fix="inputs, labels and ids must have the same length",
+        )
+    if len(set(ids)) != n:
+        raise HarnessError(f"split {name!r} has duplicate sample ids", where=where, fix="give every sample its own id")
+
+
 @dataclass(frozen=True)
 class ArraySplit:
     """Inputs `x` (n, ...), integer labels `y` (n,), unique string `ids` (n)."""
@@ -44,19 +60,7 @@ class ArraySplit:
     has_inputs = True
 
     def __post_init__(self) -> None:
-        n = len(self.ids)
-        if self.x.shape[0] != n or self.y.shape[0] != n:
-            raise HarnessError(
-                f"split {self.name!r} has {self.x.shape[0]} inputs, {self.y.shape[0]} labels and {n} ids",
-                where=self.source or f"split {self.name}",
-                fix="inputs, labels and ids must have the same length",
-            )
-        if len(set(self.ids)) != n:
-            raise HarnessError(
-                f"split {self.name!r} has duplicate sample ids",
-                where=self.source or f"split {self.name}",
-                fix="give every sample its own id",
-            )
+        check_rows(self.name, self.source, self.ids, {"inputs": self.x.shape[0], "labels": self.y.shape[0]})
         if not np.isfinite(self.x).all():
             raise HarnessError(f"split {self.name!r} has NaN or inf inputs", where=self.source or f"split {self.name}")
         object.__setattr__(self, "fingerprint", fingerprint_arrays(self.name, self.x, self.y, self.ids))
@@ -86,18 +90,7 @@ class TextSplit:
     has_inputs = True
 
     def __post_init__(self) -> None:
-        n = len(self.ids)
-        if len(self.texts) != n or self.y.shape[0] != n:
-            raise HarnessError(
-                f"split {self.name!r} has {len(self.texts)} texts, {self.y.shape[0]} labels and {n} ids",
-                where=self.source or f"split {self.name}",
-            )
-        if len(set(self.ids)) != n:
-            raise HarnessError(
-                f"split {self.name!r} has duplicate sample ids",
-                where=self.source or f"split {self.name}",
-                fix="give every sample its own id",
-            )
+        check_rows(self.name, self.source, self.ids, {"texts": len(self.texts), "labels": self.y.shape[0]})
         digest = hashlib.sha256(self.name.encode())
         digest.update("\x00".join(self.texts).encode())
         digest.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
@@ -130,18 +123,12 @@ class LabelSplit:
     has_inputs = False
 
     def __post_init__(self) -> None:
-        n = len(self.ids)
-        if self.y.shape != (n,):
+        if self.y.ndim != 1:
             raise HarnessError(
-                f"split {self.name!r} has {self.y.shape[0]} labels and {n} ids",
-                where=self.source or f"split {self.name}",
-            )
-        if len(set(self.ids)) != n:
-            raise HarnessError(
-                f"split {self.name!r} has duplicate sample ids",
-                where=self.source or f"split {self.name}",
-                fix="give every sample its own id",
-            )
+                f"split {self.name!r} has labels of shape {self.y.shape}", where=self.source or f"split {self.name}",
+                fix="give one integer label per sample",
+            )  # fmt: skip
+        check_rows(self.name, self.source, self.ids, {"labels": self.y.shape[0]})
         digest = hashlib.sha256(b"labels\x00" + self.name.encode())
         digest.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
         digest.update("\x00".join(self.ids).encode())
