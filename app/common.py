@@ -1,10 +1,13 @@
 """Shared pieces of the Streamlit app: the store (read-only, cached), CSV downloads, deep links.
 
-The app never writes: every query opens the store with `open_store(path, read_only=True)`, runs
-one `Store` method (parameterised SQL in harness/store.py) and closes it again, so `harness eval`
-or `harness ingest` can still write the file while the app is running (DuckDB lets a writer in
-only when no process holds the file open). Results are cached per store *snapshot* (path,
-modification time, size): when the file changes, the next page run reads the new contents.
+The app never writes: queries run `Store` methods (parameterised SQL in harness/store.py) on one
+read-only connection (`open_store(path, read_only=True)`), shared by the queries of a page run and
+closed once no query has come for `IDLE_CLOSE_S` (and at the latest `MAX_HOLD_S` after it opened), so
+`harness eval` or `harness ingest` can still write the file while the app is running: DuckDB lets a
+writer in only when no process holds the file open, and a writer's connect retries until then. A page
+run costs one open, not one per query (19 on the Correlations page). Results are cached per store
+*snapshot* (path, modification time, size): when the file changes, the next page run reads the new
+contents.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import os
 import re
 import string
 import sys
+import threading
+import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,18 +119,78 @@ def snapshot() -> StoreSnapshot:
     return snap
 
 
+#: seconds without a query after which the shared read-only connection closes (a writer waits this long)
+IDLE_CLOSE_S = 1.0
+#: seconds after which the next query reopens the connection however busy the app is
+MAX_HOLD_S = 10.0
+
+
+class SharedStore:
+    """One read-only connection to the store for the queries of all sessions, one query at a time,
+    closed after IDLE_CLOSE_S without a query, on a new snapshot, on a database error, and reopened
+    when it has been held for MAX_HOLD_S."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stack: ExitStack | None = None
+        self._store: Store | None = None
+        self._key: tuple[StoreSnapshot, float] | None = None  # (snapshot, when opened)
+        self._timer: threading.Timer | None = None
+
+    def run(self, snap: StoreSnapshot, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._key is not None and (self._key[0] != snap or time.monotonic() - self._key[1] > MAX_HOLD_S):
+                self._close()
+            try:
+                if self._store is None:
+                    stack = ExitStack()
+                    self._store = stack.enter_context(open_store(snap.path, read_only=True))
+                    self._stack, self._key = stack, (snap, time.monotonic())
+                return getattr(self._store, method)(*args, **kwargs)
+            except Exception:
+                self._close()
+                raise
+            finally:
+                if self._store is not None:
+                    self._timer = threading.Timer(IDLE_CLOSE_S, self.close)
+                    self._timer.daemon = True
+                    self._timer.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        stack, self._stack, self._store, self._key = self._stack, None, None, None
+        if stack is not None:
+            stack.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._store is not None
+
+
+SHARED = SharedStore()
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _query(snap: StoreSnapshot, method: str, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> Any:
-    with open_store(snap.path, read_only=True) as store:
-        return getattr(store, method)(*args, **dict(kwargs))
+    return SHARED.run(snap, method, args, dict(kwargs))
 
 
-def query(snap: StoreSnapshot, method: str, *args: Any, **kwargs: Any) -> Any:
-    """`Store.<method>(*args, **kwargs)` on a read-only connection, cached per store snapshot."""
+def query(snap: StoreSnapshot, method: str, *args: Any, cached: bool = True, **kwargs: Any) -> Any:
+    """`Store.<method>(*args, **kwargs)` on a read-only connection, cached per store snapshot.
+
+    cached=False: not cached here, for a large result that a cached function reduces (streamlit
+    pickles every cached result: 0.35 s for the cards of 10,000 models)."""
     if not callable(getattr(Store, method, None)):
         raise AttributeError(f"Store has no query {method!r}")
     frozen = tuple(tuple(a) if isinstance(a, list) else a for a in args)
     try:
+        if not cached:
+            return SHARED.run(snap, method, frozen, {k: _freeze(v) for k, v in kwargs.items()})
         return _query(snap, method, frozen, tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
     except HarnessError as error:
         st.error(f"Cannot read the results store: {plain(error.one_line())}")

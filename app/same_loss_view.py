@@ -30,6 +30,7 @@ from common import (
     short_name,
 )
 from labels import SEQUENTIAL, axis_title, colours
+from numpy.typing import NDArray
 from widgets import show_table, url_choice, url_number
 
 from harness.errors import HarnessError
@@ -135,7 +136,7 @@ def _values_text(data: pd.DataFrame, name: str, prefix: str) -> pd.Series:
     return chart_text(name) + ": " + value + ci
 
 
-def hover(data: pd.DataFrame, names: dict[str, str]) -> list[str]:
+def hover(data: pd.DataFrame, names: dict[str, str]) -> NDArray[np.str_]:
     """Hover text per point: name, training run and step, loss, flatness and downstream with their CIs."""
     model = data["model_id"].map(lambda m: f"<b>{chart_text(short_name(m))}</b>")
     has_run = data["training_run"].notna() & data["step"].notna()
@@ -145,7 +146,7 @@ def hover(data: pd.DataFrame, names: dict[str, str]) -> list[str]:
     text = model + series
     for key, prefix in (("loss", "loss"), ("flat", "flat"), ("down", "down")):
         text = text + "<br>" + _values_text(data, names[key], prefix)
-    return text.tolist()
+    return text.to_numpy(dtype=str)  # an array: plotly validates it in bulk, a list string by string
 
 
 def errors(data: pd.DataFrame, prefix: str, column: str) -> dict[str, Any] | None:
@@ -172,15 +173,15 @@ def loss_chart(data: pd.DataFrame, names: dict[str, str], lower: float, upper: f
             continue
         figure.add_trace(
             go.Scatter(
-                x=part["loss"],
-                y=part["down"],
+                x=part["loss"].to_numpy(),
+                y=part["down"].to_numpy(),
                 mode="markers",
                 name="at the same loss" if inside else "other checkpoints",
                 error_x=errors(part, "loss", "loss"),
                 error_y=errors(part, "down", "down"),
                 marker={
                     "size": 11 if inside else 8,
-                    "color": part["flat"],
+                    "color": part["flat"].to_numpy(),
                     "colorscale": SEQUENTIAL,
                     "cmin": low,
                     "cmax": high if high > low else low + 1,
@@ -217,8 +218,8 @@ def flatness_chart(chosen: pd.DataFrame, names: dict[str, str]) -> go.Figure:
         part = chosen[group == name]
         figure.add_trace(
             go.Scatter(
-                x=part["flat"],
-                y=part["down"],
+                x=part["flat"].to_numpy(),
+                y=part["down"].to_numpy(),
                 mode="markers",
                 name=chart_text(name),
                 error_x=errors(part, "flat", "flat"),
@@ -285,7 +286,7 @@ def same_loss_view(snap: StoreSnapshot, tiers: list[str]) -> None:
         "Flatness measure", flat_options, key="flatness", container=d2, what="flatness metrics of this family",
         default=f"{FLATNESS_TASK}/{main_flat.iloc[0]}" if not main_flat.empty else None,
     )  # fmt: skip
-    models = query(snap, "model_table", families=[family])
+    models = query(snap, "model_table", families=[family], card=False)
     series = query(snap, "checkpoint_series", families=[family]).set_index("model_id")
     parts = {name: values(snap, v, family, tiers, models) for name, v in
              (("loss", loss), ("flat", flatness), ("down", downstream))}  # fmt: skip

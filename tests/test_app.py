@@ -11,6 +11,7 @@ import random
 import re
 import string
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -372,6 +373,41 @@ def test_the_app_never_writes_the_store(zoo_store: Path, monkeypatch: pytest.Mon
     assert (zoo_store.stat().st_mtime_ns, zoo_store.read_bytes()) == before
     assert not Path(str(zoo_store) + ".wal").exists()
     assert os.access(zoo_store, os.R_OK)
+
+
+def test_a_page_run_opens_the_store_once_and_lets_a_writer_in_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import common
+
+    path = tmp_path / "store.duckdb"
+    synthetic_store(path, 5, 2, seed=0)
+    opened: list[str] = []
+    real_open = common.open_store
+
+    def counting_open(*args: Any, **kwargs: Any) -> Any:
+        opened.append(str(args[0]))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(common, "open_store", counting_open)
+    monkeypatch.setattr(common, "IDLE_CLOSE_S", 0.2)
+    common.SHARED.close()
+    render(path, "views/correlations.py", monkeypatch)
+    assert opened == [str(path)]  # every query of the page run on one connection
+    assert common.SHARED.is_open
+    # A writer (this process, or another one) waits for the idle close instead of failing.
+    started = time.monotonic()
+    with open_store(path) as store:
+        assert store.summary()["models"] == 5
+    assert time.monotonic() - started < 5
+    assert not common.SHARED.is_open
+    # The next page run opens it again; a failing query closes it.
+    render(path, "views/correlations.py", monkeypatch)
+    assert len(opened) == 2
+    snap = common.snapshot()
+    with pytest.raises(AttributeError):
+        common.SHARED.run(snap, "no_such_query", (), {})
+    assert not common.SHARED.is_open
 
 
 # --------------------------------------------------------------------------- hostile submissions and trust tiers

@@ -127,12 +127,45 @@ def test_bootstrap_intervals_cover_the_true_correlation() -> None:
     assert covered / 60 >= 0.85  # nominal 95%
 
 
-def test_kendall_interval_is_skipped_above_its_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stats, "KENDALL_BOOTSTRAP_MAX_N", 10)
-    x = np.arange(20.0)
-    result = correlation_with_ci(x, x**2, "kendall")
-    assert result.estimate == pytest.approx(1.0) and np.isnan(result.ci_low) and result.n_resamples == 0
-    assert np.isfinite(correlation_with_ci(x, x**2 + np.sin(x), "spearman").ci_low)
+def test_rank_intervals_above_the_bootstrap_limit_are_fisher_z(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "RANK_BOOTSTRAP_MAX_N", 10)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=40)
+    y = x + rng.normal(size=40)
+    for method in ("spearman", "kendall"):
+        result = correlation_with_ci(x, y, method)
+        assert result.ci_method == "fisher-z" and result.n_resamples == 0
+        assert (result.ci_low, result.ci_high) == stats.fisher_z_interval(result.estimate, 40, method)
+    assert correlation_with_ci(x, y, "pearson").ci_method == "percentile-bootstrap"  # cheap at any n
+
+
+@pytest.mark.parametrize("method", ["spearman", "kendall"])
+def test_the_fisher_z_interval_agrees_with_a_scipy_bootstrap_and_covers(method: str) -> None:
+    """Above the limit the rank intervals are analytic: close to a percentile bootstrap of scipy's own
+    coefficient at n = 2,500, and covering the population value at the nominal rate."""
+    function = scipy.stats.spearmanr if method == "spearman" else scipy.stats.kendalltau
+    rng = np.random.default_rng(11)
+    n, rho = 2500, 0.5
+    x = rng.normal(size=n)
+    y = rho * x + np.sqrt(1 - rho**2) * rng.normal(size=n)
+    estimate = float(function(x, y).statistic)
+    low, high = stats.fisher_z_interval(estimate, n, method)
+    resamples = [rng.integers(0, n, size=n) for _ in range(300)]
+    boot = np.array([function(x[i], y[i]).statistic for i in resamples])
+    assert low == pytest.approx(np.quantile(boot, 0.025), abs=0.006)
+    assert high == pytest.approx(np.quantile(boot, 0.975), abs=0.006)
+    # Coverage of the population coefficient of a bivariate normal (Greiner / Pearson's relations).
+    truth = 6 / np.pi * np.arcsin(rho / 2) if method == "spearman" else 2 / np.pi * np.arcsin(rho)
+    covered = 0
+    for _ in range(200):
+        x = rng.normal(size=n)
+        y = rho * x + np.sqrt(1 - rho**2) * rng.normal(size=n)
+        low, high = stats.fisher_z_interval(float(function(x, y).statistic), n, method)
+        covered += low <= truth <= high
+    assert covered / 200 >= 0.9  # nominal 0.95
+    assert np.isnan(stats.fisher_z_interval(float("nan"), n, method)[0])
+    with pytest.raises(ValueError, match="spearman or kendall"):
+        stats.fisher_z_interval(0.5, n, "pearson")
 
 
 def test_linear_fit_equals_scipy_linregress() -> None:

@@ -25,11 +25,12 @@ from common import (
     snapshot,
 )
 from labels import CARD_TITLES, axis_title, colours
+from numpy.typing import NDArray
 from same_loss_view import same_loss_view
 from series import series_view
 from widgets import family_filters, show_table, tier_filter, url_choice, url_flag, url_multichoice
 
-from harness.stats import CORRELATION_METHODS, correlations_with_ci, linear_fit
+from harness.stats import CORRELATION_METHODS, RANK_BOOTSTRAP_MAX_N, correlations_with_ci, linear_fit
 
 CARD = "card."
 CARD_LABELS = CARD_TITLES
@@ -40,7 +41,7 @@ MAX_SERIES_DEFAULT = 8  # training runs charted by default
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_card_variables(snap: StoreSnapshot, families: tuple[str, ...], tags: tuple[str, ...]) -> pd.DataFrame:
     """`card_variables` of the models shown, parsed once per store snapshot and filter."""
-    models = query(snap, "model_table", families=list(families), tags=list(tags))
+    models = query(snap, "model_table", families=list(families), tags=list(tags), cached=False)
     return card_variables(models) if not models.empty else pd.DataFrame()
 
 
@@ -83,13 +84,14 @@ def values_of(
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def correlations(x: tuple[float, ...], y: tuple[float, ...]) -> pd.DataFrame:
+def correlations(x: NDArray[np.float64], y: NDArray[np.float64]) -> pd.DataFrame:
+    """The three coefficients with their intervals (cached: streamlit hashes arrays by their bytes)."""
     names = {"pearson": "Pearson r", "spearman": "Spearman ρ", "kendall": "Kendall τ-b"}
     results = correlations_with_ci(np.asarray(x), np.asarray(y), CORRELATION_METHODS, n_resamples=N_RESAMPLES, seed=0)
     return pd.DataFrame(
         [
             {"coefficient": names[r.method], "estimate": r.estimate, "95% CI low": r.ci_low,
-             "95% CI high": r.ci_high, "n models": r.n}
+             "95% CI high": r.ci_high, "n models": r.n, "interval": r.ci_method}
             for r in results
         ]
     )  # fmt: skip
@@ -127,10 +129,11 @@ def scatter(
         rows = data[data["family"].fillna("unknown") == family]
         figure.add_trace(
             kind(
-                x=rows["x"],
-                y=rows["y"],
+                x=rows["x"].to_numpy(),
+                y=rows["y"].to_numpy(),
                 mode="markers",
-                text=[chart_text(short_name(m)) for m in rows["model_id"]],
+                # numpy arrays: plotly validates them in bulk, lists element by element (1 s at 10,000 points)
+                text=np.asarray([chart_text(short_name(m)) for m in rows["model_id"]], dtype=str),
                 name=chart_text(family),
                 error_x=_error_bars(rows, "x") if len(data) <= WEBGL_ABOVE else None,
                 error_y=_error_bars(rows, "y") if len(data) <= WEBGL_ABOVE else None,
@@ -226,7 +229,9 @@ def main_view(snap: object, options: list[str], catalog: pd.DataFrame, cards: pd
     plot(
         scatter(data, titles, logx, logy, f"{titles[1]} against {titles[0]} ({len(data)} models)"), key="chart-scatter"
     )
-    stats = correlations(tuple(transformed(data["x"], logx).tolist()), tuple(transformed(data["y"], logy).tolist()))
+    stats = correlations(
+        transformed(data["x"], logx).to_numpy(np.float64), transformed(data["y"], logy).to_numpy(np.float64)
+    )
     show_table(
         stats,
         key="coefficients",
@@ -237,7 +242,8 @@ def main_view(snap: object, options: list[str], catalog: pd.DataFrame, cards: pd
     csv_download(stats.assign(x=x, y=y), safe_file_name("coefficients", x, y), key="download-coefficients")
     st.caption(
         f"Across models (one point per model: the newest ranked run of each task). 95% CIs: percentile bootstrap "
-        f"over models ({N_RESAMPLES} resamples, seed 0). Pearson and the dashed least-squares line use the plotted "
+        f"over models ({N_RESAMPLES} resamples, seed 0); above {RANK_BOOTSTRAP_MAX_N:,} models Spearman's and "
+        f"Kendall's come from Fisher's z transform (docs/app.md). Pearson and the dashed least-squares line use the plotted "
         f"scale (log10 where an axis is logarithmic); Spearman and Kendall depend on the order only. Error bars: "
         f"each value's 95% CI. " + ("; ".join(notes) + "." if notes else "")
     )
@@ -298,7 +304,7 @@ st.caption(
 )
 families, tags = family_filters(snap)  # type: ignore[arg-type]
 catalog = query(snap, "metric_catalog", families=families, tags=tags, tiers=tiers)
-shown_models = query(snap, "model_table", families=families, tags=tags)
+shown_models = query(snap, "model_table", families=families, tags=tags, card=False)
 cards = cached_card_variables(snap, tuple(families), tuple(tags))
 options = [c for c in CARD_LABELS if c in cards.columns] + [c for c in cards.columns if c not in CARD_LABELS]
 options += [f"{t}/{m}" for t, m in zip(catalog["task"], catalog["metric"], strict=True)]
