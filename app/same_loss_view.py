@@ -88,14 +88,19 @@ def values(snap: StoreSnapshot, variable: str, family: str, tiers: list[str], mo
         column = pd.to_numeric(models.set_index("model_id")[field], errors="coerce").dropna()
         return pd.DataFrame({"value": column, "ci_low": np.nan, "ci_high": np.nan, "tier": "card"})
     task, metric = variable.split("/", 1)
-    rows = query(snap, "board_rows", [task], metric, families=[family], tiers=tiers).set_index("model_id")
+    rows = query(snap, "board_rows", [task], metric, families=[family], tiers=tiers, slim=True).set_index("model_id")
     return rows[["value", "ci_low", "ci_high", "tier"]]
 
 
 def partial_table(chosen: pd.DataFrame) -> pd.DataFrame:
-    """Partial correlations of downstream and flatness given loss (Pearson, Spearman), with the plain
-    correlations for context; 95% percentile-bootstrap CIs over checkpoints."""
-    x, y, z = (chosen[c].to_numpy(np.float64) for c in ("down", "flat", "loss"))
+    """Partial correlations of downstream and flatness given loss (Pearson, Spearman) with 95%
+    percentile-bootstrap CIs over checkpoints."""
+    return _partial_table(*(chosen[c].to_numpy(np.float64) for c in ("down", "flat", "loss")))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _partial_table(x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64]) -> pd.DataFrame:
+    """(cached by the values: the bootstraps are the page's costliest computation after the queries)"""
     rows = []
     for method, words in (("pearson", "Pearson"), ("spearman", "Spearman")):
         result = partial_correlation_with_ci(x, y, z, method, n_resamples=N_RESAMPLES, seed=0)
@@ -162,6 +167,18 @@ def errors(data: pd.DataFrame, prefix: str, column: str) -> dict[str, Any] | Non
     }
 
 
+def _bars(data: pd.DataFrame, prefix: str) -> tuple[NDArray[np.float64], dict[str, Any] | None]:
+    """The values of `prefix` as an array and their error bars (`errors`) with arrays in place of columns."""
+    bars = errors(data, prefix, prefix)
+    if bars is not None:
+        bars = {**bars, "array": bars["array"].to_numpy(), "arrayminus": bars["arrayminus"].to_numpy()}
+    return data[prefix].to_numpy(np.float64), bars
+
+
+def _take(bars: dict[str, Any] | None, rows: NDArray[np.bool_]) -> dict[str, Any] | None:
+    return None if bars is None else {**bars, "array": bars["array"][rows], "arrayminus": bars["arrayminus"][rows]}
+
+
 def loss_chart(data: pd.DataFrame, names: dict[str, str], lower: float, upper: float) -> go.Figure:
     """Every checkpoint of the family: loss (x) against downstream (y), coloured by flatness; the
     same-loss band shaded, the checkpoints outside it drawn hollow."""
@@ -211,21 +228,25 @@ def loss_chart(data: pd.DataFrame, names: dict[str, str], lower: float, upper: f
 def flatness_chart(chosen: pd.DataFrame, names: dict[str, str]) -> go.Figure:
     """The checkpoints at the same loss: flatness (x) against downstream (y), one colour per training run."""
     figure = go.Figure()
-    group = chosen["training_run"].fillna("(no training run)")
+    group = chosen["training_run"].fillna("(no training run)").to_numpy()
     groups = list(dict.fromkeys(group))
     palette = colours(groups)
+    # Texts and error bars once for all points, then one slice per run (runs can be many: 40 x pandas
+    # string operations per run took seconds).
+    text = hover(chosen, names)
+    (flat, flat_bars), (down, down_bars) = _bars(chosen, "flat"), _bars(chosen, "down")
     for name in groups:
-        part = chosen[group == name]
+        rows = group == name
         figure.add_trace(
             go.Scatter(
-                x=part["flat"].to_numpy(),
-                y=part["down"].to_numpy(),
+                x=flat[rows],
+                y=down[rows],
                 mode="markers",
                 name=chart_text(name),
-                error_x=errors(part, "flat", "flat"),
-                error_y=errors(part, "down", "down"),
+                error_x=_take(flat_bars, rows),
+                error_y=_take(down_bars, rows),
                 marker={"size": 11, "color": palette[name], "line": {"width": 1, "color": "white"}},
-                text=hover(part, names),
+                text=text[rows],
                 hovertemplate="%{text}<extra></extra>",
             )
         )

@@ -509,24 +509,31 @@ class Store:
         tags: Sequence[str] = (),
         models: Sequence[str] | None = None,
         tiers: Sequence[str] = RANKED_TIERS,
+        slim: bool = False,
     ) -> pd.DataFrame:
         """The latest ranked run per model and task, with `metric` (default: the task's main metric).
 
         Filters: `tasks` (None: all), model `families`, `tags` (a model with any of them), `models`
         (ids; None: all), `tiers` (trust tiers; default the ranked ones, see harness/trust.py).
         Columns: task, model_id, family, tags, n_parameters, metric, value, ci_low, ci_high, n, unit,
-        ci_method, higher_is_better, is_main, run_id, created_at, tier.
+        ci_method, higher_is_better, is_main, run_id, created_at, tier; with slim=True only task,
+        model_id, value, ci_low, ci_high, tier (a scatter's values: a tenth of the bytes to cache).
         """
-        query = """
+        columns = (
+            "l.task, l.model_id, m.value, m.ci_low, m.ci_high, l.tier"
+            if slim
+            else """l.task, l.model_id, md.family, md.tags, md.n_parameters, m.metric, m.value, m.ci_low, m.ci_high,
+            m.n, m.unit, m.ci_method, m.higher_is_better, m.metric = l.main_metric AS is_main, l.run_id, l.created_at,
+            l.tier"""
+        )
+        query = f"""
         WITH latest AS (
             SELECT r.run_id, r.model_id, r.task, r.main_metric, r.created_at, r.tier, row_number() OVER (
                 PARTITION BY r.task, r.model_id ORDER BY r.seq DESC, r.run_id DESC) AS recency
             FROM runs_tiered r
             WHERE r.ranked AND ($tasks IS NULL OR list_contains($tasks, r.task)) AND list_contains($tiers, r.tier)
         )
-        SELECT l.task, l.model_id, md.family, md.tags, md.n_parameters, m.metric, m.value, m.ci_low, m.ci_high,
-            m.n, m.unit, m.ci_method, m.higher_is_better, m.metric = l.main_metric AS is_main, l.run_id, l.created_at,
-            l.tier
+        SELECT {columns}
         FROM latest l
         JOIN metrics m ON m.run_id = l.run_id AND m.metric = coalesce($metric, l.main_metric)
         JOIN models md ON md.model_id = l.model_id

@@ -155,3 +155,42 @@ def test_a_file_that_is_not_duckdb_is_a_clear_error(tmp_path: Path) -> None:
 def test_read_only_store_must_exist(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="does not exist"), open_store(tmp_path / "missing.duckdb", read_only=True):
         pass
+
+
+def test_metric_catalog_and_slim_board_rows_equal_a_pandas_reference(tmp_path: Path) -> None:
+    """The catalog (every (task, metric) of the newest ranked run per model and task, with model counts)
+    against the same computed in pandas from the raw tables, with and without a family filter; the slim
+    board is the full board's columns."""
+    path = tmp_path / "store.duckdb"
+    synthetic_store(path, 30, 4, seed=3)
+    synthetic_store(path, 12, 4, seed=4, replace=False)  # a second batch: newer runs of some models
+    with open_store(path, read_only=True) as store:
+        runs = store.connection.execute("SELECT * FROM runs_tiered").df()
+        metrics = store.connection.execute("SELECT run_id, metric FROM metrics").df()
+        models = store.connection.execute("SELECT model_id, family FROM models").df()
+        families = sorted(models["family"].unique())
+        for chosen in ([], families[:1]):
+            shown = models[models["family"].isin(chosen)] if chosen else models
+            ranked = runs[runs["ranked"] & runs["model_id"].isin(shown["model_id"])]
+            latest = ranked.sort_values(["seq", "run_id"]).groupby(["task", "model_id"]).tail(1)
+            joined = latest[["run_id", "task", "main_metric"]].merge(metrics, on="run_id")
+            expected = (
+                joined.assign(is_main=joined["metric"] == joined["main_metric"])
+                .groupby(["task", "metric"])
+                .agg(is_main=("is_main", "any"), models=("run_id", "count"))
+                .reset_index()
+            )
+            catalog = store.metric_catalog(families=chosen)
+            got = catalog[["task", "metric", "is_main", "models"]].sort_values(["task", "metric"])
+            assert (
+                got.reset_index(drop=True)
+                .astype(expected.dtypes)
+                .equals(expected.sort_values(["task", "metric"]).reset_index(drop=True))
+            )
+            # the main metric of each task first
+            assert catalog.groupby("task")["is_main"].first().all()
+        task = store.tasks()[0]
+        full = store.board_rows([task], families=families[:1])
+        slim = store.board_rows([task], families=families[:1], slim=True)
+        assert list(slim.columns) == ["task", "model_id", "value", "ci_low", "ci_high", "tier"]
+        assert slim.equals(full[list(slim.columns)])

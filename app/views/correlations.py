@@ -79,7 +79,9 @@ def values_of(
         column = cards[variable].dropna() if variable in cards else pd.Series(dtype=float)
         return pd.DataFrame({"value": column, "ci_low": np.nan, "ci_high": np.nan, "tier": "card"})
     task, metric = variable.split("/", 1)
-    rows = query(snap, "board_rows", [task], metric, families=families, tags=tags, tiers=tiers).set_index("model_id")
+    rows = query(snap, "board_rows", [task], metric, families=families, tags=tags, tiers=tiers, slim=True).set_index(
+        "model_id"
+    )
     return rows[["value", "ci_low", "ci_high"]].assign(tier=badges(rows["tier"]))
 
 
