@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from harness.errors import HarnessError
-from harness.ladder import SETTINGS_FILE
+from harness.ladder import SETTINGS_FILE, LadderSettings, load_settings
 from harness.store import Store, StoreState, inspect_store, open_store
 from harness.trust import BADGES
 
@@ -358,6 +358,17 @@ def settings_file() -> tuple[Path, bool]:
     known, _ = parser.parse_known_args(sys.argv[1:])
     explicit = known.ladder_config or os.environ.get("HARNESS_LADDER_CONFIG")
     return (Path(explicit), True) if explicit else (Path(SETTINGS_FILE), False)
+
+
+def board_settings() -> tuple[LadderSettings, Path]:
+    """The Ladder's per-board settings and their file; a malformed file is reported and every board
+    stays guarded (the safe default)."""
+    path, required = settings_file()
+    try:
+        return load_settings(path, required=required), path
+    except HarnessError as error:
+        st.warning(f"The board settings were not read ({plain(error.one_line())}): every board stays guarded.")
+        return LadderSettings(), path
 
 
 OUTSIDE = "value outside its interval"

@@ -27,8 +27,10 @@ if TYPE_CHECKING:  # heavy modules are imported inside the commands that need th
     from harness.executors import Executor
     from harness.models.base import ModelHandle
     from harness.runner import EvalOptions
-    from harness.schema import TaskSpec
+    from harness.schema import Submission, TaskSpec
     from harness.store import Store
+    from harness.trust import Tier
+    from harness.validation import Problem
 
 app = typer.Typer(
     name="harness",
@@ -59,6 +61,31 @@ IncludePath = Annotated[
     Optional[list[Path]],
     typer.Option("--include-path", help="folder of your own task YAML files, added to the built-in tasks (repeatable)"),
 ]
+
+
+#: `--jobs N`: worker processes that re-score submission files
+Jobs = Annotated[
+    Optional[int],
+    typer.Option("--jobs", min=1, help="worker processes that re-score the files (default: one per core)"),
+]
+
+
+def _validate(
+    paths: list[Path], *, rescore: bool = True, tiers: dict[str, Tier] | None = None, jobs: int | None = None
+) -> tuple[list[tuple[Submission, str]], list[Problem]]:
+    """`validate_files` with a progress bar on a terminal (re-scoring a folder takes a while)."""
+    from harness.validation import submission_files, validate_files
+
+    if not err_console.is_terminal:
+        return validate_files(paths, rescore=rescore, tiers=tiers, workers=jobs)
+    from harness.runner import progress_bar
+
+    total = sum(1 for _ in submission_files(paths))
+    with progress_bar(err_console) as progress:
+        bar = progress.add_task("validating", total=total)
+        return validate_files(
+            paths, rescore=rescore, tiers=tiers, workers=jobs, on_file=lambda _file: progress.advance(bar)
+        )
 
 
 def _include(paths: list[Path] | None) -> None:
@@ -458,6 +485,7 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(help="submission files or folders (e.g. submissions/)")],
     rescore: Annotated[bool, typer.Option(help="recompute every metric from the per-sample outputs")] = True,
     include_path: IncludePath = None,
+    jobs: Jobs = None,
     upgrade: Annotated[
         bool,
         typer.Option(
@@ -467,12 +495,10 @@ def validate(
     ] = False,
 ) -> None:
     """Check submission files: schema, names, sizes, tasks, duplicates, and metrics re-scored from samples."""
-    from harness.validation import validate_files
-
     _include(include_path)
     if upgrade and not rescore:
         raise HarnessError("--upgrade writes re-scored numbers", fix="drop --no-rescore")
-    valid, problems = validate_files(paths, rescore=rescore)
+    valid, problems = _validate(paths, rescore=rescore, jobs=jobs)
     if upgrade and problems:
         err_console.print("--upgrade: nothing rewritten while any file has a problem", style="yellow")
     elif upgrade:
@@ -500,6 +526,7 @@ def ingest(
         typer.Option(help="re-score every metric from its samples; without it every run is stored as self-reported"),
     ] = True,
     include_path: IncludePath = None,
+    jobs: Jobs = None,
 ) -> None:
     """Load submission files into the store in one transaction: one invalid file and nothing is ingested.
 
@@ -508,13 +535,13 @@ def ingest(
     trust tier validation established (docs/trust.md)."""
     from harness import store as store_module
     from harness.submissions import commit_order
-    from harness.trust import Tier
-    from harness.validation import validate_files
 
     store_module.check_store(store, replacing=rebuild)  # a FIFO, a read-only file: refused before the work
     _include(include_path)
     tiers: dict[str, Tier] = {}
-    loaded, problems = validate_files(paths, rescore=rescore, tiers=tiers)  # all checked before anything is written
+    loaded, problems = _validate(
+        paths, rescore=rescore, tiers=tiers, jobs=jobs
+    )  # all checked before anything is written
     if problems:
         for problem in problems:
             err_console.print(f"invalid: {problem.one_line()}", markup=False, highlight=False, soft_wrap=True)
@@ -948,8 +975,6 @@ def demo(
     from harness.store import check_store, open_store
     from harness.submissions import commit_order
     from harness.tasks import load_specs
-    from harness.trust import Tier
-    from harness.validation import validate_files
     from harness.zoo import zoo_models
 
     started = time.perf_counter()
@@ -980,7 +1005,7 @@ def demo(
         # ingested first, so a model in both (the demo's LM checkpoints are the full zoo's) shows this run
         # and its card (the store's newest is the last ingested).
         tiers: dict[str, Tier] = {}
-        valid, problems = validate_files([shown], tiers=tiers)
+        valid, problems = _validate([shown], tiers=tiers)
         if problems:
             console.print(
                 f"{len({p.file for p in problems})} submission files in {shown} are invalid and were skipped",

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -715,20 +716,87 @@ def submission_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]
             yield path, None
 
 
+#: Fewest files re-scored in worker processes: below it, starting the workers (each imports the task
+#: adapters and regenerates the built-in data, a few seconds) costs more than it saves.
+MIN_FILES_FOR_WORKERS = 8
+
+
+def default_workers() -> int:
+    """One worker process per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _start_worker(included: list[Path]) -> None:
+    """A fresh worker process sees the task specs the parent included (`--include-path`)."""
+    from harness.tasks import include_tasks
+
+    include_tasks(included, replace=True)
+
+
+def _validate_one(
+    file: Path, root: Path | None, rescore: bool
+) -> tuple[Submission | None, list[Problem], dict[str, Tier]]:
+    found: dict[str, Tier] = {}
+    sub, problems = validate_file(file, root, rescore=rescore, tiers=found)
+    return sub, problems, found
+
+
+def _each_file(
+    files: list[tuple[Path, Path | None]], rescore: bool, workers: int
+) -> Iterator[tuple[Submission | None, list[Problem], dict[str, Tier]]]:
+    """`validate_file` of every file, in the given order; re-scoring spreads over `workers` processes.
+
+    Each file is checked on its own (nothing crosses files here), so the workers share nothing: each has
+    its own cache of the tasks' data. Workers are spawned, not forked, so no lock or thread of the
+    parent is copied half-way."""
+    if workers <= 1 or not rescore or len(files) < MIN_FILES_FOR_WORKERS:
+        for file, root in files:
+            yield _validate_one(file, root, rescore)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from harness.tasks import included_tasks
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        min(workers, len(files)), mp_context=context, initializer=_start_worker, initargs=(included_tasks(),)
+    ) as pool:
+        futures = [pool.submit(_validate_one, file, root, rescore) for file, root in files]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
 def validate_files(
-    paths: Sequence[Path], *, rescore: bool = True, tiers: dict[str, Tier] | None = None
+    paths: Sequence[Path],
+    *,
+    rescore: bool = True,
+    tiers: dict[str, Tier] | None = None,
+    workers: int | None = None,
+    on_file: Callable[[Path], None] | None = None,
 ) -> tuple[list[tuple[Submission, str]], list[Problem]]:
     """Valid submissions (with their file) and every problem found, duplicates across files included.
 
     `tiers`, when given, receives each run id's tier (harness/trust.py): "re-scored" where the samples
-    were bound to the task's data and every number recomputed from them, else "self-reported"."""
+    were bound to the task's data and every number recomputed from them, else "self-reported".
+    `workers` processes re-score the files (default: one per core; 1 checks them in this process);
+    `on_file` is called after each file (a progress bar). The result does not depend on `workers`."""
     valid: list[tuple[Submission, str]] = []
     problems: list[Problem] = []
     seen_submissions: dict[str, str] = {}
     seen_runs: dict[str, str] = {}
     folders: dict[str, tuple[str, str]] = {}  # folder name, case-folded -> (folder as written, checkpoint)
-    for file, root in submission_files(paths):
-        sub, found = validate_file(file, root, rescore=rescore, tiers=tiers)
+    files = list(submission_files(paths))
+    checked = _each_file(files, rescore, default_workers() if workers is None else workers)
+    for (file, _root), (sub, found, file_tiers) in zip(files, checked, strict=True):
+        if on_file is not None:
+            on_file(file)
+        if tiers is not None:
+            tiers.update(file_tiers)
         if sub is not None:
             found += _check_folder(file, sub, folders)
         if sub is not None:

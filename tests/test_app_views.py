@@ -482,3 +482,23 @@ def test_group_colours_come_from_a_qualitative_palette(series_store: Path, monke
     assert len(colours) == 6 and set(colours) <= set(PALETTE)  # six families
     assert_distinct_hues(colours)
     assert spec["layout"]["colorway"] == list(PALETTE)
+
+
+def test_a_guarded_board_shows_each_orgs_guarded_best_beside_the_raw_values(
+    series_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = render(series_store, RANKING, monkeypatch, task="lm_loss")  # no settings file: every board guarded
+    board = table(app, "guarded")
+    with open_store(series_store, read_only=True) as store:
+        orgs = store.ladder_board("lm_loss").orgs
+    shown_by = dict(zip(orgs["shown_model"], orgs["guarded_best"], strict=True))
+    for model, guarded in zip(board["model"], board["guarded"], strict=True):
+        if model in shown_by:
+            assert guarded == pytest.approx(shown_by[model], rel=1e-12)
+        else:
+            assert pd.isna(guarded)
+    assert board["guarded"].notna().sum() == len(orgs) >= 1  # one public figure per org
+    assert "overfitting guard** is on" in texts(app)
+    (tmp_path / "leaderboard.toml").write_text('[ladder]\noff = ["lm_loss"]\n')
+    app = render(series_store, RANKING, monkeypatch, task="lm_loss")
+    assert "guarded" not in table(app, "CI high").columns and "overfitting guard" not in texts(app)

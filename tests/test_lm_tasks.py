@@ -176,3 +176,29 @@ def test_more_training_reaches_lower_held_out_loss(lm_zoo: Path, tmp_path: Path)
         loss[steps] = runner.evaluate(handle, [spec]).submission.results[0].metric("loss_nats").value
     ordered = [loss[s] for s in sorted(loss)]
     assert ordered == sorted(ordered, reverse=True)
+
+
+def test_a_task_in_the_include_folder_is_indexed_without_lm_evals_own_tasks() -> None:
+    from harness.data.lm_eval_source import manager_for, synthlang_lm_eval_suite, task_manager
+    from harness.tasks.lm_eval import task_metrics
+
+    folder = synthlang_lm_eval_suite().include_path
+    own = manager_for("synth_mc", folder)
+    assert own is task_manager(folder, defaults=False)
+    assert "synth_mc" in own.all_subtasks and "hellaswag" not in own.all_tasks  # lm-eval's files are not read
+    assert task_metrics("synth_mc", folder) == ["acc", "acc_norm"]
+    assert task_metrics("synth_heldout", folder) == ["word_perplexity", "byte_perplexity", "bits_per_byte"]
+
+
+@pytest.mark.slow  # indexes every task YAML lm-eval ships (seconds)
+def test_lm_eval_tasks_take_their_metrics_from_lm_evals_config() -> None:
+    from harness.errors import HarnessError
+    from harness.tasks.lm_eval import dynamic_spec
+
+    hellaswag = dynamic_spec("lm_eval:hellaswag")
+    assert hellaswag.name == "lm_eval.hellaswag" and hellaswag.main_metric == "lm_eval.acc"
+    assert hellaswag.parameters["metrics"] == ["acc", "acc_norm"]
+    # arc_challenge declares no metrics itself: they come from the arc_easy.yaml it includes
+    assert dynamic_spec("lm_eval:arc_challenge").parameters["metrics"] == ["acc", "acc_norm"]
+    with pytest.raises(HarnessError, match="did you mean hellaswag"):
+        dynamic_spec("lm_eval:helaswag")

@@ -345,6 +345,10 @@ def test_predictions_on_labels_only_data_without_calib_or_train(
     # Re-scored by `harness validate` from the submission alone, with the task folder included.
     checked = run_cli(capsys, monkeypatch, "validate", "--include-path", str(case["tasks"]), str(out))
     assert checked.code == 0, checked.err
+    # Worker processes (spawned afresh) see the included tasks too.
+    monkeypatch.setattr("harness.validation.MIN_FILES_FOR_WORKERS", 1)
+    in_workers = run_cli(capsys, monkeypatch, "validate", "--jobs", "2", "--include-path", str(case["tasks"]), str(out))
+    assert in_workers.code == 0 and in_workers.out == checked.out, in_workers.err
     unknown = run_cli(capsys, monkeypatch, "validate", str(out))
     assert unknown.code == 2 and "unknown task 'mine-calib'" in unknown.err
 

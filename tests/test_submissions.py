@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from harness.imports import from_lm_eval, from_mteb
 from harness.store import open_store
 from harness.submissions import read_submission, write_submission
+from harness.trust import Tier
 from harness.validation import validate_file, validate_files
 
 DATA = Path(__file__).parent / "data"
@@ -88,6 +89,21 @@ def test_every_case_has_a_distinct_first_message(hostile_corpus: Path, monkeypat
         _, problems = validate_files([hostile_corpus / case])
         firsts.add((problems[0].field, problems[0].message.split(" (")[0]))
     assert len(firsts) >= 70  # distinct problems, not one generic error
+
+
+def test_worker_processes_find_what_one_process_finds(hostile_corpus: Path) -> None:
+    """Re-scoring in worker processes changes nothing: the same valid files, problems (in file order,
+    duplicates across files included) and tiers as in one process."""
+    paths = [CORPUS / "valid", *sorted(hostile_corpus.iterdir()), CORPUS / "valid"]
+    one_tiers: dict[str, Tier] = {}
+    many_tiers: dict[str, Tier] = {}
+    one = validate_files(paths, tiers=one_tiers, workers=1)
+    many = validate_files(paths, tiers=many_tiers, workers=2)
+    assert many == one and many_tiers == one_tiers
+    valid, problems = one
+    assert len(valid) == 1 and "re-scored" in one_tiers.values()
+    assert any("duplicate of" in p.message for p in problems)  # the valid file listed twice
+    assert len({p.file for p in problems}) >= 80
 
 
 def test_oversized_and_symlinked_files_are_refused(tmp_path: Path) -> None:

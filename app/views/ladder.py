@@ -3,8 +3,6 @@ to its raw best, and the history of its submissions as a step chart (harness/lad
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -12,6 +10,7 @@ from common import (
     EMPTY_STORE,
     TIER_HELP,
     badges,
+    board_settings,
     chart_text,
     code,
     csv_download,
@@ -21,14 +20,10 @@ from common import (
     plot,
     query,
     safe_file_name,
-    settings_file,
     snapshot,
 )
 from labels import axis_title
 from widgets import show_table, tier_filter, url_choice
-
-from harness.errors import HarnessError
-from harness.ladder import LadderSettings, load_settings
 
 INTRO = (
     "Contributors see their scores and resubmit; keeping the best of many noisy scores, or combining the "
@@ -65,15 +60,6 @@ RULE_TEXT = {
     "unpaired": "by unpaired standard errors (no shared resamples)",
     "value": "by value alone (no interval)",
 }
-
-
-def board_settings() -> tuple[LadderSettings, Path]:
-    path, required = settings_file()
-    try:
-        return load_settings(path, required=required), path
-    except HarnessError as error:
-        st.warning(f"The board settings were not read ({plain(error.one_line())}): every board stays guarded.")
-        return LadderSettings(), path
 
 
 def step_chart(history: pd.DataFrame, metric: str, higher: object, org: str, task: str = "") -> go.Figure:

@@ -13,6 +13,7 @@ from common import (
     OUTSIDE,
     TIER_HELP,
     badges,
+    board_settings,
     chart_text,
     code,
     csv_download,
@@ -207,6 +208,15 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
         "paired test": st.column_config.CheckboxColumn("paired test", help="compared by a paired bootstrap"),
         "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
     }
+    guarded = None if board.diagnostic or metric != main else _guarded_values(snap, task, table, tiers)
+    if guarded is not None:
+        shown.insert(shown.columns.get_loc("CI high") + 1, "guarded", guarded.to_numpy())
+        config["guarded"] = st.column_config.NumberColumn(
+            "guarded",
+            format="%.4g",
+            help="the public figure of the model's org under the overfitting guard (the Ladder), on the row of the "
+            "model it shows; empty on the org's other rows",
+        )
     for column in set_columns:
         shown[column] = sets[column].to_numpy()
         label = column.split(": ", 1)[-1].replace(" (average)", " avg")  # the group: order, caption and tooltip
@@ -234,6 +244,12 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
         )
     elif by_reference:
         st.caption("Family and n: *More columns*.")
+    if guarded is not None:
+        st.caption(
+            "The **overfitting guard** is on for this board: the public figure of each org is its guarded best "
+            "(column *guarded*, on the row of the model it shows), which moves only when a submission beats it "
+            "significantly; the other columns are raw values. History per org: the *Overfitting guard* page."
+        )
     show_table(shown, key="board", column_config=config, model_columns=["model"], model_params={"task": task},
                page_key="page")  # fmt: skip
     if notes.str.len().gt(0).any():
@@ -257,6 +273,19 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
              key="chart-board")  # fmt: skip
     with st.expander("How ranks are decided"):
         st.markdown(RANK_RULE)
+
+
+def _guarded_values(snap: object, task: str, table: pd.DataFrame, tiers: list[str]) -> pd.Series | None:
+    """Per row: its org's guarded best where the row's model is the one the guard shows, else NaN; None
+    when the guard is off for the board (leaderboard.toml) or it has no ladder."""
+    settings, _ = board_settings()
+    if not settings.enabled(task):
+        return None
+    ladder = query(snap, "ladder_board", task, tiers=tiers)
+    if ladder.orgs.empty:
+        return None
+    shown_by = dict(zip(ladder.orgs["shown_model"], ladder.orgs["guarded_best"], strict=True))
+    return table["model_id"].map(shown_by).astype("float64")
 
 
 def _interval_chart(

@@ -59,7 +59,7 @@ def documents_digest(name: str, include_path: str | None) -> tuple[str, int]:
     task or missing data is a HarnessError naming the task."""
     try:
         with _quiet():
-            tasks = sorted(task_manager(include_path).load([name])["tasks"].items())  # leaf tasks of groups too
+            tasks = sorted(manager_for(name, include_path).load([name])["tasks"].items())  # leaf tasks of groups too
     except Exception as error:  # lm-eval raises many types for a missing task or missing data
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise HarnessError(
@@ -225,12 +225,32 @@ def synthlang_lm_eval_suite(seed: int = 0) -> LMEvalSuite:
 
 
 @functools.lru_cache(maxsize=8)
-def task_manager(include_path: str | None = None) -> Any:
-    """lm-eval's TaskManager for `include_path`, built once per process (indexing every task YAML
-    lm-eval ships takes seconds)."""
+def task_manager(include_path: str | None = None, *, defaults: bool = True) -> Any:
+    """lm-eval's TaskManager for `include_path`, built once per process (indexing the ~15k task YAML
+    files lm-eval ships takes seconds and tens of MiB); `defaults=False` indexes the include folder alone."""
     import logging
 
     from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    return TaskManager(include_path=include_path)
+    return TaskManager(include_path=include_path, include_defaults=defaults)
+
+
+def manager_for(task: str, include_path: str | None) -> Any:
+    """The smallest TaskManager that can load `task`: the include folder's own index when the task is a
+    plain task defined there (lm-eval's own files are then never read), else one with lm-eval's tasks
+    too (a group or tag may name them)."""
+    if include_path is not None:
+        own = task_manager(include_path, defaults=False)
+        if task in own.all_subtasks:
+            return own
+    return task_manager(include_path)
+
+
+def task_config(manager: Any, task: str) -> dict[str, Any]:
+    """The config of `task` as lm-eval indexed it (its `include:` files merged), or {} if unknown."""
+    getter = getattr(manager, "_get_config", None)  # lm-eval before the task index of 0.4.10
+    if getter is not None:
+        return dict(getter(task))
+    entry = manager.task_index.get(task)
+    return dict(entry.cfg or {}) if entry is not None else {}

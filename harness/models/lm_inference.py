@@ -180,7 +180,7 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    from harness.data.lm_eval_source import task_manager
+    from harness.data.lm_eval_source import manager_for
     from harness.models.batching import is_cuda
     from harness.models.causal_lm import LM_EVAL_BUDGET_BYTES
 
@@ -204,7 +204,7 @@ def _lm_eval(handle: Any, split: Any, options: InferenceOptions) -> Arrays:
             results = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=[split.name],
-                task_manager=task_manager(split.include_path),
+                task_manager=manager_for(split.name, split.include_path),
                 limit=split.limit,
                 # a subset of documents by position (`LMEvalTask.take`); lm-eval refuses it beside a limit
                 samples=None if split.samples is None else {split.name: list(split.samples)},

@@ -152,6 +152,11 @@ def include_tasks(paths: Sequence[Path], *, replace: bool = False) -> None:
     load_specs()  # validates every file now, so a bad one fails before anything runs
 
 
+def included_tasks() -> list[Path]:
+    """The spec folders and files `include_tasks` added in this process (a worker process repeats them)."""
+    return list(_INCLUDED)
+
+
 def spec_from_file(path: Path) -> TaskSpec:
     """The task spec in `path` (`--tasks path/to/task.yaml`), added to this process's tasks."""
     include_tasks([path])

@@ -48,9 +48,9 @@ def dynamic_spec(name: str) -> TaskSpec:
 
 def task_metrics(task: str, include_path: str | None = None) -> list[str]:
     """The metric names of an lm-eval task, read from its config (no data is loaded)."""
-    from harness.data.lm_eval_source import task_manager
+    from harness.data.lm_eval_source import manager_for, task_config
 
-    manager = task_manager(include_path)
+    manager = manager_for(task, include_path)
     if task not in manager.all_tasks:
         from difflib import get_close_matches
 
@@ -59,7 +59,7 @@ def task_metrics(task: str, include_path: str | None = None) -> list[str]:
             f"lm-evaluation-harness has no task {task!r}",
             fix=("did you mean " + " or ".join(close) + "?") if close else "list them with `lm_eval --tasks list`",
         )
-    return metrics_from_config(manager._get_config(task))
+    return metrics_from_config(task_config(manager, task))
 
 
 def metrics_from_config(config: dict[str, Any]) -> list[str]:
