@@ -12,6 +12,9 @@ PIP_VERSION := 26.3
 PIP_TOOLS := pip-tools==7.6.2
 TORCH := $(shell grep -E '^torch==' $(LOCK))
 DEMO_DIR ?= demo
+# pytest-xdist workers of `make test`: two shorten the suite on a 2-core machine by about a fifth (more
+# would each build the test zoos and compete for the same cores); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: venv lock demo test test-fast lint bench app shipped clean
 
@@ -37,10 +40,10 @@ demo: venv
 	$(OFFLINE) $(VENV)/bin/harness demo --workdir $(DEMO_DIR)
 
 test: venv
-	$(OFFLINE) $(PY) -m pytest
+	$(OFFLINE) $(PY) -m pytest -n $(TEST_WORKERS)
 
 test-fast: venv
-	$(OFFLINE) $(PY) -m pytest -m "not slow"
+	$(OFFLINE) $(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check harness tests bench app

