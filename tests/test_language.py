@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import Counter
@@ -415,6 +416,20 @@ def test_the_built_suite_is_stored_and_read_back_identically(tmp_path: Path, mon
     stored.write_bytes(stored.read_bytes().replace(b"heldout-0", b"heldout-X", 1))
     rebuilt = language.language_suite(seed=3, n_train_sentences=500, n_heldout_sentences=60, n_probe_sentences=20)
     assert rebuilt.fingerprints == built.fingerprints
+    # Bytes read before reuse the fingerprints computed then; other bytes (a checksum that matches an
+    # edited copy) are fingerprinted from their records.
+    third = language.language_suite(seed=3, n_train_sentences=500, n_heldout_sentences=60, n_probe_sentences=20)
+    assert third.fingerprints == built.fingerprints
+    assert all(split.fingerprint == language.fingerprint_records(name, split.records)
+               for name, split in third.splits.items())  # fmt: skip
+    edited = stored.read_bytes().replace(b"heldout-0", b"heldout-X", 1)
+    stored.write_bytes(edited)
+    stored.with_suffix(".sha256").write_text(hashlib.sha256(edited).hexdigest())
+    changed = language.language_suite(seed=3, n_train_sentences=500, n_heldout_sentences=60, n_probe_sentences=20)
+    assert changed.heldout.records[0].id == "heldout-X"
+    assert changed.heldout.fingerprint == language.fingerprint_records("heldout", changed.heldout.records)
+    assert changed.heldout.fingerprint != built.heldout.fingerprint
+    assert changed.prompts.fingerprint == built.prompts.fingerprint
 
 
 def test_the_summary_matches_the_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
