@@ -755,6 +755,7 @@ def _each_file(
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from harness.tasks import included_tasks
 
@@ -764,8 +765,15 @@ def _each_file(
     ) as pool:
         futures = [pool.submit(_validate_one, file, root, rescore) for file, root in files]
         try:
-            for future in futures:
-                yield future.result()
+            for (file, _root), future in zip(files, futures, strict=True):
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    raise HarnessError(
+                        "a worker process that re-scores submissions died (out of memory?)",
+                        where=str(file),
+                        fix="run again with --jobs 1 (one process, less memory)",
+                    ) from None
         finally:
             for future in futures:
                 future.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
+from harness.errors import HarnessError
 from harness.imports import from_lm_eval, from_mteb
 from harness.store import open_store
 from harness.submissions import read_submission, write_submission
@@ -104,6 +106,18 @@ def test_worker_processes_find_what_one_process_finds(hostile_corpus: Path) -> N
     assert len(valid) == 1 and "re-scored" in one_tiers.values()
     assert any("duplicate of" in p.message for p in problems)  # the valid file listed twice
     assert len({p.file for p in problems}) >= 12
+
+
+def _die(file: Path, root: Path | None, rescore: bool) -> None:
+    os._exit(1)  # a worker killed mid-file (the kernel's out-of-memory killer)
+
+
+def test_a_dead_worker_process_is_an_error_that_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.validation._validate_one", _die)  # what the spawned workers run
+    monkeypatch.setattr("harness.validation.MIN_FILES_FOR_WORKERS", 1)
+    with pytest.raises(HarnessError, match="worker process that re-scores submissions died") as raised:
+        validate_files([CORPUS / "valid"], workers=2)
+    assert "--jobs 1" in (raised.value.fix or "")
 
 
 def test_oversized_and_symlinked_files_are_refused(tmp_path: Path) -> None:
