@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 
-def mteb_beir_scores(folder: Path, model_path: Path) -> tuple[float, dict[str, Any]]:
-    """(seconds of MTEB's evaluation, encoding included; MTEB's scores of the test split)."""
+def mteb_beir_scores(
+    folder: Path, model_path: Path, *, ignore_identical_ids: bool = False
+) -> tuple[float, dict[str, Any]]:
+    """(seconds of MTEB's evaluation, encoding included; MTEB's scores of the test split). With
+    `ignore_identical_ids`, MTEB leaves a query's own document out of its ranking (its ArguAna rule)."""
     from datasets import Dataset
     from mteb.abstasks.retrieval import AbsTaskRetrieval
     from mteb.abstasks.task_metadata import TaskMetadata
@@ -44,6 +47,8 @@ def mteb_beir_scores(folder: Path, model_path: Path) -> tuple[float, dict[str, A
             }
             self.dataset = {"default": {"test": split}}  # type: ignore[dict-item]
             self.data_loaded = True
+
+    FolderTask.ignore_identical_ids = ignore_identical_ids
 
     model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
     started = time.perf_counter()

@@ -85,7 +85,9 @@ def test_image_text_and_retrieval_tasks_run_end_to_end_and_validate(
         submission = eval_ok(capsys, monkeypatch, on_mirror["models"][model], tasks, out)
         for run in submission["results"]:
             assert all(math.isfinite(m["value"]) for m in run["metrics"])
-    eval_ok(capsys, monkeypatch, packaged_minilm_path(), RETRIEVAL_TASKS, out)
+    retrieval = eval_ok(capsys, monkeypatch, packaged_minilm_path(), RETRIEVAL_TASKS, out)
+    arguana = next(r for r in retrieval["results"] if r["task"] == "beir-arguana")
+    assert arguana["parameters"]["own_documents_removed"] == 8  # every query is a document of the corpus
     # the runs bind to the catalog data: `harness validate` re-reads it and re-scores every run
     result = run_cli(capsys, monkeypatch, "validate", str(out))
     assert result.code == 0, result.err + result.out

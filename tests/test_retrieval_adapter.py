@@ -266,3 +266,65 @@ def test_faiss_backend_gives_the_numpy_backends_metrics(monkeypatch: pytest.Monk
         values[name] = {m.name: m.value for m in outcome.metrics}
         assert outcome.parameters["backend"] == name
     assert values["faiss"] == pytest.approx(values["numpy"], abs=1e-9)
+
+
+def trec_means(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The adapter's metrics of a full run (query -> doc -> score), by pytrec_eval."""
+    measures = {"ndcg_cut.10", "map_cut.100", "recall.1,10,100"}
+    trec = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    top10 = {q: dict(sorted(s.items(), key=lambda i: (i[1], i[0]), reverse=True)[:10]) for q, s in run.items()}
+    reciprocal = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+    return {
+        "ndcg_at_10": float(np.mean([v["ndcg_cut_10"] for v in trec.values()])),
+        "map_at_100": float(np.mean([v["map_cut_100"] for v in trec.values()])),
+        "mrr_at_10": float(np.mean([v["recip_rank"] for v in reciprocal.values()])),
+        "recall_at_1": float(np.mean([v["recall_1"] for v in trec.values()])),
+        "recall_at_10": float(np.mean([v["recall_10"] for v in trec.values()])),
+        "recall_at_100": float(np.mean([v["recall_100"] for v in trec.values()])),
+    }
+
+
+@pytest.mark.parametrize(("seed", "n_docs"), [(0, 260), (1, 260), (2, 60)])
+def test_a_querys_own_document_is_left_out_as_mteb_leaves_it_out(
+    monkeypatch: pytest.MonkeyPatch, seed: int, n_docs: int
+) -> None:
+    """ArguAna's rule (MTEB's ignore_identical_ids): the full score matrix, each query's own document
+    popped from its scores, scored by pytrec_eval; ties, graded qrels that judge the own document, a
+    query without its own document, and a corpus smaller than k."""
+    rng = np.random.default_rng(seed)
+    doc_ids = [f"a{i}" for i in rng.choice(10_000, n_docs, replace=False)]
+    query_ids = [*doc_ids[:24], "not-a-document"]  # the queries are arguments of the corpus
+    docs = rng.integers(0, 3, (n_docs, 3)).astype(np.float32)
+    queries = np.concatenate([docs[:24], rng.integers(0, 3, (1, 3))]).astype(np.float32)  # own doc scores high
+    qrels = {qid: {doc_ids[j]: int(rng.integers(1, 3)) for j in rng.choice(n_docs, 5, replace=False)}
+             for qid in query_ids}  # fmt: skip
+    qrels[query_ids[0]][query_ids[0]] = 2  # a judged own document can never be found
+    suite, table = table_suite(f"own-{seed}", doc_ids, docs, query_ids, queries, qrels)
+    spec = with_parameters(register(monkeypatch, f"own-{seed}", suite), ignore_identical_ids=True)
+    blocks, outcome = evaluate(retrieval.ADAPTER, spec, inputs_for(suite, TableEncoder(table)), seed=0)
+
+    full = (queries.astype(np.float64) @ docs.astype(np.float64).T).tolist()
+    run = {q: dict(zip(doc_ids, row, strict=True)) for q, row in zip(query_ids, full, strict=True)}
+    plain_expected = trec_means(qrels, run)
+    for qid, scores in run.items():
+        scores.pop(qid, None)  # what MTEB's RetrievalEvaluator.evaluate does with ignore_identical_ids
+    expected = trec_means(qrels, run)
+    got = {m.name: m.value for m in outcome.metrics}
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+    (block,) = blocks
+    assert block.values.shape == (25, 2 * min(101, n_docs))  # k + 1 searched
+    width = block.values.shape[1] // 2
+    retrieved_own = sum(doc_ids.index(q) in block.values[row, :width] for row, q in enumerate(query_ids[:24]))
+    assert outcome.parameters["k"] == 100 and outcome.parameters["own_documents_removed"] == retrieved_own > 0
+    assert n_docs > 101 or retrieved_own == 24  # a corpus smaller than k: every own document was retrieved
+    # Without the rule the own documents are ranked like any other.
+    _, plain_outcome = evaluate(retrieval.ADAPTER, with_parameters(spec, ignore_identical_ids=False),
+                                inputs_for(suite, TableEncoder(table)), seed=0)  # fmt: skip
+    plain = {m.name: m.value for m in plain_outcome.metrics}
+    assert all(plain[name] == pytest.approx(value, abs=1e-12) for name, value in plain_expected.items())
+    assert "ignore_identical_ids" not in plain_outcome.parameters
+    # In the small corpus every document is retrieved: the judged own document is found without the rule.
+    assert n_docs > 101 or expected["recall_at_100"] < plain_expected["recall_at_100"]
+    with pytest.raises(HarnessError, match="ignore_identical_ids"):
+        retrieval.ADAPTER.requests(with_parameters(spec, ignore_identical_ids="yes"))

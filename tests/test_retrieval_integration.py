@@ -72,9 +72,9 @@ def write_beir_from_pydocs(folder: Path) -> Path:
     return folder
 
 
-def mteb_scores(folder: Path) -> dict[str, float]:
+def mteb_scores(folder: Path, *, ignore_identical_ids: bool = False) -> dict[str, float]:
     """mteb's own retrieval evaluation of the packaged MiniLM on a BEIR folder (tests/mteb_reference.py)."""
-    _, scores = mteb_beir_scores(folder, packaged_minilm_path())
+    _, scores = mteb_beir_scores(folder, packaged_minilm_path(), ignore_identical_ids=ignore_identical_ids)
     return {name: float(scores[name]) for name in METRIC_NAMES}
 
 
@@ -99,6 +99,48 @@ def test_minilm_scores_equal_mteb_on_a_beir_folder(
     for name in METRIC_NAMES:
         assert ours[name] == pytest.approx(theirs[name], abs=1e-5), (name, ours[name], theirs[name])
     assert 0.3 < ours["ndcg_at_10"] < 1.0 and outcome.parameters["n_queries_scored"] == 12
+
+
+def write_arguana_like(folder: Path) -> Path:
+    """A BEIR folder shaped like ArguAna: every query is a document of the corpus (same id, same text),
+    judged against two other documents; its own document is not judged."""
+    texts = pydocs_suite(seed=5, size="small").corpus.texts[:60]
+    (folder / "qrels").mkdir(parents=True)
+    with (folder / "corpus.jsonl").open("w") as out:
+        for i, text in enumerate(texts):
+            out.write(json.dumps({"_id": f"arg{i}", "title": "", "text": text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as out:
+        for q in range(0, 60, 4):
+            out.write(json.dumps({"_id": f"arg{q}", "text": texts[q]}) + "\n")
+    with (folder / "qrels" / "test.tsv").open("w") as out:
+        out.write("query-id\tcorpus-id\tscore\n")
+        for q in range(0, 60, 4):
+            out.write(f"arg{q}\targ{q + 1}\t1\narg{q}\targ{q + 2}\t1\n")
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")  # inside mteb
+def test_a_querys_own_document_is_left_out_as_mteb_does_for_arguana(
+    tmp_path: Path, minilm: SentenceEncoderHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_arguana_like(tmp_path / "arguana")
+    suite = read_beir(folder)
+    monkeypatch.setitem(DATASETS._entries, "arguana-like", lambda **params: suite)
+    spec = spec_for("arguana-like")
+    inputs = {
+        name: SplitOutputs(suite.split(name), ENCODE.run(minilm, suite.split(name), InferenceOptions(batch_size=16)))
+        for name in ("corpus", "queries")
+    }
+    rule = spec.model_copy(update={"parameters": {**spec.parameters, "ignore_identical_ids": True}})
+    _, outcome = evaluate(ADAPTER, rule, inputs, seed=0)
+    ours = {m.name: m.value for m in outcome.metrics}
+    theirs = mteb_scores(folder, ignore_identical_ids=True)
+    for name in METRIC_NAMES:  # mteb rounds ndcg, map and recall to 5 decimals
+        assert ours[name] == pytest.approx(theirs[name], abs=1e-5), (name, ours[name], theirs[name])
+    assert outcome.parameters["own_documents_removed"] == 15  # each query's own text ranks it first
+    _, kept = evaluate(ADAPTER, spec, inputs, seed=0)  # without the rule the own document takes rank 1
+    assert {m.name: m.value for m in kept.metrics}["mrr_at_10"] < ours["mrr_at_10"]
 
 
 @pytest.mark.slow

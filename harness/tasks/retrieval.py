@@ -15,7 +15,9 @@ float32 below 2^24 documents; larger corpora are refused) and the row is ranked 
 
 Score: the run is re-derived from the samples and the suite's qrels (data, not model output, read
 with `load_suite(spec.dataset)`), per-query metrics come from `evaluate_topk`: ndcg_at_10 (main),
-map_at_100, mrr_at_10, recall_at_1, recall_at_10, recall_at_100. A query without judgments is not
+map_at_100, mrr_at_10, recall_at_1, recall_at_10, recall_at_100. With `ignore_identical_ids: true`
+(ArguAna, as in BEIR and MTEB) k + 1 documents are searched and each query's own document (the one
+with the query's id) is left out of its ranking before scoring. A query without judgments is not
 scored and not averaged (trec_eval's default; such queries are usually already left out of the
 queries split by the suite); the counts are recorded. Means over the scored queries come with
 seeded percentile-bootstrap 95% CIs over queries (the same resamples for every metric).
@@ -80,6 +82,45 @@ def backend(spec: TaskSpec) -> str:
     return value
 
 
+def ignores_own_documents(spec: TaskSpec) -> bool:
+    """`ignore_identical_ids: true`: a query's own document (the document with the query's id) is left
+    out of its ranking, as BEIR and MTEB score ArguAna (whose queries are arguments of the corpus)."""
+    value = spec.parameters.get("ignore_identical_ids", False)
+    if not isinstance(value, bool):
+        raise HarnessError(
+            f"parameter 'ignore_identical_ids' must be true or false, got {value!r}", where=f"task {spec.name}"
+        )
+    return value
+
+
+def searched_k(spec: TaskSpec) -> int:
+    """Documents kept per query: k, and one more when the query's own document may be among them."""
+    return top_k(spec) + int(ignores_own_documents(spec))
+
+
+#: the id of a query's own document once it is left out of the ranking (ranked last, never relevant)
+REMOVED_ID = "\x00removed: the query's own document"
+
+
+def without_own_documents(
+    query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray, int]:
+    """The ranking with each query's own document left out (MTEB's `ignore_identical_ids`): its entry
+    points at a phantom document (REMOVED_ID, no judgment) with score -inf, so it ranks below every
+    document and counts for no metric; with k + 1 documents searched, the first k others remain.
+    Returns (doc ids with the phantom appended, indices, scores, number of entries left out)."""
+    if REMOVED_ID in doc_ids:
+        raise HarnessError("a corpus document has the reserved id of a removed document")
+    position = {doc: i for i, doc in enumerate(doc_ids)}
+    own = np.asarray([position.get(qid, -1) for qid in query_ids], dtype=np.int64)
+    is_own = indices == own[:, None]
+    if not is_own.any():
+        return doc_ids, indices, scores, 0
+    indices = np.where(is_own, len(doc_ids), indices)
+    scores = np.where(is_own, np.float32(-np.inf), scores)
+    return [*doc_ids, REMOVED_ID], indices, scores, int(is_own.sum())
+
+
 def _embeddings(outputs: SplitOutputs, what: str) -> np.ndarray:
     embeddings = np.asarray(outputs.outputs["embeddings"], dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(outputs.split):
@@ -117,7 +158,7 @@ class RetrievalAdapter:
         return list(METRIC_NAMES)
 
     def requests(self, spec: TaskSpec) -> list[Request]:
-        top_k(spec)
+        searched_k(spec)
         similarity(spec)
         backend(spec)
         # every query is ranked against the whole corpus: a subset of queries keeps the corpus whole
@@ -129,7 +170,7 @@ class RetrievalAdapter:
 
         suite = load_suite(spec.dataset)
         queries = get_split(suite, "queries")
-        k = min(top_k(spec), len(get_split(suite, "corpus")))
+        k = min(searched_k(spec), len(get_split(suite, "corpus")))
         fields = [f"doc_index_{r}" for r in range(k)] + [f"score_{r}" for r in range(k)]
         zeros = np.zeros(len(queries), np.int64)
         return {"queries": ExpectedSamples(list(queries.ids), zeros, fields, whole=frozenset(fields[:k]))}
@@ -152,7 +193,7 @@ class RetrievalAdapter:
         positions, scores = exact_search(
             query_embeddings,
             doc_embeddings[order],
-            k=top_k(spec),
+            k=searched_k(spec),
             metric=similarity(spec),  # type: ignore[arg-type]
             backend=backend(spec),  # type: ignore[arg-type]
         )
@@ -180,6 +221,9 @@ class RetrievalAdapter:
                 fix="the samples were made on other data: check the dataset fingerprints",
             )
         qrels = suite.qrels
+        removed = None
+        if ignores_own_documents(spec):
+            doc_ids, indices, scores, removed = without_own_documents(block.ids, doc_ids, indices, scores)
         per_query = evaluate_topk(qrels, block.ids, doc_ids, indices, scores, k_values=K_VALUES)
         scored = [qid for qid in block.ids if qid in per_query]
         if not scored:
@@ -207,6 +251,10 @@ class RetrievalAdapter:
             "tie_rule": "trec_eval: score descending, then doc id descending",
             "averaging": "mean over queries with judgments (trec_eval default)",
         }
+        if removed is not None:  # only then: the parameters of other runs stay as they were
+            parameters["k"] = top_k(spec)
+            parameters["ignore_identical_ids"] = True
+            parameters["own_documents_removed"] = removed
         return Outcome(metrics=metrics, artifacts=_artifacts(per_query, scored), parameters=parameters)
 
 

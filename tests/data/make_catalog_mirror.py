@@ -234,7 +234,8 @@ def build_language_data(root: Path, rng: np.random.Generator, scale: int = 1) ->
 
 
 def build_beir(root: Path, rng: np.random.Generator, scale: int = 1) -> None:
-    """A small BEIR folder for each retrieval task: 24 documents and 8 queries (times `scale`), graded qrels."""
+    """A small BEIR folder for each retrieval task: 24 documents and 8 queries (times `scale`), graded qrels;
+    ArguAna's queries are documents of its corpus, as in the real set."""
     for dataset, revision in (
         ("mteb/scifact", "d56462d0e63a25450459c4f213e49ffdb866f7f9"),
         ("mteb/nfcorpus", "ec0fa4fe99da2ff19ca1214b7966684033a58814"),
@@ -247,13 +248,17 @@ def build_beir(root: Path, rng: np.random.Generator, scale: int = 1) -> None:
         with (target / "corpus.jsonl").open("w") as out:
             for i, text in enumerate(docs):
                 out.write(json.dumps({"_id": f"d{i}", "title": f"doc {i}", "text": text}) + "\n")
+        # ArguAna's queries are arguments of its corpus (same id and text; its own document is not judged)
+        arguments = dataset == "mteb/arguana"
+        query_ids = [f"d{3 * q + 2}" if arguments else f"q{q}" for q in range(8 * scale)]
         with (target / "queries.jsonl").open("w") as out:
-            for q in range(8 * scale):
-                out.write(json.dumps({"_id": f"q{q}", "text": " ".join(docs[3 * q].split()[:4])}) + "\n")
+            for q, qid in enumerate(query_ids):
+                text = docs[3 * q + 2] if arguments else " ".join(docs[3 * q].split()[:4])
+                out.write(json.dumps({"_id": qid, "text": text}) + "\n")
         with (target / "qrels" / "test.tsv").open("w") as out:
             out.write("query-id\tcorpus-id\tscore\n")
-            for q in range(8 * scale):
-                out.write(f"q{q}\td{3 * q}\t2\nq{q}\td{3 * q + 1}\t1\n")
+            for q, qid in enumerate(query_ids):
+                out.write(f"{qid}\td{3 * q}\t2\n{qid}\td{3 * q + 1}\t1\n")
 
 
 # --------------------------------------------------------------------------- specs and models
