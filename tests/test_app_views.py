@@ -502,3 +502,12 @@ def test_a_guarded_board_shows_each_orgs_guarded_best_beside_the_raw_values(
     (tmp_path / "leaderboard.toml").write_text('[ladder]\noff = ["lm_loss"]\n')
     app = render(series_store, RANKING, monkeypatch, task="lm_loss")
     assert "guarded" not in table(app, "CI high").columns and "overfitting guard" not in texts(app)
+
+
+def test_on_a_board_with_ood_set_columns_the_guarded_column_is_under_more_columns(
+    digits_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = render(digits_store, RANKING, monkeypatch, task="ood")  # sets side by side: a wide board
+    assert "guarded" not in table(app, "CI high").columns and "under *More columns*" in texts(app)
+    app = render(digits_store, RANKING, monkeypatch, task="ood", details="true")
+    assert table(app, "guarded")["guarded"].notna().sum() >= 1

@@ -209,8 +209,10 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
         "tier": st.column_config.TextColumn("tier", help=TIER_HELP),
     }
     guarded = None if board.diagnostic or metric != main else _guarded_values(snap, task, table, tiers)
-    if guarded is not None:
+    # Boards with extra columns (OOD sets, the reference) show it under More columns, to fit 1280 px.
+    if guarded is not None and not compact:
         shown.insert(shown.columns.get_loc("CI high") + 1, "guarded", guarded.to_numpy())
+    if guarded is not None:
         config["guarded"] = st.column_config.NumberColumn(
             "guarded",
             format="%.4g",
@@ -232,6 +234,8 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
         shown["parameters"] = table["n_parameters"]
         shown["paired test"] = table["paired"]
         shown["tags"] = table["tags"]
+        if guarded is not None and compact:
+            shown["guarded"] = guarded.to_numpy()
     if set_columns:
         near = [c.split(": ", 1)[-1] for c in set_columns if c == "near" or c.startswith("near: ")]
         far = [c.split(": ", 1)[-1] for c in set_columns if c.startswith("far: ")]
@@ -247,7 +251,8 @@ def per_task(snap: object, overview: pd.DataFrame, families: list[str], tags: li
     if guarded is not None:
         st.caption(
             "The **overfitting guard** is on for this board: the public figure of each org is its guarded best "
-            "(column *guarded*, on the row of the model it shows), which moves only when a submission beats it "
+            f"(column *guarded*{', under *More columns*' if compact else ''}, on the row of the model it shows), "
+            "which moves only when a submission beats it "
             "significantly; the other columns are raw values. History per org: the *Overfitting guard* page."
         )
     show_table(shown, key="board", column_config=config, model_columns=["model"], model_params={"task": task},
