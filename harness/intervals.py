@@ -27,8 +27,9 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr, ndtri  # the normal distribution's cdf and quantile
-from scipy.stats import binom
+
+# the normal distribution's cdf and quantile, the binomial cdf (scipy.special: scipy.stats takes seconds to import)
+from scipy.special import bdtr, ndtr, ndtri
 
 
 def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -51,6 +52,12 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
     return (0.0 if successes == 0 else low), (1.0 if successes == n else high)
 
 
+#: Resamples within this relative (plus absolute) distance of the point may equal it on another machine
+#: (float rounding): `bias_corrected_range` lets each of them fall on either side.
+POINT_TIE_RTOL = 1e-9
+POINT_TIE_ATOL = 1e-15
+
+
 def bias_corrected_interval(
     point: float, distribution: NDArray[np.float64], confidence: float = 0.95
 ) -> tuple[float, float]:
@@ -62,13 +69,44 @@ def bias_corrected_interval(
     A constant distribution gives a zero-width interval at that constant. The interval always
     contains `point` (widened to it when every resample lies on one side).
     """
-    values = np.sort(np.asarray(distribution, dtype=np.float64))
-    b = values.shape[0]
-    if b == 0:
-        raise ValueError("an empty bootstrap distribution")
+    values = _sorted(distribution)
     below = np.searchsorted(values, point, side="left")
     equal = np.searchsorted(values, point, side="right") - below
-    share = (below + equal / 2.0) / b
+    return _bias_corrected_at(values, point, (below + equal / 2.0) / values.shape[0], confidence)
+
+
+def bias_corrected_range(
+    point: float, distribution: NDArray[np.float64], confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """(lowest low, highest low, lowest high, highest high) of `bias_corrected_interval` when the
+    resamples that tie the point up to float rounding (`POINT_TIE_RTOL`) fall on either side of it.
+
+    The exact count #{d == point} decides z0, and a resample that reproduces the point on one machine
+    (or in one summation order) can be an ulp off it on another, which moves the interval by far more
+    than an ulp. Re-scoring accepts any interval in this range; both bounds grow with z0.
+    """
+    values = _sorted(distribution)
+    b = values.shape[0]
+    tie = POINT_TIE_RTOL * abs(point) + POINT_TIE_ATOL
+    fewest = np.searchsorted(values, point - tie, side="left")
+    most = np.searchsorted(values, point + tie, side="right")
+    low_a, high_a = _bias_corrected_at(values, point, fewest / b, confidence)
+    low_b, high_b = _bias_corrected_at(values, point, most / b, confidence)
+    return low_a, low_b, high_a, high_b
+
+
+def _sorted(distribution: NDArray[np.float64]) -> NDArray[np.float64]:
+    values = np.sort(np.asarray(distribution, dtype=np.float64))
+    if values.shape[0] == 0:
+        raise ValueError("an empty bootstrap distribution")
+    return values
+
+
+def _bias_corrected_at(
+    values: NDArray[np.float64], point: float, share: float, confidence: float
+) -> tuple[float, float]:
+    """The bias-corrected interval of sorted `values` for the share of resamples below the point."""
+    b = values.shape[0]
     share = min(max(share, 0.5 / b), 1.0 - 0.5 / b)
     z0 = float(ndtri(share))
     z = float(ndtri(0.5 + confidence / 2.0))
@@ -91,13 +129,36 @@ def debiased_interval(
     "the true value is 0" at 1 - confidence (for ece: the consistency-resampling noise floor), so 0 is
     in the interval. bench/uncertainty.py measures the coverage.
     """
+    low, high = bias_corrected_interval(*_debiased(point, distribution), confidence)
+    return _clip_debiased(low, point, zero_plausible), max(high, point, 0.0)
+
+
+def debiased_range(
+    point: float, distribution: NDArray[np.float64], *, zero_plausible: bool = False, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """(lowest low, highest low, lowest high, highest high) of `debiased_interval` when the resamples that
+    tie its debiased point up to float rounding fall on either side of it (see `bias_corrected_range`)."""
+    fewest_low, most_low, fewest_high, most_high = bias_corrected_range(*_debiased(point, distribution), confidence)
+    return (
+        _clip_debiased(fewest_low, point, zero_plausible),
+        _clip_debiased(most_low, point, zero_plausible),
+        max(fewest_high, point, 0.0),
+        max(most_high, point, 0.0),
+    )
+
+
+def _debiased(point: float, distribution: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+    """The debiased point and resamples: point - b and distribution - 2b, b = mean(distribution) - point."""
     values = np.asarray(distribution, dtype=np.float64)
     if values.size == 0:
         raise ValueError("an empty bootstrap distribution")
     bias = float(values.mean()) - point
-    low, high = bias_corrected_interval(point - bias, values - 2.0 * bias, confidence)
-    low, high = max(0.0, min(low, point)), max(high, point, 0.0)
-    return (0.0 if zero_plausible else low), high
+    return point - bias, values - 2.0 * bias
+
+
+def _clip_debiased(low: float, point: float, zero_plausible: bool) -> float:
+    """The debiased interval's lower end: 0 when 0 is plausible, else clipped to [0, point]."""
+    return 0.0 if zero_plausible else max(0.0, min(low, point))
 
 
 def median_interval(values: NDArray[np.float64], confidence: float = 0.95) -> tuple[float, float]:
@@ -109,8 +170,8 @@ def median_interval(values: NDArray[np.float64], confidence: float = 0.95) -> tu
     if n == 0:
         raise ValueError("the median of no values")
     alpha = (1.0 - confidence) / 2.0
-    # binom.cdf(j - 1, n, 0.5) = P(fewer than j values below the median)
+    # bdtr(j - 1, n, 0.5) = P(Binomial(n, 1/2) <= j - 1) = P(fewer than j values below the median)
     ranks = np.arange(1, n // 2 + 1)
-    ok = ranks[binom.cdf(ranks - 1, n, 0.5) <= alpha]
+    ok = ranks[bdtr(ranks - 1, n, 0.5) <= alpha]
     j = int(ok[-1]) if ok.size else 1
     return float(ordered[j - 1]), float(ordered[n - j])

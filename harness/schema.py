@@ -252,6 +252,9 @@ class MetricValue(_Strict):
     unit: Annotated[str, Field(max_length=40)] | None = None
     #: the bootstrap distribution behind the CI (not serialised; the runner keeps the main metric's)
     _distribution: tuple[float, ...] | None = PrivateAttr(default=None)
+    #: (lowest ci_low, highest ci_low, lowest ci_high, highest ci_high) that float rounding of the resamples
+    #: can give (`harness.intervals.bias_corrected_range`; not serialised; re-scoring accepts that range)
+    _ci_range: tuple[float, float, float, float] | None = PrivateAttr(default=None)
 
 
 class RunResult(_Strict):

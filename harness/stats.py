@@ -37,6 +37,14 @@ class Bootstrap:
             yield rng.integers(0, self.n, size=(b, self.n))
             done += b
 
+    def count_chunks(self) -> Iterator[NDArray[np.float64]]:
+        """The resamples of `chunks` as multiplicities: (b, n) matrices whose row r, column i says how
+        often sample i occurs in resample r. Metrics that are weighted sums evaluate a chunk at once."""
+        for rows in self.chunks():
+            b = rows.shape[0]
+            flat = (rows + (np.arange(b, dtype=np.int64) * self.n)[:, None]).ravel()
+            yield np.bincount(flat, minlength=b * self.n).reshape(b, self.n).astype(np.float64)
+
     def distribution(self, statistic: Callable[[NDArray[np.int64]], NDArray[np.float64]]) -> NDArray[np.float64]:
         """The statistic on every resample; `statistic` maps an index matrix (b, n) to (b,) values."""
         return np.concatenate([np.asarray(statistic(rows), dtype=np.float64) for rows in self.chunks()])

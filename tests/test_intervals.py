@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest, norm
 
-from harness.intervals import bias_corrected_interval, debiased_interval, median_interval, wilson_interval
+from harness.intervals import (
+    bias_corrected_interval,
+    bias_corrected_range,
+    debiased_interval,
+    debiased_range,
+    median_interval,
+    wilson_interval,
+)
 from harness.stats import percentile_interval
 
 
@@ -177,3 +184,44 @@ def test_a_degenerate_bootstrap_at_a_bound_gets_wilsons_interval_of_its_units() 
     assert _units_at_bound("auroc", 100, [200, 500]) == 100
     assert _units_at_bound("fpr95", 100, [200, 500]) == 200
     assert _units_at_bound("aupr_in", 100, [200]) is None
+
+
+def ulp_jitter(values: np.ndarray, seed: int) -> np.ndarray:
+    """Each value moved by up to 4 ulps up or down: another machine's rounding of the same resamples."""
+    steps = np.random.default_rng(seed).integers(-4, 5, size=values.shape)
+    out = values.copy()
+    for _ in range(4):
+        out = np.where(steps > 0, np.nextafter(out, np.inf), np.where(steps < 0, np.nextafter(out, -np.inf), out))
+        steps = steps - np.sign(steps)
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 400), st.integers(0, 2**31), st.integers(0, 60))
+def test_the_range_holds_every_interval_that_rounding_of_tied_resamples_gives(b: int, seed: int, tied: int) -> None:
+    rng = np.random.default_rng(seed)
+    point = 0.25
+    distribution = rng.normal(point, 0.1, size=b)
+    distribution[: min(tied, b)] = point  # resamples that reproduce the point exactly (a discrete statistic)
+    low_min, low_max, high_min, high_max = bias_corrected_range(point, distribution)
+    for jitter_seed in range(5):
+        low, high = bias_corrected_interval(point, ulp_jitter(distribution, jitter_seed))
+        assert low_min - 1e-12 <= low <= low_max + 1e-12 and high_min - 1e-12 <= high <= high_max + 1e-12
+    d_low_min, d_low_max, d_high_min, d_high_max = debiased_range(point, np.abs(distribution))
+    low, high = debiased_interval(point, np.abs(ulp_jitter(distribution, 9)))
+    assert d_low_min - 1e-12 <= low <= d_low_max + 1e-12 and d_high_min - 1e-12 <= high <= d_high_max + 1e-12
+
+
+def test_without_near_ties_the_range_is_the_interval() -> None:
+    distribution = np.random.default_rng(4).normal(size=1000)
+    low, high = bias_corrected_interval(0.1, distribution)
+    assert bias_corrected_range(0.1, distribution) == (low, low, high, high)
+    low, high = debiased_interval(0.3, np.abs(distribution), zero_plausible=False)
+    assert debiased_range(0.3, np.abs(distribution)) == (low, low, high, high)
+
+
+def test_tied_resamples_widen_the_range_by_a_quantile_step_not_an_ulp() -> None:
+    distribution = np.round(np.random.default_rng(2).normal(size=1000), 1)  # ~40 resamples tie 0.1 exactly
+    low_min, low_max, high_min, high_max = bias_corrected_range(0.1, distribution)
+    assert low_min < low_max and high_min < high_max
+    assert low_min <= bias_corrected_interval(0.1, distribution)[0] <= low_max

@@ -53,6 +53,31 @@ def test_last_bit_differences_are_accepted(relative: float) -> None:
     assert compare_metrics([metric(0.0113 * (1 + relative), ci_low=0.0113 * 0.5 * (1 - relative))], [base]) == []
 
 
+def test_a_bias_corrected_bound_may_move_as_far_as_rounding_of_tied_resamples_allows() -> None:
+    # 40 resamples reproduce the point exactly here; on another machine some are an ulp off, which moves
+    # the bias correction's z0 and the bounds by a quantile step
+    from harness.intervals import bias_corrected_interval
+    from harness.tasks.base import bootstrap_metric
+
+    rng = np.random.default_rng(8)
+    distribution = np.round(rng.normal(0.3, 0.05, size=1000), 2)
+    point = 0.3
+    here = bootstrap_metric("brier", point, distribution, 271)
+    low_min, low_max, high_min, high_max = here._ci_range or (0.0, 0.0, 0.0, 0.0)
+    assert low_min < low_max and high_min < high_max
+    there_distribution = distribution.copy()
+    there_distribution[distribution == point] = np.nextafter(point, 1.0)  # rounded the other way there
+    low, high = bias_corrected_interval(point, there_distribution)
+    assert (low, high) != (here.ci_low, here.ci_high)
+    there = here.model_copy(update={"ci_low": low, "ci_high": high})
+    assert compare_metrics([there], [here]) == []
+    # beyond the range, an edit is still rejected
+    edited = here.model_copy(update={"ci_low": low_min * (1 - 1e-4)})
+    assert compare_metrics([edited], [here]) != []
+    edited = here.model_copy(update={"ci_high": high_max * (1 + 1e-4)})
+    assert compare_metrics([edited], [here]) != []
+
+
 def test_counts_and_labels_must_agree_exactly() -> None:
     base = metric(0.5)
     assert compare_metrics([metric(0.5, n=270)], [base]) == [("ece", "n 270 != recomputed 271")]

@@ -22,6 +22,7 @@ Conventions (shared by every function here):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -547,6 +548,165 @@ def calibration_summary(logits: NDArray[np.floating], labels: IntArray, n_bins: 
         "nll": nll_sum / n,
         "aurc": risk_coverage_area(sorted_correct),
     }
+
+
+# --------------------------------------------------------------------------- bootstrap resamples at once
+
+
+@dataclass(frozen=True)
+class SampleTerms:
+    """Per-sample quantities of softmax(logits) of which every calibration metric is a function of weighted sums.
+
+    A bootstrap resample is a weight vector (how often each sample was drawn), so the metrics of many
+    resamples are matrix products of a (b, n) weight matrix with these terms (`resampled_calibration`),
+    instead of b calls of `calibration_summary` on copied rows.
+    """
+
+    probs: FloatArray  # (n, k) softmax probabilities
+    labels: IntArray
+    confidence: FloatArray  # top-label probability
+    correct: FloatArray  # 1.0 where the argmax is the label
+    nll: FloatArray  # -log p_label, nats
+    brier: FloatArray  # sum_c (p_c - onehot_c)^2
+
+    @classmethod
+    def of(cls, logits: FloatArray, labels: IntArray, temperature: float = 1.0) -> SampleTerms:
+        """The terms of softmax(logits / temperature)."""
+        probs, labels = check_probs(softmax(np.asarray(logits, dtype=np.float64), temperature), labels)
+        confidence, prediction = top_label(probs)
+        return cls(
+            probs=probs,
+            labels=labels,
+            confidence=confidence,
+            correct=(prediction == labels).astype(np.float64),
+            nll=nll_per_sample(logits, labels, temperature),
+            brier=brier_per_sample(probs, labels),
+        )
+
+
+def _cell_sums(weights: FloatArray, cells: IntArray, values: FloatArray, n_cells: int) -> FloatArray:
+    """(b, n_cells): row r holds sum_i weights[r, i] * values[i] over the samples i of each cell.
+
+    `cells` and `values` may list several entries per sample (flattened as (sample, entry)): the
+    sparse (n, n_cells) matrix they define is multiplied by the weights."""
+    from scipy.sparse import csr_matrix  # here: only the bootstrap needs sparse matrices
+
+    n = weights.shape[1]
+    per_sample = cells.size // n
+    rows = np.repeat(np.arange(n), per_sample)
+    matrix = csr_matrix((values.ravel(), (rows, cells.ravel())), shape=(n, n_cells))
+    return np.asarray((matrix.T @ weights.T).T, dtype=np.float64)
+
+
+def _equal_width_sums(weights: FloatArray, terms: SampleTerms, n_bins: int) -> tuple[FloatArray, ...]:
+    """Per resample and equal-width bin of the top-label confidence: count, sum of correct, sum of confidence."""
+    bins = equal_width_bin(terms.confidence, n_bins)
+    stacked = np.stack([np.ones_like(terms.correct), terms.correct, terms.confidence], axis=1)
+    cells = bins[:, None] * 3 + np.arange(3)[None, :]
+    sums = _cell_sums(weights, cells, stacked, 3 * n_bins).reshape(weights.shape[0], n_bins, 3)
+    return sums[:, :, 0], sums[:, :, 1], sums[:, :, 2]
+
+
+def _tie_groups(terms: SampleTerms, weights: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Ascending distinct confidences, and per resample each one's drawn count and drawn correct count."""
+    order = np.argsort(terms.confidence, kind="stable")
+    ordered = terms.confidence[order]
+    starts = np.concatenate(([0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1))
+    drawn = weights[:, order]
+    count = np.add.reduceat(drawn, starts, axis=1)
+    correct = np.add.reduceat(drawn * terms.correct[order], starts, axis=1)
+    return ordered[starts], count, correct
+
+
+def _resampled_equal_mass(values: FloatArray, count: FloatArray, correct: FloatArray, n_bins: int) -> FloatArray:
+    """ece_em of every resample from its tie groups (see `equal_mass_gap`; ties share their mean correctness).
+
+    In sorted order the running sum F(x) of (correct - confidence) over the first x drawn samples is
+    linear inside each tie group, so F at the np.array_split boundaries comes from the groups' running sums."""
+    b, n = count.shape[0], round(float(count[0].sum()))
+    sizes = np.full(n_bins, n // n_bins, dtype=np.int64)
+    sizes[: n % n_bins] += 1
+    bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.float64)
+    zero = np.zeros((b, 1))
+    running_count = np.concatenate((zero, np.cumsum(count, axis=1)), axis=1)
+    running_gap = np.concatenate((zero, np.cumsum(correct - count * values, axis=1)), axis=1)
+    slope = np.concatenate(
+        (np.divide(correct, count, out=np.zeros_like(count), where=count > 0) - values, zero), axis=1
+    )
+    at_bounds = np.empty((b, bounds.size))
+    for j, x in enumerate(bounds):
+        full = np.sum(running_count[:, 1:] <= x, axis=1, keepdims=True)  # groups wholly before x
+        before = np.take_along_axis(running_count, full, axis=1)
+        at_bounds[:, j] = (
+            np.take_along_axis(running_gap, full, axis=1) + (x - before) * np.take_along_axis(slope, full, axis=1)
+        )[:, 0]
+    gaps: FloatArray = np.abs(np.diff(at_bounds, axis=1)).sum(axis=1) / n
+    return gaps
+
+
+def _resampled_aurc(count: FloatArray, correct: FloatArray) -> FloatArray:
+    """aurc of every resample from its tie groups (see `risk_coverage_area`; ties share their mean error).
+
+    Most confident first, a group of N drawn samples after a drawn ones with E errors adds
+    sum_{m=1..N} (E + m e) / (a + m) = (H(a + N) - H(a)) (E - a e) + N e, with e the group's error
+    rate and H the harmonic numbers."""
+    count, correct = count[:, ::-1], correct[:, ::-1]
+    n = round(float(count[0].sum()))
+    harmonic = np.concatenate(([0.0], np.cumsum(1.0 / np.arange(1, n + 1))))
+    errors = count - correct
+    rate = np.divide(errors, count, out=np.zeros_like(count), where=count > 0)
+    before = np.cumsum(count, axis=1) - count
+    errors_before = np.cumsum(errors, axis=1) - errors
+    start = np.rint(before).astype(np.int64)
+    stop = np.rint(before + count).astype(np.int64)
+    terms = (harmonic[stop] - harmonic[start]) * (errors_before - before * rate) + count * rate
+    area: FloatArray = terms.sum(axis=1) / n
+    return area
+
+
+def resampled_calibration(
+    weights: FloatArray, terms: SampleTerms, n_bins: int = 15, *, only: tuple[str, ...] | None = None
+) -> dict[str, FloatArray]:
+    """The metrics of `calibration_summary` and ece_sq_debiased on every resample of a (b, n) weight matrix.
+
+    Row r of `weights` says how often each of the n samples occurs in resample r (each row sums to n,
+    `harness.stats.Bootstrap.count_chunks`). The values equal those of `calibration_summary` and
+    `debiased_squared_ece` on the resampled rows up to float rounding, ties included (a tie group
+    shares its mean correctness as there). `only` limits the work to some of the names.
+    """
+    wanted = set(only or ("accuracy", *_RESAMPLED))
+    n = weights.shape[1]
+    out: dict[str, FloatArray] = {}
+    if "accuracy" in wanted:
+        out["accuracy"] = weights @ terms.correct / n
+    if "nll" in wanted:
+        out["nll"] = weights @ terms.nll / n
+    if "brier" in wanted:
+        out["brier"] = weights @ terms.brier / n
+    if wanted & {"ece", "mce", "ece_sq_debiased"}:
+        count, hits, confidence = _equal_width_sums(weights, terms, n_bins)
+        gap = hits - confidence
+        out["ece"] = np.abs(gap).sum(axis=1) / n
+        filled = count > 0
+        safe = np.where(filled, count, 1.0)
+        out["mce"] = np.where(filled, np.abs(gap) / safe, -np.inf).max(axis=1)
+        accuracy = hits / safe
+        variance = np.where(count > 1, accuracy * (1.0 - accuracy) / np.maximum(count - 1.0, 1.0), 0.0)
+        out["ece_sq_debiased"] = np.sum(count * ((accuracy - confidence / safe) ** 2 - variance), axis=1) / n
+    if "classwise_ece" in wanted:
+        k = terms.probs.shape[1]
+        cells = equal_width_bin(terms.probs, n_bins) + np.arange(k)[None, :] * n_bins
+        target = (terms.labels[:, None] == np.arange(k)[None, :]).astype(np.float64)
+        sums = _cell_sums(weights, cells, target - terms.probs, k * n_bins)
+        out["classwise_ece"] = np.abs(sums).sum(axis=1) / (n * k)
+    if wanted & {"ece_em", "aurc"}:
+        values, count, correct = _tie_groups(terms, weights)
+        out["ece_em"] = _resampled_equal_mass(values, count, correct, n_bins)
+        out["aurc"] = _resampled_aurc(count, correct)
+    return {name: out[name] for name in ("accuracy", *_RESAMPLED) if name in wanted}
+
+
+_RESAMPLED = ("ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc", "ece_sq_debiased")
 
 
 #: Search interval of T in `fit_temperature`. A calibration split whose predictions are all correct

@@ -211,6 +211,7 @@ def bootstrap_metric(
     proportion: bool = False,
     units_at_bound: int | None = None,
     interval: tuple[float, float, CiMethod] | None = None,
+    ci_range: tuple[float, float, float, float] | None = None,
 ) -> MetricValue:
     """A MetricValue with a 95% CI; direction from the metric registry; `n` independent `unit`s.
 
@@ -220,8 +221,9 @@ def bootstrap_metric(
     `units_at_bound`: when every resample equals a value of exactly 0 or 1 (an AUROC of 1 at perfect
     separation, an accuracy of 1 on a group of classes), the Wilson interval of that many independent
     units instead of a zero-width one. The distribution is kept either way: the main metric's pairs
-    runs for the ranks."""
-    from harness.intervals import bias_corrected_interval, wilson_interval
+    runs for the ranks. `ci_range`: the range float rounding allows a caller's own `interval`
+    (`harness.intervals.debiased_range`); the bias-corrected interval's is computed here."""
+    from harness.intervals import bias_corrected_interval, bias_corrected_range, wilson_interval
 
     info = metric_info(name)
     values = np.asarray(distribution, dtype=np.float64)
@@ -237,6 +239,7 @@ def bootstrap_metric(
         method = "wilson"
     else:
         low, high = bias_corrected_interval(value, values)
+        ci_range = bias_corrected_range(value, values)
         method = "bc-bootstrap"
     metric = MetricValue(
         name=name,
@@ -249,6 +252,7 @@ def bootstrap_metric(
         unit=unit,
     )
     metric._distribution = tuple(float(v) for v in values)
+    metric._ci_range = ci_range
     return metric
 
 

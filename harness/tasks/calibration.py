@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.intervals import debiased_interval
+from harness.intervals import debiased_interval, debiased_range
 from harness.metrics import calibration as cal
 from harness.models.base import Capability
 from harness.schema import CiMethod, MetricValue, Scalar, TaskSpec
@@ -104,21 +104,28 @@ class CalibrationAdapter:
         confidence, prediction = cal.top_label(cal.softmax(logits))
         correct = (prediction == labels).astype(np.float64)
 
-        def all_metrics(rows: np.ndarray) -> dict[str, float]:
-            values = cal.calibration_summary(logits[rows], labels[rows], n_bins=n_bins)
+        def all_metrics() -> dict[str, float]:
+            values = cal.calibration_summary(logits, labels, n_bins=n_bins)
             if scaled is not None:
-                values["ece_ts"] = cal.expected_calibration_error(cal.softmax(scaled[rows]), labels[rows], n_bins)
-                values["nll_ts"] = cal.negative_log_likelihood(scaled[rows], labels[rows])
-            values["ece_sq_debiased"] = cal.debiased_squared_ece(confidence[rows], correct[rows], n_bins)
+                values["ece_ts"] = cal.expected_calibration_error(cal.softmax(scaled), labels, n_bins)
+                values["nll_ts"] = cal.negative_log_likelihood(scaled, labels)
+            values["ece_sq_debiased"] = cal.debiased_squared_ece(confidence, correct, n_bins)
             return values
 
         n = len(labels)
-        point = all_metrics(np.arange(n))
+        point = all_metrics()
+        # Every resample at once: a resample is a weight per sample, the metrics weighted sums of
+        # per-sample terms (cal.resampled_calibration equals the metrics on the drawn rows to float rounding).
+        terms = cal.SampleTerms.of(logits, labels)
+        scaled_terms = None if scaled is None else cal.SampleTerms.of(scaled, labels)
         resampled: dict[str, list[float]] = {name: [] for name in point}
-        for chunk in Bootstrap(n=n, n_resamples=n_resamples, seed=seed).chunks():
-            for rows in chunk:
-                for name, value in all_metrics(rows).items():
-                    resampled[name].append(value)
+        for weights in Bootstrap(n=n, n_resamples=n_resamples, seed=seed).count_chunks():
+            for name, values in cal.resampled_calibration(weights, terms, n_bins).items():
+                resampled[name].extend(values.tolist())
+            if scaled_terms is not None:
+                scaled_values = cal.resampled_calibration(weights, scaled_terms, n_bins, only=("ece", "nll"))
+                resampled["ece_ts"].extend(scaled_values["ece"].tolist())
+                resampled["nll_ts"].extend(scaled_values["nll"].tolist())
         # A bootstrap resample repeats samples, so its bins' variance correction is not the sample's: the
         # debiased estimator's resamples centre on the sample's plug-in squared gap, not on the point.
         # Shifted by (point - plug-in), they centre on the point (bench/uncertainty.py: coverage from
@@ -130,13 +137,22 @@ class CalibrationAdapter:
         for name in (m for m in (*SUMMARY, *SCALED, "ece_sq_debiased") if m in point):
             distribution = np.asarray(resampled[name])
             interval: tuple[float, float, CiMethod] | None = None
+            ci_range = None
             if name in GAP_METRICS:  # upward-biased: the debiased interval; for ece 0 when calibration is plausible
-                low, high = debiased_interval(
-                    point[name], distribution, zero_plausible=name == "ece" and p_calibrated > CALIBRATED_ALPHA
-                )
+                zero_plausible = name == "ece" and p_calibrated > CALIBRATED_ALPHA
+                low, high = debiased_interval(point[name], distribution, zero_plausible=zero_plausible)
                 interval = (low, high, "debiased-bootstrap")
+                ci_range = debiased_range(point[name], distribution, zero_plausible=zero_plausible)
             metrics.append(
-                bootstrap_metric(name, point[name], distribution, n, proportion=name == "accuracy", interval=interval)
+                bootstrap_metric(
+                    name,
+                    point[name],
+                    distribution,
+                    n,
+                    proportion=name == "accuracy",
+                    interval=interval,
+                    ci_range=ci_range,
+                )
             )
         if calib is not None and temperature is not None:
             metrics.append(plain_metric("temperature", temperature, len(calib.labels)))  # fitted on the calib samples

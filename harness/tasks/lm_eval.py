@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.intervals import bias_corrected_interval, debiased_interval, wilson_interval
+from harness.intervals import (
+    bias_corrected_interval,
+    bias_corrected_range,
+    debiased_interval,
+    debiased_range,
+    wilson_interval,
+)
 from harness.metrics import calibration as cal
 from harness.models.base import Capability
 from harness.schema import DatasetSource, MetricValue, TaskSpec
@@ -176,17 +182,19 @@ class LMEvalAdapter:
                 continue
             # A per-document 0/1 score (acc, acc_norm, exact_match) is a proportion: Wilson; else bias-corrected.
             binary = name in columns and bool(np.isin(columns[name], (0.0, 1.0)).all())
+            ci_range = None
             if binary:
                 low, high = wilson_interval(float(columns[name].sum()), n)
             else:
                 low, high = bias_corrected_interval(value, np.asarray(resampled, dtype=np.float64))
+                ci_range = bias_corrected_range(value, np.asarray(resampled, dtype=np.float64))
             higher = declared.get(name, {}).get("higher_is_better", name not in PAIR_AGGREGATES)
-            metrics.append(
-                MetricValue(
-                    name=f"lm_eval.{name}", value=value, higher_is_better=bool(higher), ci_low=low, ci_high=high,
-                    ci_method="wilson" if binary else "bc-bootstrap", n=n, unit="documents",
-                )
+            metric = MetricValue(
+                name=f"lm_eval.{name}", value=value, higher_is_better=bool(higher), ci_low=low, ci_high=high,
+                ci_method="wilson" if binary else "bc-bootstrap", n=n, unit="documents",
             )  # fmt: skip
+            metric._ci_range = ci_range
+            metrics.append(metric)
         if "choices" in samples:
             choices = samples["choices"]
             logits, labels = choices.values, choices.labels
@@ -200,6 +208,7 @@ class LMEvalAdapter:
             ece_point = cal.binned_calibration_gap(confidence, correct, bins, 15)
             # as the calibration adapter: the debiased interval, reaching 0 when calibration is plausible
             p_calibrated = cal.ece_noise_floor(confidence, ece_point, 15, n_resamples, seed)[1]
+            ece_range = debiased_range(ece_point, np.asarray(ece), zero_plausible=p_calibrated > 0.05)
             ece_low, ece_high = debiased_interval(ece_point, np.asarray(ece), zero_plausible=p_calibrated > 0.05)
             metrics += [
                 bootstrap_metric(
@@ -212,6 +221,7 @@ class LMEvalAdapter:
                     n,
                     "documents",
                     interval=(ece_low, ece_high, "debiased-bootstrap"),
+                    ci_range=ece_range,
                 ),
                 bootstrap_metric("nll", float(nll.mean()), counts @ nll / n, n, "documents"),
                 bootstrap_metric("brier", float(brier.mean()), counts @ brier / n, n, "documents"),
