@@ -107,3 +107,10 @@ def test_count_chunks_count_the_index_resamples(n: int, n_resamples: int) -> Non
     assert counts.shape == (n_resamples, n)
     expected = np.stack([np.bincount(row, minlength=n) for row in rows]).astype(np.float64)
     np.testing.assert_array_equal(counts, expected)
+
+
+def test_classwise_sums_in_blocks_of_resamples_give_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(12)
+    logits, labels = rng.normal(size=(40, 6)) * 2.0, rng.integers(0, 6, 40)
+    monkeypatch.setattr(cal, "_CLASSWISE_CELLS", 6 * 15 * 7)  # 7 resamples per block, a partial last one
+    assert_same(logits, labels, n_resamples=30)

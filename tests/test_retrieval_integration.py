@@ -78,6 +78,18 @@ def mteb_scores(folder: Path, *, ignore_identical_ids: bool = False) -> dict[str
     return {name: float(scores[name]) for name in METRIC_NAMES}
 
 
+def encoded(
+    suite: Any, name: str, minilm: SentenceEncoderHandle, monkeypatch: pytest.MonkeyPatch
+) -> tuple[TaskSpec, dict[str, SplitOutputs]]:
+    """A retrieval spec on `suite` (registered as dataset `name` for the test) and MiniLM's embeddings of it."""
+    monkeypatch.setitem(DATASETS._entries, name, lambda **params: suite)
+    inputs = {
+        split: SplitOutputs(suite.split(split), ENCODE.run(minilm, suite.split(split), InferenceOptions(batch_size=16)))
+        for split in ("corpus", "queries")
+    }
+    return spec_for(name), inputs
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")  # inside mteb
 def test_minilm_scores_equal_mteb_on_a_beir_folder(
@@ -86,12 +98,7 @@ def test_minilm_scores_equal_mteb_on_a_beir_folder(
     folder = write_beir_from_pydocs(tmp_path / "beir")
     suite = read_beir(folder)
     assert suite.notes["queries_without_qrels"] == 1 and suite.notes["qrels_unknown_docs"] == 1
-    monkeypatch.setitem(DATASETS._entries, "written-beir", lambda **params: suite)
-    spec = spec_for("written-beir")
-    inputs = {
-        name: SplitOutputs(suite.split(name), ENCODE.run(minilm, suite.split(name), InferenceOptions(batch_size=16)))
-        for name in ("corpus", "queries")
-    }
+    spec, inputs = encoded(suite, "written-beir", minilm, monkeypatch)
     _, outcome = evaluate(ADAPTER, spec, inputs, seed=0)
     ours = {m.name: m.value for m in outcome.metrics}
     theirs = mteb_scores(folder)
@@ -126,12 +133,7 @@ def test_a_querys_own_document_is_left_out_as_mteb_does_for_arguana(
 ) -> None:
     folder = write_arguana_like(tmp_path / "arguana")
     suite = read_beir(folder)
-    monkeypatch.setitem(DATASETS._entries, "arguana-like", lambda **params: suite)
-    spec = spec_for("arguana-like")
-    inputs = {
-        name: SplitOutputs(suite.split(name), ENCODE.run(minilm, suite.split(name), InferenceOptions(batch_size=16)))
-        for name in ("corpus", "queries")
-    }
+    spec, inputs = encoded(suite, "arguana-like", minilm, monkeypatch)
     rule = spec.model_copy(update={"parameters": {**spec.parameters, "ignore_identical_ids": True}})
     _, outcome = evaluate(ADAPTER, rule, inputs, seed=0)
     ours = {m.name: m.value for m in outcome.metrics}

@@ -230,12 +230,19 @@ def debiased_squared_ece(confidence: FloatArray, correct: FloatArray, n_bins: in
     correct = np.asarray(correct, dtype=np.float64)
     bins = equal_width_bin(confidence, n_bins)
     count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    hits = np.asarray(np.bincount(bins, correct, minlength=n_bins), dtype=np.float64)
+    confidence_sum = np.asarray(np.bincount(bins, confidence, minlength=n_bins), dtype=np.float64)
+    return float(_debiased_bin_sum(count, hits, confidence_sum, confidence.shape[0]))
+
+
+def _debiased_bin_sum(count: FloatArray, hits: FloatArray, confidence_sum: FloatArray, n: int) -> FloatArray:
+    """Kumar et al.'s debiased squared error from per-bin counts, correct counts and confidence sums
+    (the last axis is the bins; leading axes, e.g. resamples, are kept)."""
     safe = np.maximum(count, 1.0)
-    accuracy = np.bincount(bins, correct, minlength=n_bins) / safe
-    mean_confidence = np.bincount(bins, confidence, minlength=n_bins) / safe
+    accuracy = hits / safe
     variance = np.where(count > 1, accuracy * (1.0 - accuracy) / np.maximum(count - 1.0, 1.0), 0.0)
-    terms = (accuracy - mean_confidence) ** 2 - variance
-    return float(np.sum(count * terms) / confidence.shape[0])
+    out: FloatArray = np.sum(count * ((accuracy - confidence_sum / safe) ** 2 - variance), axis=-1) / n
+    return out
 
 
 def squared_gap(confidence: FloatArray, correct: FloatArray, n_bins: int = 15) -> float:
@@ -690,15 +697,19 @@ def resampled_calibration(
         filled = count > 0
         safe = np.where(filled, count, 1.0)
         out["mce"] = np.where(filled, np.abs(gap) / safe, -np.inf).max(axis=1)
-        accuracy = hits / safe
-        variance = np.where(count > 1, accuracy * (1.0 - accuracy) / np.maximum(count - 1.0, 1.0), 0.0)
-        out["ece_sq_debiased"] = np.sum(count * ((accuracy - confidence / safe) ** 2 - variance), axis=1) / n
+        out["ece_sq_debiased"] = _debiased_bin_sum(count, hits, confidence, n)
     if "classwise_ece" in wanted:
         k = terms.probs.shape[1]
         cells = equal_width_bin(terms.probs, n_bins) + np.arange(k)[None, :] * n_bins
         target = (terms.labels[:, None] == np.arange(k)[None, :]).astype(np.float64)
-        sums = _cell_sums(weights, cells, target - terms.probs, k * n_bins)
-        out["classwise_ece"] = np.abs(sums).sum(axis=1) / (n * k)
+        # resamples in blocks: the (block, k * n_bins) sums stay under _CLASSWISE_CELLS however many classes
+        step = max(1, _CLASSWISE_CELLS // (k * n_bins))
+        out["classwise_ece"] = np.concatenate(
+            [
+                np.abs(_cell_sums(weights[start : start + step], cells, target - terms.probs, k * n_bins)).sum(axis=1)
+                for start in range(0, weights.shape[0], step)
+            ]
+        ) / (n * k)
     if wanted & {"ece_em", "aurc"}:
         values, count, correct = _tie_groups(terms, weights)
         out["ece_em"] = _resampled_equal_mass(values, count, correct, n_bins)
@@ -706,6 +717,8 @@ def resampled_calibration(
     return {name: out[name] for name in ("accuracy", *_RESAMPLED) if name in wanted}
 
 
+#: bound on the per-class bin sums held at once in `resampled_calibration` (float64: 8 bytes each -> 32 MB)
+_CLASSWISE_CELLS = 4_000_000
 _RESAMPLED = ("ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc", "ece_sq_debiased")
 
 

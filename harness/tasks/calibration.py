@@ -101,13 +101,15 @@ class CalibrationAdapter:
         temperature = None if calib is None else cal.fit_temperature(calib.values.astype(np.float64), calib.labels)
         scaled = None if temperature is None else logits / temperature
 
-        confidence, prediction = cal.top_label(cal.softmax(logits))
-        correct = (prediction == labels).astype(np.float64)
+        # per-sample terms (confidence, correctness, nll, brier) for the point's extras and every resample
+        terms = cal.SampleTerms.of(logits, labels)
+        scaled_terms = None if scaled is None else cal.SampleTerms.of(scaled, labels)
+        confidence, correct = terms.confidence, terms.correct
 
         def all_metrics() -> dict[str, float]:
             values = cal.calibration_summary(logits, labels, n_bins=n_bins)
-            if scaled is not None:
-                values["ece_ts"] = cal.expected_calibration_error(cal.softmax(scaled), labels, n_bins)
+            if scaled is not None and scaled_terms is not None:
+                values["ece_ts"] = cal.expected_calibration_error(scaled_terms.probs, labels, n_bins)
                 values["nll_ts"] = cal.negative_log_likelihood(scaled, labels)
             values["ece_sq_debiased"] = cal.debiased_squared_ece(confidence, correct, n_bins)
             return values
@@ -116,8 +118,6 @@ class CalibrationAdapter:
         point = all_metrics()
         # Every resample at once: a resample is a weight per sample, the metrics weighted sums of
         # per-sample terms (cal.resampled_calibration equals the metrics on the drawn rows to float rounding).
-        terms = cal.SampleTerms.of(logits, labels)
-        scaled_terms = None if scaled is None else cal.SampleTerms.of(scaled, labels)
         resampled: dict[str, list[float]] = {name: [] for name in point}
         for weights in Bootstrap(n=n, n_resamples=n_resamples, seed=seed).count_chunks():
             for name, values in cal.resampled_calibration(weights, terms, n_bins).items():
@@ -158,14 +158,14 @@ class CalibrationAdapter:
             metrics.append(plain_metric("temperature", temperature, len(calib.labels)))  # fitted on the calib samples
         metrics.append(plain_metric("ece_noise_floor", floor, n))
         metrics.append(plain_metric("ece_calibrated_p", p_calibrated, n))
-        artifacts = {"reliability": cal.reliability_bins(cal.softmax(logits), labels, n_bins)}
+        artifacts = {"reliability": cal.reliability_bins(terms.probs, labels, n_bins)}
         parameters: dict[str, Scalar | list[Scalar]] = {
             "n_bins": n_bins,
             "n_resamples": n_resamples,
             "binning": "equal-width (a, b]; ece_em: equal-mass",
         }
-        if scaled is not None and temperature is not None:
-            artifacts["reliability_ts"] = cal.reliability_bins(cal.softmax(scaled), labels, n_bins)
+        if scaled_terms is not None and temperature is not None:
+            artifacts["reliability_ts"] = cal.reliability_bins(scaled_terms.probs, labels, n_bins)
             parameters["temperature_fit"] = "NLL on the calib split, T in [0.05, 100]"
             parameters["temperature_at_bound"] = bool(
                 min(abs(np.log(temperature / b)) for b in cal.TEMPERATURE_BOUNDS) < 1e-3
