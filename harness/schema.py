@@ -16,6 +16,9 @@ older versions on read (`harness.submissions.upgrade`). History:
   re-scores them from their per-sample outputs with the current code; every point value such a file
   holds must still agree, and the run is then taken with today's metrics, intervals, `n` and units
   (`RESCORED_BEFORE`).
+- 5: the same fields; a proportion's "wilson" interval takes Brown, Cai & DasGupta's Poisson bound for
+  one to three successes or failures (harness.intervals.wilson_interval), so files of version 4 are
+  re-scored like older ones.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: files of an older version carry numbers of older scoring code: they are replaced when re-scored
-RESCORED_BEFORE = 4
+RESCORED_BEFORE = 5
 
 # Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -312,7 +315,7 @@ class Provenance(_Strict):
 class Submission(_Strict):
     """One evaluation of one checkpoint on one or more tasks: the file contributors add."""
 
-    schema_version: Literal[4] = 4
+    schema_version: Literal[5] = 5
     submission_id: SafeName
     model: ModelCard
     checkpoint_hash: Sha256

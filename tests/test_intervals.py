@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import binomtest, norm
+from scipy.stats import binomtest, chi2, norm
 
 from harness.intervals import (
     bias_corrected_interval,
@@ -21,24 +21,53 @@ from harness.intervals import (
 from harness.stats import percentile_interval
 
 
+def modified_wilson_reference(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """Brown, Cai & DasGupta's modified Wilson interval (2001, 4.1.1) from scipy: Wilson's, with the
+    one-sided Poisson bound chi2.ppf(alpha, 2x) / 2n for x = 1..x* successes (or failures)."""
+    wilson = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    low, high = wilson.low, wilson.high
+    edge, alpha = (2 if n <= 50 else 3), 1 - confidence
+    if 1 <= k <= edge:
+        low = min(low, chi2.ppf(alpha, 2 * k) / (2 * n))
+    if 1 <= n - k <= edge:
+        high = max(high, 1 - chi2.ppf(alpha, 2 * (n - k)) / (2 * n))
+    return low, high
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 5000), st.floats(0.0, 1.0), st.sampled_from([0.8, 0.9, 0.95, 0.99]))
 def test_wilson_matches_scipy(n: int, share: float, confidence: float) -> None:
     k = round(share * n)
-    expected = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    expected = modified_wilson_reference(k, n, confidence)
     low, high = wilson_interval(k, n, confidence)
-    assert low == pytest.approx(expected.low, abs=1e-12) and high == pytest.approx(expected.high, abs=1e-12)
+    assert low == pytest.approx(expected[0], abs=1e-12) and high == pytest.approx(expected[1], abs=1e-12)
 
 
-def test_wilson_at_the_edges_has_width() -> None:
-    low, high = wilson_interval(271, 271)
-    assert high == 1.0 and low == pytest.approx(0.98602, abs=1e-5)
-    low, high = wilson_interval(0, 10)
-    assert low == 0.0 and high > 0.2
-    with pytest.raises(ValueError):
-        wilson_interval(5, 0)
-    with pytest.raises(ValueError):
-        wilson_interval(11, 10)
+@pytest.mark.parametrize("n", [10, 50, 51, 100, 1000])
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4])
+def test_wilson_edges_take_the_poisson_bound(n: int, k: int) -> None:
+    """Near the edges the interval is Brown-Cai-DasGupta's (never narrower than Wilson's); elsewhere Wilson's."""
+    for successes in (k, n - k):
+        expected = modified_wilson_reference(successes, n, 0.95)
+        plain = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+        low, high = wilson_interval(successes, n)
+        assert (low, high) == pytest.approx(expected, abs=1e-12)
+        assert low <= plain.low + 1e-12 and high >= plain.high - 1e-12
+    # 98 of 100 right: Wilson's upper bound 0.9945 misses p = 0.995; the Poisson bound does not
+    assert wilson_interval(98, 100)[1] > 0.995 > binomtest(98, 100).proportion_ci(method="wilson").high
+
+
+def test_wilson_coverage_has_no_deep_dips() -> None:
+    """Exact coverage over p in (0.5, 1) for n = 100: Wilson's dips to 0.85; the modified one stays >= 0.92."""
+    from scipy.stats import binom
+
+    n, ks = 100, np.arange(101)
+    bounds = np.array([wilson_interval(int(k), n) for k in ks])
+    coverages = []
+    for p in np.linspace(0.5, 0.9999, 600):
+        covered = (bounds[:, 0] <= p) & (p <= bounds[:, 1])
+        coverages.append(float(binom.pmf(ks, n, p)[covered].sum()))
+    assert min(coverages) >= 0.92 and 0.945 <= float(np.mean(coverages)) <= 0.96
 
 
 def bc_reference(point: float, distribution: list[float], confidence: float) -> tuple[float, float]:

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from harness.errors import HarnessError
 from harness.imports import from_lm_eval, from_mteb
+from harness.schema import SCHEMA_VERSION
 from harness.store import open_store
 from harness.submissions import read_submission, write_submission
 from harness.trust import Tier
@@ -47,7 +48,7 @@ def test_schema_v1_is_upgraded_on_read() -> None:
     upgraded, problems = validate_file(v1)
     assert problems == []
     current = read_submission(only_json(CORPUS / "valid"))
-    assert upgraded is not None and upgraded.schema_version == 4
+    assert upgraded is not None and upgraded.schema_version == SCHEMA_VERSION
     # Re-scored on this machine, the corpus's file from another: numbers agree to rounding (a fitted
     # temperature differs in the last bits across CPUs), everything else exactly.
     assert same_up_to_rounding(upgraded.model_dump(), current.model_dump())
