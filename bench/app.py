@@ -10,8 +10,12 @@ in under 2 s at 10,000 models, on the default family (the largest with loss and 
 - queries: `Store.leaderboard` (the CLI's query), `Store.board_rows` and `Store.ranked_leaderboard`
   (the page's query plus significance-aware ranks), warm, best of 5.
 - page: the Leaderboard page (10,000-row table of the first task, CI chart, sidebar counts) run by
-  streamlit's AppTest in a fresh process: the first visit (empty caches: opens the store and runs every
-  query) and a second visit (cached query results). The app's `common` module would clash with
+  streamlit's AppTest in a fresh process: the first visit (empty caches: imports the app's modules, opens
+  the store and runs every query), a second visit (cached query results), and a new visitor of the
+  running server after the store changed (a new session with the modules imported and every cache
+  cleared: what a visitor of a deployed leaderboard waits for after an ingest). The scan of installed
+  packages for components, which a server does once at start-up and AppTest in its first run, is done
+  before the clock starts. The app's `common` module would clash with
   bench/common.py in one process, hence the subprocess. With Chromium installed, also the time from
   navigation to the end of the script run in a real browser (Streamlit's script state), first visit.
 """
@@ -38,6 +42,15 @@ RENDER = textwrap.dedent(
     page, params = sys.argv[3], json.loads(sys.argv[4])
     times = []
     app = AppTest.from_file(sys.argv[2], default_timeout=300)
+    # A server scans the installed packages for components once, at start-up (streamlit's Runtime);
+    # AppTest does it in its first run. Done here before the clock starts, as a server would have.
+    try:
+        from streamlit.components.v2.component_manager import BidiComponentManager
+        manager = BidiComponentManager()
+        manager.discover_and_register_components(start_file_watching=False)
+        app._bidi_component_manager = manager
+    except (ImportError, AttributeError):
+        pass  # another streamlit version: the first visit then includes the scan
     app.query_params.update(params)
     if page:
         app.switch_page(page)
@@ -47,7 +60,20 @@ RENDER = textwrap.dedent(
         times.append(time.perf_counter() - started)
         assert not app.exception, [e.value for e in app.exception]
     rows = max(len(d.value) for d in app.dataframe)
-    print(json.dumps({"first": times[0], "cached": min(times[1:]), "rows": rows}))
+    # A new visitor of a running server after the store changed: modules imported, every cache empty.
+    import streamlit as st
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    again = AppTest.from_file(sys.argv[2], default_timeout=300)
+    again._bidi_component_manager = getattr(app, "_bidi_component_manager", None)
+    again.query_params.update(params)
+    if page:
+        again.switch_page(page)
+    started = time.perf_counter()
+    again.run()
+    warm = time.perf_counter() - started
+    assert not again.exception, [e.value for e in again.exception]
+    print(json.dumps({"first": times[0], "cached": min(times[1:]), "warm": warm, "rows": rows}))
     """
 )
 
@@ -173,6 +199,8 @@ def run() -> list:  # type: ignore[type-arg]
                         times["first"], "s", "< 2 s", times["first"] < 2.0))  # fmt: skip
         rows.append(Row("app", "leaderboard page, cached queries (AppTest)", times["cached"], "s", "< 2 s",
                         times["cached"] < 2.0))  # fmt: skip
+        rows.append(Row("app", "leaderboard page, new visitor of a running server, caches empty (AppTest)",
+                        times["warm"], "s", "< 2 s", times["warm"] < 2.0))  # fmt: skip
         for case, params in (
             ("correlations page: same-loss view on the default family, 10,000-point scatter", {}),
             (f"correlations page: same-loss view on {FAMILY} (240 checkpoints)", {"sl_family": FAMILY}),
@@ -182,6 +210,8 @@ def run() -> list:  # type: ignore[type-arg]
                             times["first"] < 2.0))  # fmt: skip
             rows.append(Row("app", f"{case}, cached queries (AppTest)", times["cached"], "s", "< 2 s",
                             times["cached"] < 2.0))  # fmt: skip
+            rows.append(Row("app", f"{case}, new visitor of a running server, caches empty (AppTest)",
+                            times["warm"], "s", "< 2 s", times["warm"] < 2.0))  # fmt: skip
         browser = browser_times(path, other_task)
         if browser is not None:
             rows.append(Row("app", "leaderboard page in headless Chromium, fresh server (imports included)",

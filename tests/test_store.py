@@ -194,3 +194,26 @@ def test_metric_catalog_and_slim_board_rows_equal_a_pandas_reference(tmp_path: P
         slim = store.board_rows([task], families=families[:1], slim=True)
         assert list(slim.columns) == ["task", "model_id", "value", "ci_low", "ci_high", "tier"]
         assert slim.equals(full[list(slim.columns)])
+
+
+def test_model_cards_are_model_table_without_its_counts(tmp_path: Path) -> None:
+    """The Correlations page's card query: the same models, families and card texts as `model_table`
+    under every filter, in model-id order."""
+    path = tmp_path / "store.duckdb"
+    synthetic_store(path, 25, 2, seed=5)
+    with open_store(path, read_only=True) as store:
+        everything = store.model_table()
+        families = sorted(everything["family"].dropna().unique())
+        tags = sorted({t for row in everything["tags"] for t in row})
+        for kwargs in (
+            {},
+            {"families": families[:1]},
+            {"families": families},
+            {"tags": tags[:1]},
+            {"families": ["none"]},
+        ):
+            cards = store.model_cards(**kwargs)
+            expected = store.model_table(**kwargs)[["model_id", "family", "card"]]
+            assert cards.equals(expected), kwargs
+            assert list(cards["model_id"]) == sorted(cards["model_id"])
+        assert len(store.model_cards()) == 25
