@@ -10,8 +10,9 @@
   * lm-wikitext103 / lm-c4: Harness's rolling log-likelihood against lm-evaluation-harness's
     loglikelihood_rolling on the same documents (documents per second), and the relative difference
     of the two bits-per-byte values (target < 1e-4: the same numbers);
-  * calib-openbookqa: Harness's choice log-likelihoods against lm-eval's own openbookqa task (read
-    from the mirror) (items per second), and whether both pick the same answers (accuracy equal);
+  * calib-openbookqa, calib-arc-challenge: Harness's choice log-likelihoods against lm-eval's own
+    openbookqa and arc_challenge tasks (read from the mirror; ARC's items have 3 to 5 choices) (items per
+    second), and whether both pick the same answers (accuracy equal);
   * beir-*: Harness's retrieval task against MTEB's retrieval evaluation on the same BEIR folder and
     encoder (queries per second, corpus encoding included), and abs(nDCG@10 Harness - MTEB).
   Image and text classification have no peer tool that runs on these datasets (OpenOOD needs its own
@@ -56,7 +57,7 @@ RUNS = {
     "clinc": ["ood-clinc150"],
     "sst2": ["ood-sst2-20ng"],
     "minilm": ["beir-scifact", "beir-nfcorpus", "beir-fiqa", "beir-arguana"],
-    "lm": ["lm-wikitext103", "lm-c4", "calib-openbookqa"],
+    "lm": ["lm-wikitext103", "lm-c4", "calib-openbookqa", "calib-arc-challenge"],
     "lm-candidate": ["compression-wikitext"],
 }
 
@@ -111,7 +112,7 @@ def _simple_evaluate(
 
 
 def lm_rows(reference: Path, root: Path) -> list[Row]:
-    """Harness vs lm-eval on the catalog's LM documents and OpenBookQA items (the same model)."""
+    """Harness vs lm-eval on the catalog's LM documents and OpenBookQA and ARC items (the same model)."""
     from harness.data import load_suite
     from harness.data.catalog import lm_eval_task_object
     from harness.models import load_model
@@ -136,33 +137,22 @@ def lm_rows(reference: Path, root: Path) -> list[Row]:
             Row("catalog", f"{task}: speed-up over lm-eval", seconds / t[0], "x"),
             Row("catalog", f"{task}: abs(bpb Harness - lm-eval) / bpb", difference, "", "< 1e-4", difference < 1e-4),
         ]
-    spec = specs.get("calib-openbookqa")
-    test = load_suite(spec.dataset).split("test")
-    with timer() as t:
-        logits = handle.classify(test, InferenceOptions(batch_size=64))["logits"]
-    ours = float((logits.argmax(axis=1) == test.y).mean())
-    hub = spec.dataset.splits["test"]
-    task_object = lm_eval_task_object(spec.dataset, [hub])  # lm-eval's openbookqa, reading the mirror's copy
-    seconds, results = _simple_evaluate(handle, None, None, task_object)
-    theirs = float(next(iter(results["results"].values()))["acc,none"])
-    rows += [
-        Row(
-            "catalog",
-            f"calib-openbookqa: Harness choice log-likelihoods ({len(test)} items)",
-            len(test) / t[0],
-            "items/s",
-        ),
-        Row("catalog", "calib-openbookqa: lm-eval openbookqa", len(test) / seconds, "items/s"),
-        Row("catalog", "calib-openbookqa: speed-up over lm-eval", seconds / t[0], "x"),
-        Row(
-            "catalog",
-            "calib-openbookqa: abs(accuracy Harness - lm-eval)",
-            abs(ours - theirs),
-            "",
-            "== 0",
-            ours == theirs,
-        ),
-    ]
+    for task, peer in (("calib-openbookqa", "openbookqa"), ("calib-arc-challenge", "arc_challenge")):
+        spec = specs.get(task)
+        test = load_suite(spec.dataset).split("test")
+        with timer() as t:
+            logits = handle.classify(test, InferenceOptions(batch_size=64))["logits"]  # -inf pads missing choices
+        ours = float((logits.argmax(axis=1) == test.y).mean())
+        hub = spec.dataset.splits["test"]
+        task_object = lm_eval_task_object(spec.dataset, [hub])  # lm-eval's own task, reading the mirror's copy
+        seconds, results = _simple_evaluate(handle, None, None, task_object)
+        theirs = float(next(iter(results["results"].values()))["acc,none"])
+        rows += [
+            Row("catalog", f"{task}: Harness choice log-likelihoods ({len(test)} items)", len(test) / t[0], "items/s"),
+            Row("catalog", f"{task}: lm-eval {peer}", len(test) / seconds, "items/s"),
+            Row("catalog", f"{task}: speed-up over lm-eval", seconds / t[0], "x"),
+            Row("catalog", f"{task}: abs(accuracy Harness - lm-eval)", abs(ours - theirs), "", "== 0", ours == theirs),
+        ]
     return rows
 
 

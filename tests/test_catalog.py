@@ -34,7 +34,7 @@ IMAGE_AND_TEXT_RUNS = {
     "sst2": ["ood-sst2-20ng"],
 }
 RETRIEVAL_TASKS = ["beir-scifact", "beir-nfcorpus", "beir-fiqa", "beir-arguana"]
-LM_TASKS = ["lm-wikitext103", "lm-c4", "calib-openbookqa", "compression-wikitext"]
+LM_TASKS = ["lm-wikitext103", "lm-c4", "calib-openbookqa", "calib-arc-challenge", "compression-wikitext"]
 
 
 def catalog_names() -> set[str]:
@@ -98,8 +98,9 @@ def test_image_text_and_retrieval_tasks_run_end_to_end_and_validate(
 def test_language_model_tasks_run_end_to_end(
     on_mirror: dict[str, Any], lm_zoo: Path, tmp_path: Path, capsys: Any, monkeypatch: Any
 ) -> None:
-    """WikiText-103 and C4 loss with bits per byte, OpenBookQA calibration over choices (lm-eval's own
-    prompts), and a compressed zoo model against its reference on real-text prompts."""
+    """WikiText-103 and C4 loss with bits per byte, OpenBookQA and ARC-Challenge (3 to 5 choices)
+    calibration over choices (lm-eval's own prompts), and a compressed zoo model against its reference on
+    real-text prompts."""
     candidate = lm_zoo / "synthlang-gpt2-tiny-base-int8"  # its card names the reference beside it
     submission = eval_ok(capsys, monkeypatch, candidate, LM_TASKS, tmp_path / "submissions")
     runs = {r["task"]: {m["name"]: m for m in r["metrics"]} for r in submission["results"]}
@@ -108,6 +109,16 @@ def test_language_model_tasks_run_end_to_end(
         parameters = next(r["parameters"] for r in submission["results"] if r["task"] == task)
         assert bits == pytest.approx(loss * parameters["n_tokens"] / parameters["n_bytes"] / math.log(2))
     assert runs["calib-openbookqa"]["accuracy"]["n"] == 24  # the fixture's OpenBookQA test questions
+    # ARC's questions have 3, 4 and 5 choices in turn: the missing ones carry probability 0 in the stored logits
+    assert runs["calib-arc-challenge"]["accuracy"]["n"] == 20
+    import pyarrow.parquet as pq
+
+    written = sorted((tmp_path / "submissions").rglob("*.parquet"), key=lambda f: f.stat().st_mtime)[-1]
+    table = pq.read_table(written).to_pandas()
+    arc = table[(table["task"] == "calib-arc-challenge") & (table["split"] == "test")]
+    values = np.stack(arc["values"].to_numpy())
+    real = values > values.max(axis=1, keepdims=True) - 1000.0
+    assert values.shape == (20, 5) and real.sum(axis=1).tolist() == [3 + n % 3 for n in range(20)]
     assert 0 < runs["compression-wikitext"]["top1_agreement"]["value"] <= 1
     result = run_cli(capsys, monkeypatch, "validate", str(tmp_path / "submissions"))
     assert result.code == 0, result.err + result.out

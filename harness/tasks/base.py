@@ -178,9 +178,27 @@ def run_parameters(spec: TaskSpec, outcome: Outcome) -> dict[str, Scalar | list[
     return {**spec.parameters, **outcome.parameters}
 
 
+#: A choice that an item does not have (multiple-choice items with fewer choices than the widest: the
+#: language model pads their log-likelihoods with -inf) gets the logit "its row's largest - this": its
+#: probability is exactly 0 in float64 under every temperature the calibration fit allows (exp(-1e5 / 100)
+#: underflows), and the per-sample values stay finite, as stored submissions must be.
+PADDED_LOGIT_GAP = 1e5
+
+
 def logit_samples(split: str, outputs: SplitOutputs) -> Samples:
-    """A split's logits as per-sample values (float64); NaN or inf is a HarnessError."""
+    """A split's logits as per-sample values (float64); NaN or +inf is a HarnessError. -inf (a padded
+    choice of a multiple-choice item) becomes its row's largest logit - `PADDED_LOGIT_GAP`; a row without
+    any finite logit, or a label on a padded choice, is a HarnessError."""
     logits = np.asarray(outputs.outputs["logits"], dtype=np.float64)
+    padded = np.isneginf(logits)
+    if padded.any() and logits.ndim == 2:
+        row_max = np.where(padded, -np.inf, logits).max(axis=1, initial=-np.inf)
+        if not np.isfinite(row_max).all():
+            raise HarnessError(
+                f"the model produced no finite logit for some samples of the {split} split",
+                fix="check the checkpoint's weights, or the split's items (every item needs a choice)",
+            )
+        logits = np.where(padded, row_max[:, None] - PADDED_LOGIT_GAP, logits)
     if not np.isfinite(logits).all():
         raise HarnessError(
             f"the model produced NaN or inf logits on the {split} split",
@@ -191,6 +209,11 @@ def logit_samples(split: str, outputs: SplitOutputs) -> Samples:
         raise HarnessError(
             f"the model has {logits.shape[1]} outputs but split {split!r} has labels up to {labels.max()}",
             fix="evaluate the model on a dataset with its own label space (see `harness tasks`)",
+        )
+    if padded.any() and labels.size and labels.min() >= 0 and padded[np.arange(labels.size), labels].any():
+        raise HarnessError(
+            f"a label of split {split!r} points at a choice its item does not have (a -inf logit)",
+            fix="check the split's labels against its choices",
         )
     return Samples(
         split=split,

@@ -231,6 +231,27 @@ def build_language_data(root: Path, rng: np.random.Generator, scale: int = 1) ->
         datasets.Dataset.from_list(rows).to_parquet(
             str(folder(root, "allenai/openbookqa", "main") / f"{split}.parquet")
         )
+    # ARC-Challenge has 3 to 5 choices per question, labelled A-E or 1-5: items of 3, 4 and 5 choices in
+    # turn (the synthetic item's own four, one dropped or a wrong answer of another item added)
+    arc_items = [item for item in language.multiple_choice if item.label < 3][: 36 * scale]
+    for split, chunk in (("validation", arc_items[: 16 * scale]), ("test", arc_items[16 * scale :])):
+        rows = []
+        for n, item in enumerate(chunk):
+            width = 3 + n % 3
+            own = list(item.choices[:width])
+            choices = own + [c for c in wrong[5 * n :] if c not in own][: width - len(own)]
+            keys = list("12345" if n % 4 == 3 else "ABCDE")[:width]
+            rows.append(
+                {
+                    "id": f"arc-{item.id}",
+                    "question": item.context,
+                    "choices": {"text": choices, "label": keys},
+                    "answerKey": keys[item.label],
+                }
+            )
+        datasets.Dataset.from_list(rows).to_parquet(
+            str(folder(root, "allenai/ai2_arc", "ARC-Challenge") / f"{split}.parquet")
+        )
 
 
 def build_beir(root: Path, rng: np.random.Generator, scale: int = 1) -> None:
