@@ -176,6 +176,66 @@ def test_image_folder_with_resizing_mode_and_an_unlabelled_split(tmp_path: Path)
     assert set(suite.splits) == {"test", "train", "ood"} and tuple(suite.class_names) == ("cat", "dog")
 
 
+def eager_pixels(file: Path, size: tuple[int, int] | None, mode: str | None) -> np.ndarray:
+    """What an image folder held before images stayed encoded: Pillow's pixels, converted and resized at once."""
+    from PIL import Image
+
+    with Image.open(file) as opened:
+        image = opened.convert(mode) if mode else opened.copy()
+    if size is not None and image.size != size[::-1]:
+        image = image.resize(size[::-1], Image.Resampling.BILINEAR)
+    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+@pytest.mark.parametrize(
+    ("modes", "params"),
+    [
+        (["RGB", "RGB"], {}),
+        (["L", "L"], {}),
+        (["RGBA", "RGBA"], {}),
+        (["P", "P"], {}),
+        (["RGB", "L"], {"image_mode": "RGB", "image_size": [5, 7]}),
+        (["LA", "RGBA"], {"image_mode": "L", "image_size": 6}),
+    ],
+)
+def test_image_folders_stay_encoded_and_decode_to_the_same_pixels(
+    tmp_path: Path, modes: list[str], params: dict[str, Any]
+) -> None:
+    """Pixels, shapes and ids of a lazily decoded folder equal Pillow's eager conversion, batch by batch."""
+    from PIL import Image
+
+    from harness.data.images import EncodedImageSplit
+
+    rng = np.random.default_rng(len(modes[0]))
+    files = []
+    for i, (label, mode) in enumerate([("a", modes[0]), ("b", modes[1]), ("a", modes[1]), ("b", modes[0])]):
+        (tmp_path / "test" / label).mkdir(parents=True, exist_ok=True)
+        side = 9 if params else 8
+        file = tmp_path / "test" / label / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (side, side + 2, 3), dtype=np.uint8)).convert(mode).save(file)
+        files.append(file)
+    split = load_suite(source(tmp_path, classes=["a", "b"], **params)).split("test")
+    assert isinstance(split, EncodedImageSplit) and sum(len(b) for b in split.blobs) == sum(
+        f.stat().st_size for f in files
+    )
+    size = params.get("image_size")
+    size = (size, size) if isinstance(size, int) else (tuple(size) if size else None)
+    order = [files[0], files[2], files[1], files[3]]  # class a's files, then class b's
+    expected = np.stack([eager_pixels(f, size, params.get("image_mode")) for f in order])
+    assert split.x.shape == expected.shape and split.ids == [f.relative_to(tmp_path).as_posix() for f in order]
+    assert np.array_equal(split.x[1:3], expected[1:3]) and np.array_equal(np.asarray(split.x), expected)
+    assert split.y.tolist() == [0, 0, 1, 1]
+
+
+def test_a_bad_image_is_named_before_any_model_loads(tmp_path: Path) -> None:
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    (tmp_path / "test" / "a" / "broken.png").write_bytes(b"not a png at all")
+    with pytest.raises(HarnessError, match="cannot read the image") as raised:
+        load_suite(source(tmp_path))
+    assert "broken.png" in str(raised.value.where)
+
+
 def test_plain_text_documents(tmp_path: Path) -> None:
     text = "\ufefffirst doc\r\nline two\r\n\r\n  \t\n\nsecond doc\n\n\n   third  \n"
     (tmp_path / "heldout.txt").write_bytes(text.encode("utf-8"))

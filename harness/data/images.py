@@ -28,16 +28,28 @@ from numpy.typing import NDArray
 from harness.data import checked_positions
 from harness.errors import HarnessError
 
-#: preprocessing keys an image split accepts
-IMAGE_PREPROCESSING = ("mode", "resize", "center_crop")
+#: preprocessing keys an image split accepts: `mode` (a Pillow mode, or "native" to keep each file's own),
+#: `resize` (the shorter side), `center_crop` (a square side), `size` ((height, width): an exact resize)
+IMAGE_PREPROCESSING = ("mode", "resize", "center_crop", "size")
+#: the `mode` that keeps each file's own mode (local image folders without dataset.params.image_mode)
+NATIVE_MODE = "native"
 
 
-def decode_image(blob: bytes, mode: str = "RGB", resize: int | None = None, crop: int | None = None) -> NDArray[Any]:
-    """One encoded image as a float32 (H, W, C) array in [0, 1], after mode, resize and center crop."""
+def decode_image(
+    blob: bytes,
+    mode: str = "RGB",
+    resize: int | None = None,
+    crop: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> NDArray[Any]:
+    """One encoded image as a float32 (H, W, C) array in [0, 1], after mode, exact size (height, width;
+    bilinear, only when it differs), resize (the shorter side) and center crop."""
     from PIL import Image
 
     with Image.open(io.BytesIO(blob)) as opened:
-        image = opened.convert(mode)
+        image = opened.copy() if mode == NATIVE_MODE else opened.convert(mode)
+    if size is not None and image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     if resize:
         width, height = image.size
         scale = resize / min(width, height)
@@ -133,15 +145,19 @@ class EncodedImageSplit:
         return DecodedImages(self)
 
     def decode(self, row: int) -> NDArray[Any]:
+        from PIL import Image
+
         options = dict(self.preprocessing)
         try:
+            size = options.get("size")
             return decode_image(
                 self.blobs[row],
                 str(options.get("mode", "RGB")),
                 int(options["resize"]) if options.get("resize") else None,
                 int(options["center_crop"]) if options.get("center_crop") else None,
+                (int(size[0]), int(size[1])) if size else None,
             )
-        except (OSError, ValueError) as error:  # Pillow: not an image, truncated file
+        except (OSError, ValueError, Image.DecompressionBombError) as error:  # Pillow: not an image, truncated
             raise HarnessError(
                 f"image {self.ids[row]!r} of split {self.name!r} cannot be decoded ({error})",
                 where=self.source or f"split {self.name}",

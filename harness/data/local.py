@@ -13,7 +13,8 @@ both split "test"; hidden entries and files of other kinds, such as a README, ar
   train split (or the first split with class folders), unless `classes` lists them. Images are
   read with Pillow and scaled to [0, 1]; they must share one size and mode unless `image_size`
   ([height, width], or one number for squares) and `image_mode` (a Pillow mode such as RGB or L)
-  convert them.
+  convert them (checked from the files' headers). They stay encoded in memory and are decoded batch
+  by batch as a model reads them (harness/data/images.py), so a folder larger than memory decoded fits.
 `path` may also name one such file: a dataset with one split, named after the file.
 
 Dataset params (`dataset.params` in the task spec): `label_column`, `text_column`, `id_column`,
@@ -36,6 +37,7 @@ import numpy as np
 
 from harness.data.arrays import ArraySplit
 from harness.data.digits import ClassificationSuite
+from harness.data.images import NATIVE_MODE, EncodedImageSplit
 from harness.data.tables import TABLE_SUFFIXES, Columns, read_table_split
 from harness.data.text import DocumentSplit, documents_in_file, documents_in_folder
 from harness.errors import HarnessError
@@ -184,7 +186,11 @@ def _image_classes(folders: list[Path]) -> list[str]:
 
 def _check_input_shapes(splits: dict[str, Any], root: Path) -> None:
     """Every array split must have inputs of one shape: a model fitted on one fits all of them."""
-    shapes = {name: split.x.shape[1:] for name, split in splits.items() if isinstance(split, ArraySplit) and len(split)}
+    shapes = {
+        name: split.x.shape[1:]  # an image split decodes its first image for this
+        for name, split in splits.items()
+        if isinstance(split, ArraySplit | EncodedImageSplit) and len(split)
+    }
     if len(set(shapes.values())) > 1:
         listed = ", ".join(f"{name} {shape}" for name, shape in sorted(shapes.items()))
         raise HarnessError(
@@ -201,26 +207,27 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def _read_image(file: Path, options: LocalOptions) -> np.ndarray:
+def _image_shape(file: Path, options: LocalOptions) -> tuple[int, ...]:
+    """The (height, width, channels) `file` decodes to, from its header (nothing decoded); an unreadable
+    file is a HarnessError naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(file) as opened:
-            image: Image.Image = opened
-            if options.image_mode is not None and image.mode != options.image_mode:
-                image = image.convert(options.image_mode)
-            if options.image_size is not None and image.size != options.image_size[::-1]:
-                image = image.resize(options.image_size[::-1], Image.Resampling.BILINEAR)
-            return np.asarray(image, dtype=np.float32) / 255.0
+            mode = options.image_mode or opened.mode
+            width, height = opened.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         raise HarnessError(
             f"cannot read the image ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
             where=str(file),
             fix="re-save it as PNG or JPEG, or remove it",
         ) from None
+    if options.image_size is not None:
+        height, width = options.image_size
+    return (height, width, Image.getmodebands(mode))
 
 
-def _read_image_folder(folder: Path, classes: list[str], options: LocalOptions) -> ArraySplit:
+def _read_image_folder(folder: Path, classes: list[str], options: LocalOptions) -> EncodedImageSplit:
     class_folders = _class_folders(folder)
     loose = _image_files(folder)
     if class_folders and loose:
@@ -233,21 +240,22 @@ def _read_image_folder(folder: Path, classes: list[str], options: LocalOptions) 
     if unknown:
         known = "dataset.params.classes" if options.columns.classes else "the train split"
         raise HarnessError(f"classes {unknown} are not in {known}", where=str(folder), fix=f"known classes: {classes}")
-    images, labels, ids = [], [], []
+    blobs, shapes, labels, ids = [], set(), [], []
     members = [(-1, folder)] if loose else [(classes.index(p.name), p) for p in class_folders]
     for label, member in members:
         for file in _image_files(member):
-            images.append(_read_image(file, options))
+            shapes.add(_image_shape(file, options))
+            blobs.append(file.read_bytes())  # kept encoded: decoded batch by batch as the model reads them
             labels.append(label)
             ids.append(file.relative_to(folder.parent).as_posix())
-    shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise HarnessError(
             f"images have different shapes {sorted(shapes)[:3]}",
             where=str(folder),
             fix="set dataset.params.image_size (and image_mode, e.g. RGB) to convert them, or resize them",
         )
-    x = np.stack(images) if images else np.zeros((0, 1), np.float32)
-    if x.ndim == 3:  # greyscale: add the channel axis
-        x = x[..., None]
-    return ArraySplit(folder.name, x, np.asarray(labels, dtype=np.int64), ids, str(folder))
+    preprocessing: list[tuple[str, Any]] = [("mode", options.image_mode or NATIVE_MODE)]
+    if options.image_size is not None:
+        preprocessing.append(("size", tuple(options.image_size)))
+    y = np.asarray(labels, dtype=np.int64)
+    return EncodedImageSplit(folder.name, tuple(blobs), y, ids, tuple(preprocessing), str(folder))
