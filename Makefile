@@ -30,11 +30,13 @@ venv: $(VENV)/.installed
 
 # The lock: every package of the dev environment at one version, resolved by pip-compile in a
 # throwaway tool environment (build/lock-tools). Commit the result with the change that needed it.
+# `make lock LOCK_UPGRADE=` adds what pyproject.toml gained and keeps every other pin.
+LOCK_UPGRADE ?= --upgrade
 lock:
 	test -x build/lock-tools/bin/pip-compile || ( $(PYTHON) -m venv build/lock-tools && \
 		build/lock-tools/bin/python -m pip install -q "$(PIP_TOOLS)" )
-	build/lock-tools/bin/pip-compile -q --upgrade --extra dev --constraint constraints.txt --strip-extras \
-		--no-emit-index-url --no-emit-find-links --custom-compile-command "make lock" -o $(LOCK) pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" build/lock-tools/bin/pip-compile -q $(LOCK_UPGRADE) --extra dev \
+		--constraint constraints.txt --strip-extras --no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
 
 demo: venv
 	$(OFFLINE) $(VENV)/bin/harness demo --workdir $(DEMO_DIR)

@@ -152,10 +152,17 @@ class RayExecutor:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
             where = address or "a local cluster"
+            if "ray[client]" in str(error):
+                raise HarnessError(
+                    "a ray:// address needs Ray Client, which is not installed",
+                    where=where,
+                    fix='pip install "harness[ray]" (or "ray[client]==2.60.0")',
+                ) from None
+            fix = "start it (`ray start --head` on the head node) or check --address"
+            if address is not None and address.startswith("ray://"):
+                fix += "; a cluster with token authentication needs RAY_AUTH_MODE=token here (docs/scale.md)"
             raise HarnessError(
-                f"cannot connect to the Ray cluster ({_first_line(error)})",
-                where=where,
-                fix="start it (`ray start --head` on the head node) or check --address",
+                f"cannot connect to the Ray cluster ({_first_line(error)})", where=where, fix=fix
             ) from None
         self.connected_here = True
 
