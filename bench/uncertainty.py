@@ -3,7 +3,7 @@
 (Issue 13 calls this bench/statistics.py; a file of that name in bench/ would hide Python's own
 `statistics` module from every script run from this folder.)
 
-    python bench/uncertainty.py            # every section, one markdown table each (~2 minutes per section)
+    python bench/uncertainty.py            # every section, one markdown table each (about 4 minutes: two at a time)
     python bench/uncertainty.py --quick    # fewer simulated boards (a smoke run)
     python bench/uncertainty.py --section ranks --seed 1
 
@@ -30,7 +30,8 @@ Sections
   distributions at n = 100, 300, 1000; target [0.93, 0.97]. Also the mean width, the share of
   zero-width intervals and of intervals that exclude their own point estimate, and the share of
   noise-floor p-values <= 0.05 for calibrated models. 400 data sets x 1,000 resamples per case
-  (--quick: 60); about 2 minutes on 2 cores.
+  (--quick: 60); 226 s on one core of an idle 2-core machine (2026-12-03), while the other sections
+  share the other core (`--workers 2`, the default).
 - proportions: the exact coverage of the proportion interval (harness.intervals.wilson_interval) against
   plain Wilson, over 1,000 values of p in [0.5, 0.9999] at n = 30, 100, 300, 1000: lowest and mean over
   p, and at p = 0.8, 0.99, 0.995. Exact (no simulation); a second.
@@ -763,14 +764,31 @@ SECTIONS: dict[str, Callable[[bool, int], Section]] = {
 }
 
 
+def build_sections(names: list[str], quick: bool, seed: int, workers: int) -> list[Section]:
+    """The sections `names`, in that order, computed in `workers` processes (each section is seeded on its
+    own, so the numbers do not depend on where or in which order it runs); the longest starts first."""
+    if workers <= 1 or len(names) <= 1:
+        return [SECTIONS[name](quick, seed) for name in names]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    longest_first = sorted(names, key=lambda name: list(SECTIONS).index(name) if name != "coverage" else -1)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(SECTIONS[name], quick, seed) for name in longest_first}
+        return [futures[name].result() for name in names]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer simulated boards (a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--section", action="append", choices=sorted(SECTIONS), help="repeatable; default: all")
+    parser.add_argument("--workers", type=int, default=2, help="sections computed at once (default 2: the cores)")
     args = parser.parse_args(argv)
-    for name in args.section or list(SECTIONS):
-        print(markdown(SECTIONS[name](args.quick, args.seed)), end="\n\n", flush=True)
+    started = time.perf_counter()
+    for section in build_sections(args.section or list(SECTIONS), args.quick, args.seed, args.workers):
+        print(markdown(section), end="\n\n", flush=True)
+    print(f"All sections: {time.perf_counter() - started:.0f} s with {args.workers} worker(s).")
     return 0
 
 
@@ -779,8 +797,7 @@ def run() -> list[Any]:
     from common import Row
 
     rows = []
-    for build in SECTIONS.values():
-        section = build(False, 0)
+    for section in build_sections(list(SECTIONS), False, 0, 2):
         rows += [Row("uncertainty", case, value, "share", target, ok) for case, value, target, ok in section.checks]
     return rows
 

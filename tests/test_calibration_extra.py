@@ -474,3 +474,34 @@ def test_calibration_p_value_separates_calibrated_from_miscalibrated() -> None:
         observed = cal.binned_calibration_gap(conf, correct, cal.equal_width_bin(conf, 15), 15)
         ps.append(cal.ece_noise_floor(conf, observed, n_resamples=199, seed=seed)[1])
     assert 0.03 <= np.mean(np.asarray(ps) <= 0.1) <= 0.2
+
+
+def noise_floor_reference(
+    confidence: np.ndarray, observed: float, n_bins: int, n_resamples: int, seed: int
+) -> tuple[float, float]:
+    """The consistency resampling written resample by resample in plain Python (bins and sums by hand)."""
+    rng = np.random.default_rng(seed)
+    n, eces = len(confidence), []
+    for _ in range(n_resamples):
+        drawn = confidence[rng.integers(0, n, size=n)]
+        uniform = rng.random(n)
+        gaps = [0.0] * n_bins
+        for value, u in zip(drawn.tolist(), uniform.tolist(), strict=True):
+            cell = min(max(math.ceil(min(max(value, 0.0), 1.0) * n_bins) - 1, 0), n_bins - 1)
+            gaps[cell] += float(u < value) - value
+        eces.append(sum(abs(g) for g in gaps) / n)
+    above = sum(e >= observed - 1e-12 for e in eces)
+    return sum(eces) / n_resamples, (1 + above) / (1 + n_resamples)
+
+
+@pytest.mark.parametrize("n", [1, 3, 40, 271])
+def test_noise_floor_equals_a_per_resample_reference(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocked computation draws what one resample at a time draws (the p-value counts agree exactly,
+    the floor to summation order), with blocks that split the resamples unevenly too."""
+    rng = np.random.default_rng(n)
+    confidence = np.r_[rng.uniform(0.05, 1.0, n)][:n]
+    confidence[0] = 1.0  # the edges of the bins
+    monkeypatch.setattr(cal, "_NOISE_FLOOR_CELLS", 7 * max(n, 1))  # blocks of 7 resamples: 300 = 42 x 7 + 6
+    floor, p_value = cal.ece_noise_floor(confidence, 0.04, 15, 300, seed=5)
+    expected_floor, expected_p = noise_floor_reference(confidence, 0.04, 15, 300, 5)
+    assert p_value == expected_p and floor == pytest.approx(expected_floor, rel=1e-12, abs=1e-15)

@@ -268,12 +268,29 @@ def ece_noise_floor(
     n = confidence.shape[0]
     rng = np.random.default_rng(seed)
     eces = np.empty(n_resamples, dtype=np.float64)
-    for b in range(n_resamples):
-        drawn = confidence[rng.integers(0, n, size=n)]
-        correct = (rng.random(n) < drawn).astype(np.float64)
-        eces[b] = binned_calibration_gap(drawn, correct, equal_width_bin(drawn, n_bins), n_bins)
+    # The draws in their original order (indices, then uniforms, resample by resample), the eces of a block
+    # of resamples at once: one bincount over (resample, bin) cells adds each cell's terms in sample order,
+    # as a bincount per resample did, so the values are the same to the bit (tested).
+    rows = max(1, min(n_resamples, _NOISE_FLOOR_CELLS // max(n, 1)))
+    for start in range(0, n_resamples, rows):
+        stop = min(start + rows, n_resamples)
+        index = np.empty((stop - start, n), dtype=np.int64)
+        uniform = np.empty((stop - start, n), dtype=np.float64)
+        for r in range(stop - start):
+            index[r] = rng.integers(0, n, size=n)
+            uniform[r] = rng.random(n)
+        drawn = confidence[index]
+        terms = (uniform < drawn).astype(np.float64) - drawn
+        cells = equal_width_bin(drawn, n_bins) + (np.arange(stop - start, dtype=np.int64) * n_bins)[:, None]
+        gaps = np.bincount(cells.ravel(), terms.ravel(), minlength=(stop - start) * n_bins)
+        eces[start:stop] = np.abs(gaps.reshape(stop - start, n_bins)).sum(axis=1) / n if n else 0.0
     p_value = (1.0 + float(np.sum(eces >= observed - 1e-12))) / (1.0 + n_resamples)
     return float(eces.mean()), p_value
+
+
+#: samples x resamples held at once by `ece_noise_floor`: a few arrays of 1.6 MB, small enough to stay in
+#: cache (2-3x faster than a loop per resample at n <= 1000, 1.3x at 5000; ten times more cells is slower)
+_NOISE_FLOOR_CELLS = 200_000
 
 
 def binned_calibration_gap(confidence: FloatArray, correct: FloatArray, bins: IntArray, n_bins: int) -> float:
