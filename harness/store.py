@@ -1159,6 +1159,8 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
                 fix="the store's folder must be writable; use --store with a writable path",
             ) from None
     try:
+        if not read_only and not path.exists():  # checked again under the lock: another writer may have made it
+            _create_store_file(path)
         connection = _connect(path, read_only)
         store = Store(connection, path, read_only)
         try:
@@ -1261,6 +1263,27 @@ def _version(connection: duckdb.DuckDBPyConnection) -> int:
 
 #: how long a writer waits for the store (another writer, or a reader holding DuckDB's file lock)
 LOCK_TIMEOUT_S = float(os.environ.get("HARNESS_STORE_LOCK_TIMEOUT", "600"))
+
+
+def _create_store_file(path: Path) -> None:
+    """A new, empty store at `path`, created whole or not at all: the tables are made in a file beside
+    it, then renamed onto `path` (atomic), so a process killed while creating a store never leaves a
+    DuckDB file without the store's tables there. Called with the writer lock held; a file left
+    beside it by a killed creator is removed first."""
+    for stale in path.parent.glob(f".{path.name}.*.creating*"):
+        stale.unlink(missing_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    connection = _connect(temporary, read_only=False)
+    try:
+        connection.execute(SCHEMA)
+        connection.execute(MIGRATIONS)  # as `open_store` does for any store below STORE_VERSION
+        connection.execute(VIEWS)
+        connection.execute("INSERT OR REPLACE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
+        connection.execute("CHECKPOINT")
+    finally:
+        connection.close()
+    Path(f"{temporary}.wal").unlink(missing_ok=True)  # checkpointed: nothing in it
+    os.replace(temporary, path)
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:

@@ -217,3 +217,45 @@ def test_model_cards_are_model_table_without_its_counts(tmp_path: Path) -> None:
             assert cards.equals(expected), kwargs
             assert list(cards["model_id"]) == sorted(cards["model_id"])
         assert len(store.model_cards()) == 25
+
+
+def test_a_new_store_is_created_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store is made beside its path and renamed onto it: a creator that dies half way leaves no store
+    file (a reader would find a DuckDB file without the store's tables), and the next writer cleans up.
+    The tables equal those of a store upgraded in place from an empty DuckDB file."""
+    import duckdb
+
+    import harness.store as store_module
+
+    def columns(path: Path) -> list[tuple[str, str, str]]:
+        with duckdb.connect(str(path), read_only=True) as connection:
+            rows = connection.execute(
+                "SELECT table_name, column_name, data_type FROM duckdb_columns() ORDER BY ALL"
+            ).fetchall()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    fresh, in_place = tmp_path / "fresh.duckdb", tmp_path / "in_place.duckdb"
+    duckdb.connect(str(in_place)).close()  # an empty DuckDB file: upgraded where it is
+    for path in (fresh, in_place):
+        with open_store(path):
+            pass
+    assert columns(fresh) == columns(in_place) and len(columns(fresh)) > 40
+
+    target = tmp_path / "killed.duckdb"
+    real_connect = store_module._connect
+
+    def dies_after_the_tables(path: Path, read_only: bool) -> Any:
+        connection = real_connect(path, read_only)
+        connection.execute(store_module.SCHEMA)
+        raise KeyboardInterrupt  # as a SIGKILL would, after some of the tables
+
+    monkeypatch.setattr(store_module, "_connect", dies_after_the_tables)
+    with pytest.raises(KeyboardInterrupt), open_store(target):
+        pass
+    assert not target.exists() and list(tmp_path.glob(".killed.duckdb.*.creating*"))
+    monkeypatch.setattr(store_module, "_connect", real_connect)
+    with open_store(target) as store:
+        assert store.summary()["runs"] == 0
+    assert not list(tmp_path.glob(".killed.duckdb.*.creating*"))  # the dead creator's file is gone
+    with open_store(target, read_only=True) as store:
+        assert store.summary()["models"] == 0
