@@ -5,7 +5,7 @@ training epochs only, evaluation costs what it costs on the full zoo) on calib, 
 model runs the tasks that fit it: the balanced models skip longtail), each from a cold cache:
 - local executor: the whole sweep in this process;
 - Ray, 2 workers: a local cluster of 2 CPUs, one CPU per model; its start-up (ray.init, then one worker
-  per slot importing Harness) is measured apart, and the sweep once the cluster is up. Target: Ray at
+  per slot readied: imports, then gc.freeze, docs/scale.md#worker-processes) is measured apart, and the sweep once the cluster is up. Target: Ray at
   most 0.7x the local wall time;
 - the same Ray sweep with one worker killed mid-run (SIGKILL right after its first forward pass is
   cached, by the fault hook of tests/ray_faults.py): units started more than once besides the killed
@@ -116,7 +116,7 @@ def run() -> list[Row]:
     rows += [
         Row("scale", f"local executor: {len(models)} models x {', '.join(TASKS)} (cold cache)", local_s, "s"),
         Row("scale", "ray: local cluster start (ray.init, 2 CPUs)", init_s, "s"),
-        Row("scale", "ray: 2 workers started, torch and Harness imported (warm-up)", warm_s, "s"),
+        Row("scale", "ray: 2 workers started and readied (imports, gc.freeze)", warm_s, "s"),
         Row("scale", "ray: the same sweep, 2 workers, cluster up (cold cache)", ray_s, "s"),
         Row("scale", "ray / local wall time (cluster up)", ratio, "x", "<= 0.7", ratio <= 0.7),
         Row("scale", "ray: per-sample outputs equal local, bit for bit", float(_samples(on_ray) == expected), "",

@@ -31,6 +31,10 @@ from harness.executors import ExecutorSettings
 from harness.runner import EvalOptions
 
 MODELS = ("digits-mlp-wide", "digits-lt100-mlp-none")
+#: seconds the head gives the server process it starts for each Ray Client connection (Ray's default:
+#: 30); on a 2-core machine busy with the other tests' clusters it has taken longer, and the connection
+#: then fails with "Initialization failure from server"
+CLIENT_START_S = 180
 BIN = Path(sys.executable).parent
 
 
@@ -55,7 +59,8 @@ def client_address() -> Iterator[str]:
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--port", str(gcs),
          "--ray-client-server-port", str(client), "--include-dashboard=false", "--disable-usage-stats"],
-        env=offline_env(RAY_TMPDIR=temp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=offline_env(RAY_TMPDIR=temp, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S=str(CLIENT_START_S)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
     try:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import HarnessError
 from harness.executors import ExecutorSettings, OnSkip, Outcome, Select
 from harness.executors.sharding import auto_shard_size, concat_shards, shard_ranges
-from harness.executors.work import HandleFacts, UnitResult, describe, evaluate_unit, infer_shard, warm
+from harness.executors.work import HandleFacts, UnitResult, describe, evaluate_unit, infer_shard, on_worker, warm
 from harness.models.base import DEFAULT_BATCH_SIZE, Arrays, Inference, InferenceOptions, ModelHandle
 
 if TYPE_CHECKING:
@@ -161,6 +161,11 @@ class RayExecutor:
             fix = "start it (`ray start --head` on the head node) or check --address"
             if address is not None and address.startswith("ray://"):
                 fix += "; a cluster with token authentication needs RAY_AUTH_MODE=token here (docs/scale.md)"
+                if "Initialization failure" in str(error):
+                    fix += (
+                        "; a busy head node may need longer to start the client's server process: start it "
+                        "with RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S=120 (Ray's default is 30)"
+                    )
             raise HarnessError(
                 f"cannot connect to the Ray cluster ({_first_line(error)})", where=where, fix=fix
             ) from None
@@ -195,7 +200,8 @@ class RayExecutor:
 
     def _remote(self, function: Any) -> Any:
         """`function` as a Ray task with this executor's resources and retries; on a cluster of this
-        machine (no --address), in workers with this process's thread counts (`thread_env`)."""
+        machine (no --address), in workers with this process's thread counts (`thread_env`). Units and
+        shards are submitted through `work.on_worker`, which readies the worker process first."""
         options: dict[str, Any] = {
             "num_cpus": self.settings.cpus_per_model,
             "num_gpus": self.gpus_per_unit,
@@ -206,13 +212,13 @@ class RayExecutor:
         return self._ray.remote(function).options(**options)
 
     def warm_up(self, specs: Sequence[TaskSpec] = ()) -> float:
-        """Start one worker per slot and import in it what the first units would (torch, the runner, the
-        model loaders, the adapters of `specs`); returns seconds. A sweep does not need it (its first
-        units pay the same); benchmarks separate a cluster's start-up from the sweep with it."""
+        """Start one worker per slot and do in it what the first units would (`work.warm`: import torch,
+        the runner, the model loaders, the adapters and built-in dataset suites of `specs`); returns
+        seconds. A sweep does not need it (its first units pay the same); benchmarks separate a cluster's
+        start-up from the sweep with it."""
         started = time.perf_counter()
-        task = self._remote(warm)
-        adapters = sorted({spec.adapter for spec in specs})
-        self._ray.get([task.remote(adapters) for _ in range(self.slots)])
+        task = self._remote(on_worker)
+        self._ray.get([task.remote(warm, specs=list(specs)) for _ in range(self.slots)])
         return time.perf_counter() - started
 
     # ------------------------------------------------------------------ units
@@ -235,8 +241,11 @@ class RayExecutor:
             for path in paths:
                 yield self._sharded(path, specs, options, progress, on_skip, select)
             return
-        unit = self._remote(evaluate_unit)
-        refs = [unit.remote(path, list(specs), options, select, on_skip is None) for path in paths]
+        unit = self._remote(on_worker)
+        refs = [
+            unit.remote(evaluate_unit, path, list(specs), options, select, on_skip is None, specs=list(specs))
+            for path in paths
+        ]
         bar = (
             progress.add_task(f"ray: {len(paths)} models on {self.slots} workers", total=len(paths))
             if progress
@@ -296,10 +305,12 @@ class RayExecutor:
         except HarnessError as error:
             return Outcome(path, error=error)
         if not reads_inputs:  # a predictions file: no forward pass to shard, one unit reads it
-            unit = self._remote(evaluate_unit).remote(path, list(specs), options, select, on_skip is None)
+            unit = self._remote(on_worker).remote(
+                evaluate_unit, path, list(specs), options, select, on_skip is None, specs=list(specs)
+            )
             return self._collect(path, unit, specs, on_skip)
         try:
-            facts: HandleFacts = self._ray.get(self._remote(describe).remote(path, options))
+            facts: HandleFacts = self._ray.get(self._remote(on_worker).remote(describe, path, options))
         except self._ray.exceptions.RayError as error:
             return Outcome(path, error=self._task_error(path, error))
 
@@ -328,9 +339,11 @@ class RayExecutor:
         size = self.shard_size(len(split)) if inference.shardable else None
         ranges = [None] if size is None else [(r.start, r.stop) for r in shard_ranges(len(split), size)]
         split_ref = ray.put(split)  # one copy in the object store, read by every shard
-        task = self._remote(infer_shard)
+        task = self._remote(on_worker)
         refs = [
-            task.remote(path, self.options, handle.identity, split_ref, positions, inference.name, options.params)
+            task.remote(
+                infer_shard, path, self.options, handle.identity, split_ref, positions, inference.name, options.params
+            )
             for positions in ranges
         ]
         parts = []
