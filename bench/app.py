@@ -10,8 +10,9 @@ in under 2 s at 10,000 models, on the default family (the largest with loss and 
 - queries: `Store.leaderboard` (the CLI's query), `Store.board_rows` and `Store.ranked_leaderboard`
   (the page's query plus significance-aware ranks), warm, best of 5.
 - page: the Leaderboard page (10,000-row table of the first task, CI chart, sidebar counts) run by
-  streamlit's AppTest in a fresh process: the first visit (empty caches: imports the app's modules, opens
-  the store and runs every query), a second visit (cached query results), and a new visitor of the
+  streamlit's AppTest in a fresh process: the first visit after a server start (empty caches: imports
+  the app's own modules, opens the store and runs every query; the heavy libraries were imported by the
+  server before it started, `app/server.py`, and are here before the clock), a second visit (cached query results), and a new visitor of the
   running server after the store changed (a new session with the modules imported and every cache
   cleared: what a visitor of a deployed leaderboard waits for after an ingest). The scan of installed
   packages for components, which a server does once at start-up and AppTest in its first run, is done
@@ -41,6 +42,10 @@ RENDER = textwrap.dedent(
     os.environ["HARNESS_STORE"] = sys.argv[1]
     page, params = sys.argv[3], json.loads(sys.argv[4])
     times = []
+    # `harness app`'s server imports the pages' heavy modules before it starts (app/server.py): so here.
+    sys.path.insert(0, os.path.dirname(sys.argv[2]))
+    import server
+    server.preload()
     app = AppTest.from_file(sys.argv[2], default_timeout=300)
     # A server scans the installed packages for components once, at start-up (streamlit's Runtime);
     # AppTest does it in its first run. Done here before the clock starts, as a server would have.
@@ -117,8 +122,8 @@ def browser_times(store: Path, other_task: str) -> tuple[float, float] | None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "leaderboard.py"), "--server.headless", "true",
-        "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        sys.executable, str(ROOT / "app" / "server.py"), "run", str(ROOT / "app" / "leaderboard.py"),
+        "--server.headless", "true", "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
         "--", "--store", str(store),
     ]  # fmt: skip
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -214,7 +219,7 @@ def run() -> list:  # type: ignore[type-arg]
                             times["warm"], "s", "< 2 s", times["warm"] < 2.0))  # fmt: skip
         browser = browser_times(path, other_task)
         if browser is not None:
-            rows.append(Row("app", "leaderboard page in headless Chromium, fresh server (imports included)",
+            rows.append(Row("app", "leaderboard page in headless Chromium, first visit of a fresh server",
                             browser[0], "s"))  # fmt: skip
             rows.append(Row("app", "leaderboard page in headless Chromium, another task (queries not cached)",
                             browser[1], "s", "< 2 s", browser[1] < 2.0))  # fmt: skip

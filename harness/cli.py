@@ -1047,14 +1047,15 @@ def app_(
         with open_store(store, read_only=True):  # missing, not DuckDB, not a store: a clear error before starting
             pass
     script = Path(__file__).resolve().parents[1] / "app" / "leaderboard.py"
-    if not script.exists():
+    server = script.with_name("server.py")  # `streamlit run` with the pages' modules imported first
+    if not script.exists() or not server.exists():
         raise HarnessError(
             "the app is not in this installation",
             where=str(script),
             fix="run from a source checkout (pip install -e .)",
         )
     command = [
-        sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.address", host,
+        sys.executable, str(server), "run", str(script), "--server.port", str(port), "--server.address", host,
         "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer", "--", "--store", str(store.resolve()),
     ]  # fmt: skip

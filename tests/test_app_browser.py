@@ -113,7 +113,7 @@ def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "leaderboard.py"),
+        sys.executable, str(ROOT / "app" / "server.py"), "run", str(ROOT / "app" / "leaderboard.py"),
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
         "--", "--store", str(store),

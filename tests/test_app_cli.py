@@ -198,3 +198,40 @@ def test_harness_app_refuses_a_foreign_file_before_starting(tmp_path: Path) -> N
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2 and "not a results store" in result.stderr
+
+
+def _app_imports() -> set[str]:
+    """Every module the app's pages and helpers import (app/*.py, app/views/*.py), by static reading."""
+    import ast
+
+    found: set[str] = set()
+    for path in [*ROOT.glob("app/*.py"), *ROOT.glob("app/views/*.py")]:
+        if path.name == "server.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module)
+    return found
+
+
+def test_the_app_server_preloads_what_the_pages_import_and_runs_streamlit() -> None:
+    """app/server.py (what `harness app` starts) imports its PRELOAD list, each an import of some page,
+    then hands the command line to `streamlit` unchanged."""
+    sys.path.insert(0, str(ROOT / "app"))
+    try:
+        import server
+    finally:
+        sys.path.remove(str(ROOT / "app"))
+    imported = _app_imports()
+    assert set(server.PRELOAD) <= imported, set(server.PRELOAD) - imported
+    probe = "import sys, server; server.preload(); print(all(m in sys.modules for m in server.PRELOAD))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT / "app", capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr
+    version = subprocess.run(
+        [sys.executable, str(ROOT / "app" / "server.py"), "--version"], capture_output=True, text=True, check=False
+    )
+    import streamlit
+
+    assert version.returncode == 0 and streamlit.__version__ in version.stdout, version.stdout + version.stderr
