@@ -247,6 +247,34 @@ def test_a_split_reads_the_same_from_parquet_and_from_save_to_disk(tmp_path: Pat
     assert prints[0] == prints[1]
 
 
+def test_label_filters_must_name_the_datasets_classes(tmp_path: Path, monkeypatch: Any) -> None:
+    """keep_labels / drop_labels name classes of the dataset: a misspelt one is an error, not a class
+    that silently leaves the task's label space."""
+    from harness.data import clear_suites, load_suite
+    from harness.schema import DatasetSource
+
+    dataset = mirror_fixture.image_dataset(np.random.default_rng(0), 20, mirror_fixture.CIFAR10, ("img", "label"))
+    target = tmp_path / "a/b/default/main"
+    target.mkdir(parents=True)
+    dataset.to_parquet(str(target / "test.parquet"))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+
+    def suite(**filters: list[str]) -> Any:
+        clear_suites()
+        split = HubSplit(dataset="a/b", split="test", input="img", label="label", **filters)
+        return load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"test": split}))
+
+    kept = suite(keep_labels=["cat", "dog"])
+    assert kept.class_names == ("cat", "dog")
+    assert set(kept.split("test").y.tolist()) <= {0, 1} and len(kept.split("test")) == 4
+    assert "truck" not in suite(drop_labels=["truck"]).class_names
+    with pytest.raises(HarnessError, match=r"not among its 10 classes: 'dgo'") as raised:
+        suite(keep_labels=["cat", "dgo"])
+    assert "keep_labels / drop_labels" in (raised.value.fix or "")
+    with pytest.raises(HarnessError, match=r"'lorry', 'plane'"):
+        suite(drop_labels=["plane", "lorry"])
+
+
 def test_images_of_mixed_sizes_need_a_resize(tmp_path: Path) -> None:
     from harness.data.images import EncodedImageSplit
 

@@ -108,6 +108,16 @@ def _select_rows(table: Table, hub: HubSplit, where: str) -> tuple[_Rows, list[s
         if hub.label is None:
             raise HarnessError(f"split {describe(hub)} filters by label but names no label column", where=where)
         keep, drop = {str(v) for v in hub.keep_labels}, {str(v) for v in hub.drop_labels}
+        unknown = sorted((keep | drop) - set(names)) if names is not None else []
+        if unknown:  # a misspelt class would otherwise vanish from the task's label space without a word
+            raise HarnessError(
+                f"split {describe(hub)} filters by labels that are not among its {len(names or [])} classes: "
+                + ", ".join(repr(u) for u in unknown[:5])
+                + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
+                where=where,
+                fix="spell keep_labels / drop_labels as the dataset's class names (harness data check TASK lists "
+                "what a split reads)",
+            )
         positions = [i for i in positions if (not keep or str(labels[i]) in keep) and str(labels[i]) not in drop]
         if names is not None:
             names = [c for c in names if (not keep or c in keep) and c not in drop]
