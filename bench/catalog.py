@@ -53,7 +53,7 @@ WRAPPER = (
 RUNS = {
     "cifar10": ["ood-cifar10", "calib-cifar10", "lt-cifar10-r10", "lt-cifar10-r50", "lt-cifar10-r100"],
     "cifar100": ["ood-cifar100", "calib-cifar100", "lt-cifar100-r10", "lt-cifar100-r50", "lt-cifar100-r100"],
-    "imagenet": ["ood-imagenet", "calib-imagenet", "lt-imagenet"],
+    "imagenet": ["ood-imagenet", "ood-imagenet200", "calib-imagenet", "lt-imagenet"],
     "clinc": ["ood-clinc150"],
     "sst2": ["ood-sst2-20ng"],
     "minilm": ["beir-scifact", "beir-nfcorpus", "beir-fiqa", "beir-arguana"],

@@ -29,7 +29,7 @@ TASKS = Path(__file__).resolve().parents[1] / "tasks"
 IMAGE_AND_TEXT_RUNS = {
     "cifar10": ["ood-cifar10", "calib-cifar10", "lt-cifar10-r10", "lt-cifar10-r50", "lt-cifar10-r100"],
     "cifar100": ["ood-cifar100", "calib-cifar100", "lt-cifar100-r10", "lt-cifar100-r50", "lt-cifar100-r100"],
-    "imagenet": ["ood-imagenet", "calib-imagenet", "lt-imagenet"],
+    "imagenet": ["ood-imagenet", "ood-imagenet200", "calib-imagenet", "lt-imagenet"],
     "clinc": ["ood-clinc150"],
     "sst2": ["ood-sst2-20ng"],
 }
@@ -374,6 +374,36 @@ def test_ood_scores_use_the_models_outputs_for_the_tasks_classes_only(
     test = next(block for task, block in result.samples if block.split == "test")
     raw = handle.classify(load_suite(spec.dataset).split("test"), InferenceOptions())["logits"].astype(np.float64)
     kept = raw[:, [1, 2, 3, 4, 0]]  # tench, goldfish, great white shark, tiger shark, hammerhead
+    msp = np.exp(kept - kept.max(axis=1, keepdims=True))
+    msp = (msp / msp.sum(axis=1, keepdims=True)).max(axis=1)
+    np.testing.assert_allclose(test.values[:, test.fields.index("msp")], msp, rtol=1e-5)
+
+
+def test_imagenet200_is_imagenet_restricted_to_the_imagenet_r_classes(
+    on_mirror: dict[str, Any], tmp_path: Path
+) -> None:
+    """ood-imagenet200 keeps the validation images of ImageNet-R's 200 classes: on the mirror, 3 of its 5
+    classes (tench and tiger shark are not among them); MSP is the softmax over those 3 outputs."""
+    from harness.data import load_suite
+    from harness.models import load_model
+    from harness.models.base import InferenceOptions
+    from harness.runner import EvalOptions, Runner
+    from harness.tasks import load_specs
+
+    catalog_spec = yaml.safe_load((TASKS / "catalog" / "ood" / "ood-imagenet200.yaml").read_text())
+    keep = catalog_spec["dataset"]["splits"]["test"]["keep_labels"]
+    assert len(keep) == len(set(keep)) == 200
+    assert {"tench, Tinca tinca", "tiger shark, Galeocerdo cuvieri"}.isdisjoint(keep)
+    spec = load_specs().get("ood-imagenet200")
+    suite = load_suite(spec.dataset)
+    assert suite.class_names == tuple(mirror_fixture.IMAGENET[i] for i in (1, 2, 4))
+    test_split = suite.split("test")
+    assert len(test_split) == 36 and set(test_split.y.tolist()) == {0, 1, 2}  # 12 images of each of the 3
+    handle: Any = load_model(on_mirror["models"]["imagenet"])
+    result = Runner(EvalOptions(cache_dir=tmp_path / "cache")).evaluate(handle, [spec])
+    test = next(block for task, block in result.samples if block.split == "test")
+    raw = handle.classify(test_split, InferenceOptions())["logits"].astype(np.float64)
+    kept = raw[:, [2, 3, 0]]  # goldfish, great white shark, hammerhead in the model's outputs
     msp = np.exp(kept - kept.max(axis=1, keepdims=True))
     msp = (msp / msp.sum(axis=1, keepdims=True)).max(axis=1)
     np.testing.assert_allclose(test.values[:, test.fields.index("msp")], msp, rtol=1e-5)

@@ -285,9 +285,14 @@ def build_beir(root: Path, rng: np.random.Generator, scale: int = 1) -> None:
 # --------------------------------------------------------------------------- specs and models
 
 
+#: the class names of the fixture copies whose classes are a few of the real dataset's
+FIXTURE_CLASSES = {"ILSVRC/imagenet-1k": IMAGENET}
+
+
 def fixture_specs(source: Path, target: Path) -> Path:
     """The task specs of `source` (a tasks/ folder) copied to `target`, the catalog's shrunk for the
-    fixture mirror: row slices beyond row 1000 divided by 1000, ImageNet's 256/224 transform made 36/32."""
+    fixture mirror: row slices beyond row 1000 divided by 1000, ImageNet's 256/224 transform made 36/32,
+    label filters (keep_labels) cut to the classes the fixture copy has."""
     target.mkdir(parents=True, exist_ok=True)
     for file in source.glob("*.yaml"):
         (target / file.name).write_text(file.read_text())
@@ -298,6 +303,8 @@ def fixture_specs(source: Path, target: Path) -> Path:
             start, _, stop = str(hub.get("rows") or ":").partition(":")
             if stop and int(stop) > 1000:  # a slice sized for the full dataset
                 hub["rows"] = ":".join(str(int(v) // 1000) if v else "" for v in (start, stop))
+            if hub.get("keep_labels") and hub["dataset"] in FIXTURE_CLASSES:
+                hub["keep_labels"] = [c for c in hub["keep_labels"] if c in FIXTURE_CLASSES[hub["dataset"]]]
         prep = dataset.get("preprocessing", {})
         if prep.get("center_crop") == 224:
             prep.update(resize=36, center_crop=32)
