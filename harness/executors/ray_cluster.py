@@ -19,6 +19,7 @@ The only module that imports Ray (lazily: `pip install 'harness[ray]'` when it i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -80,6 +81,18 @@ def thread_env() -> dict[str, str]:
         if name is not None:
             env[name] = str(library["num_threads"])
     return env
+
+
+#: connections a Ray Client driver tries: the head forks a server process for each, which dies now and
+#: then while it starts (a gRPC race in Ray's proxier, ray-project/ray#63202, about 7% of connections;
+#: seen here on a busy 2-core machine); the client then reports "Initialization failure from server"
+CLIENT_ATTEMPTS = 3
+
+
+def _client_server_died(error: BaseException) -> bool:
+    """Whether a Ray Client connection failed because the head's server process for it did not start."""
+    text = str(error)
+    return "Initialization failure from server" in text or "Starting Ray client server failed" in text
 
 
 def _first_line(error: BaseException) -> str:
@@ -148,28 +161,37 @@ class RayExecutor:
         }
         if address is None:
             kwargs["include_dashboard"] = False
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
-            where = address or "a local cluster"
-            if "ray[client]" in str(error):
-                raise HarnessError(
-                    "a ray:// address needs Ray Client, which is not installed",
-                    where=where,
-                    fix='pip install "harness[ray]" (or "ray[client]==2.60.0")',
-                ) from None
-            fix = "start it (`ray start --head` on the head node) or check --address"
-            if address is not None and address.startswith("ray://"):
-                fix += "; a cluster with token authentication needs RAY_AUTH_MODE=token here (docs/scale.md)"
-                if "Initialization failure" in str(error):
-                    fix += (
-                        "; a busy head node may need longer to start the client's server process: start it "
-                        "with RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S=120 (Ray's default is 30)"
-                    )
-            raise HarnessError(
-                f"cannot connect to the Ray cluster ({_first_line(error)})", where=where, fix=fix
-            ) from None
+        attempts = CLIENT_ATTEMPTS if address is not None and address.startswith("ray://") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(address=address, **kwargs)
+                break
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+                if attempt < attempts and _client_server_died(error):
+                    with contextlib.suppress(Exception):
+                        ray.shutdown()
+                    time.sleep(attempt)
+                    continue
+                raise self._connect_error(address, error) from None
         self.connected_here = True
+
+    def _connect_error(self, address: str | None, error: BaseException) -> HarnessError:
+        where = address or "a local cluster"
+        if "ray[client]" in str(error):
+            return HarnessError(
+                "a ray:// address needs Ray Client, which is not installed",
+                where=where,
+                fix='pip install "harness[ray]" (or "ray[client]==2.60.0")',
+            )
+        fix = "start it (`ray start --head` on the head node) or check --address"
+        if address is not None and address.startswith("ray://"):
+            fix += "; a cluster with token authentication needs RAY_AUTH_MODE=token here (docs/scale.md)"
+            if _client_server_died(error):
+                fix += (
+                    f"; the head's server process for this connection died {CLIENT_ATTEMPTS} times "
+                    "(see the head's ray_client_server logs)"
+                )
+        return HarnessError(f"cannot connect to the Ray cluster ({_first_line(error)})", where=where, fix=fix)
 
     def _gpus_per_unit(self) -> float:
         wanted = self.settings.gpus_per_model
@@ -198,27 +220,29 @@ class RayExecutor:
         by_gpu = int(self.gpus // self.gpus_per_unit) if self.gpus_per_unit else by_cpu
         return max(1, min(by_cpu, by_gpu))
 
-    def _remote(self, function: Any) -> Any:
-        """`function` as a Ray task with this executor's resources and retries; on a cluster of this
-        machine (no --address), in workers with this process's thread counts (`thread_env`). Units and
-        shards are submitted through `work.on_worker`, which readies the worker process first."""
+    def _remote(self, function: Any) -> _WorkerTask:
+        """`function` of harness/executors/work.py as a Ray task named after it, with this executor's
+        resources and retries, run through `work.on_worker` (which readies the worker process first);
+        on a cluster of this machine (no --address), in workers with this process's thread counts
+        (`thread_env`)."""
         options: dict[str, Any] = {
             "num_cpus": self.settings.cpus_per_model,
             "num_gpus": self.gpus_per_unit,
             "max_retries": self.settings.max_retries,
+            "name": function.__name__,  # what the Ray dashboard and its errors call the task
         }
         if self.settings.address is None:
             options["runtime_env"] = {"env_vars": self._thread_env}
-        return self._ray.remote(function).options(**options)
+        return _WorkerTask(self._ray.remote(on_worker).options(**options), function)
 
     def warm_up(self, specs: Sequence[TaskSpec] = ()) -> float:
-        """Start one worker per slot and do in it what the first units would (`work.warm`: import torch,
-        the runner, the model loaders, the adapters and built-in dataset suites of `specs`); returns
-        seconds. A sweep does not need it (its first units pay the same); benchmarks separate a cluster's
-        start-up from the sweep with it."""
+        """Start one worker per slot and ready it as the first units would (`work.on_worker`: torch, the
+        runner, the model loaders, the adapters and built-in dataset suites of `specs` imported, then
+        frozen); returns seconds. A sweep does not need it (its first units pay the same); benchmarks
+        separate a cluster's start-up from the sweep with it."""
         started = time.perf_counter()
-        task = self._remote(on_worker)
-        self._ray.get([task.remote(warm, specs=list(specs)) for _ in range(self.slots)])
+        task = self._remote(warm)
+        self._ray.get([task.remote(specs=specs) for _ in range(self.slots)])
         return time.perf_counter() - started
 
     # ------------------------------------------------------------------ units
@@ -241,11 +265,8 @@ class RayExecutor:
             for path in paths:
                 yield self._sharded(path, specs, options, progress, on_skip, select)
             return
-        unit = self._remote(on_worker)
-        refs = [
-            unit.remote(evaluate_unit, path, list(specs), options, select, on_skip is None, specs=list(specs))
-            for path in paths
-        ]
+        unit = self._remote(evaluate_unit)
+        refs = [unit.remote(path, list(specs), options, select, on_skip is None, specs=specs) for path in paths]
         bar = (
             progress.add_task(f"ray: {len(paths)} models on {self.slots} workers", total=len(paths))
             if progress
@@ -305,12 +326,10 @@ class RayExecutor:
         except HarnessError as error:
             return Outcome(path, error=error)
         if not reads_inputs:  # a predictions file: no forward pass to shard, one unit reads it
-            unit = self._remote(on_worker).remote(
-                evaluate_unit, path, list(specs), options, select, on_skip is None, specs=list(specs)
-            )
+            unit = self._remote(evaluate_unit).remote(path, list(specs), options, select, on_skip is None, specs=specs)
             return self._collect(path, unit, specs, on_skip)
         try:
-            facts: HandleFacts = self._ray.get(self._remote(on_worker).remote(describe, path, options))
+            facts: HandleFacts = self._ray.get(self._remote(describe).remote(path, options))
         except self._ray.exceptions.RayError as error:
             return Outcome(path, error=self._task_error(path, error))
 
@@ -339,11 +358,9 @@ class RayExecutor:
         size = self.shard_size(len(split)) if inference.shardable else None
         ranges = [None] if size is None else [(r.start, r.stop) for r in shard_ranges(len(split), size)]
         split_ref = ray.put(split)  # one copy in the object store, read by every shard
-        task = self._remote(on_worker)
+        task = self._remote(infer_shard)
         refs = [
-            task.remote(
-                infer_shard, path, self.options, handle.identity, split_ref, positions, inference.name, options.params
-            )
+            task.remote(path, self.options, handle.identity, split_ref, positions, inference.name, options.params)
             for positions in ranges
         ]
         parts = []
@@ -356,3 +373,16 @@ class RayExecutor:
                 ray.cancel(pending)
             raise self._task_error(path, error) from None
         return parts[0] if size is None else concat_shards(parts, where=f"{path} ({inference.name} {split.name})")
+
+
+class _WorkerTask:
+    """A work function submitted as a Ray task through `work.on_worker`: `remote(*args, specs=...)`
+    returns the task's ObjectRef (`specs`: the tasks whose adapters and dataset suites the worker imports
+    before it freezes)."""
+
+    def __init__(self, task: Any, function: Any) -> None:
+        self._task = task
+        self._function = function
+
+    def remote(self, *args: Any, specs: Sequence[TaskSpec] = ()) -> Any:
+        return self._task.remote(self._function, *args, specs=list(specs))
