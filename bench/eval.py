@@ -16,7 +16,8 @@ from pathlib import Path
 
 from common import Row, best_of, print_table, timer
 
-from harness.runner import EvalOptions, load_models, run_and_record, unfit_reason
+from harness.runner import EvalOptions, load_models, unfit_reason
+from harness.sweep import run_and_record
 from harness.tasks import load_specs
 from harness.zoo import zoo_models
 from harness.zoo.digits import build

@@ -42,7 +42,8 @@ def _samples(recorded: Any) -> dict[str, list[bytes]]:
 
 
 def _sweep(models: list[Path], cache: Path, out: Path, executor: Any = None) -> list[Any]:
-    from harness.runner import EvalOptions, run_and_record
+    from harness.runner import EvalOptions
+    from harness.sweep import run_and_record
     from harness.tasks import load_specs
 
     errors: list[str] = []

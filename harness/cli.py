@@ -418,7 +418,8 @@ def _run(
 ) -> tuple[int, int]:
     """Run (on `executor`, default here), print the results table; returns (models that failed, model/task
     pairs skipped)."""
-    from harness.runner import progress_bar, run_and_record
+    from harness.runner import progress_bar
+    from harness.sweep import run_and_record
 
     failures: list[str] = []
     skips: list[str] = []

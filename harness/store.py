@@ -45,7 +45,7 @@ from harness.errors import HarnessError
 from harness.metrics import is_diagnostic, metric_info
 from harness.registry import METRICS
 from harness.schema import ModelCard, RunResult, Submission, canonical_hash
-from harness.trust import RANKED_TIERS, Tier, claimed_tier
+from harness.trust import RANKED_TIERS, Tier
 
 if TYPE_CHECKING:
     from harness.ladder import LadderBoard
@@ -130,8 +130,8 @@ TierOf = Callable[[Submission, RunResult], Tier]
 
 
 def default_tier(sub: Submission, run: RunResult) -> Tier:
-    """The tier a run claims when nothing validated it here (see `harness.trust.claimed_tier`)."""
-    from harness.validation import current_spec
+    """The tier a run claims when nothing validated it here (see `harness.validation.claimed_tier`)."""
+    from harness.validation import claimed_tier, current_spec
 
     try:
         spec = current_spec(run)

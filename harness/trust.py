@@ -10,16 +10,13 @@
   cannot read (so the samples cannot be bound to it). Shown on their own, marked, and never ranked
   beside the others unless asked for.
 
-A run's tier is decided when it is ingested (`claimed_tier`, confirmed by validation) and raised
-to "verified" by a verification recorded in the store.
+A run's tier is decided when it is ingested (`harness.validation.claimed_tier`, confirmed by validation)
+and raised to "verified" by a verification recorded in the store.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, get_args
-
-if TYPE_CHECKING:
-    from harness.schema import RunResult, Submission, TaskSpec
+from typing import Literal, get_args
 
 Tier = Literal["verified", "re-scored", "self-reported"]
 TIERS: tuple[Tier, ...] = get_args(Tier)
@@ -27,26 +24,6 @@ TIERS: tuple[Tier, ...] = get_args(Tier)
 RANKED_TIERS: tuple[Tier, ...] = ("verified", "re-scored")
 #: short badges for tables (a symbol and the tier's name)
 BADGES: dict[str, str] = {"verified": "✔ verified", "re-scored": "↻ re-scored", "self-reported": "✎ self-reported"}
-
-
-def bindable(spec: TaskSpec) -> bool:
-    """Whether validation can bind a task's samples to its data here: the adapter declares what its
-    samples must be (`expected_samples`) and the data is a built-in suite (generated offline)."""
-    from harness.errors import HarnessError
-    from harness.validation import expected_for  # cached per spec: ingest asks once per run
-
-    try:
-        return expected_for(spec) is not None
-    except HarnessError:  # the data cannot be read here
-        return False
-
-
-def claimed_tier(sub: Submission, run: RunResult, spec: TaskSpec | None) -> Tier:
-    """The tier a run can hold before any verification: "re-scored" for harness runs whose samples
-    bind to the task's data, "self-reported" otherwise."""
-    if sub.provenance.source != "harness" or spec is None:
-        return "self-reported"
-    return "re-scored" if bindable(spec) else "self-reported"
 
 
 def check_tiers(tiers: list[str] | tuple[str, ...]) -> list[Tier]:

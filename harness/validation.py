@@ -446,6 +446,23 @@ def expected_for(spec: TaskSpec) -> dict[str, ExpectedSamples] | None:
 _EXPECTED: dict[str, dict[str, ExpectedSamples] | None] = {}
 
 
+def bindable(spec: TaskSpec) -> bool:
+    """Whether validation can bind a task's samples to its data here: the adapter declares what its
+    samples must be (`expected_samples`) and the data is a built-in suite (generated offline)."""
+    try:
+        return expected_for(spec) is not None  # cached per spec: ingest asks once per run
+    except HarnessError:  # the data cannot be read here
+        return False
+
+
+def claimed_tier(sub: Submission, run: RunResult, spec: TaskSpec | None) -> Tier:
+    """The tier a run can hold before any verification: "re-scored" for harness runs whose samples
+    bind to the task's data, "self-reported" otherwise."""
+    if sub.provenance.source != "harness" or spec is None:
+        return "self-reported"
+    return "re-scored" if bindable(spec) else "self-reported"
+
+
 def _parquet_rows(check: _Checker, file: Path, cap: int) -> bool:
     """The parquet's own row count and size, from its footer, before any row is read."""
     import pyarrow.parquet as pq

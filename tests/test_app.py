@@ -25,10 +25,11 @@ from markdown_it import MarkdownIt
 from rank_reference import ranks_reference
 from streamlit.testing.v1 import AppTest
 
-from harness.runner import EvalOptions, load_models, run_and_record, unfit_reason
+from harness.runner import EvalOptions, load_models, unfit_reason
 from harness.schema import MetricValue, ModelCard, RunResult, Submission, TaskSpec
 from harness.stats import significance_ranks
 from harness.store import open_store
+from harness.sweep import run_and_record
 from harness.synthetic import synthetic_store, synthetic_submissions
 from harness.tasks import load_specs
 from harness.trust import BADGES, TIERS, Tier

@@ -28,7 +28,8 @@ from harness.executors import ExecutorSettings, LocalExecutor, check_address
 from harness.executors.sharding import auto_shard_size, concat_shards, shard_ranges
 from harness.executors.work import infer_shard
 from harness.registry import INFERENCE
-from harness.runner import EvalOptions, Recorded, run_and_record
+from harness.runner import EvalOptions
+from harness.sweep import Recorded, run_and_record
 from harness.tasks import load_specs
 
 MODELS = ("digits-mlp-wide", "digits-mlp-small", "digits-lt100-mlp-none")  # not sorted: order is the given one

@@ -9,10 +9,11 @@ from factories import make_submission
 
 from harness import store as store_module
 from harness.errors import HarnessError
-from harness.runner import EvalOptions, load_models, run_and_record, unfit_reason
+from harness.runner import EvalOptions, load_models, unfit_reason
 from harness.schema import MetricValue, Submission
 from harness.store import open_store
 from harness.submissions import find_submissions, read_submission
+from harness.sweep import run_and_record
 from harness.synthetic import synthetic_store
 from harness.tasks import load_specs
 from harness.zoo import zoo_models

@@ -1,9 +1,9 @@
 """Executors: where the runner's units of work run.
 
-A unit of work is one model with the tasks that share its inference (`harness.runner._evaluate_one`:
+A unit of work is one model with the tasks that share its inference (`harness.runner.evaluate_one`:
 load, plan, forward passes through the output cache, metrics). An executor runs the units of a sweep
-and yields one `Outcome` per model, in the order of the models, to `run_and_record`, which alone
-writes the submission files and the store (one writer, a deterministic order).
+and yields one `Outcome` per model, in the order of the models, to `harness.sweep.run_and_record`,
+which alone writes the submission files and the store (one writer, a deterministic order).
 
 - `LocalExecutor`: here, one model after the other (the default; the behaviour `harness eval` always had).
 - `RayExecutor` (harness/executors/ray_cluster.py, `--executor ray`): each unit is a Ray task with
@@ -77,13 +77,13 @@ class LocalExecutor:
         on_skip: OnSkip | None,
         select: Select | None,
     ) -> Iterator[Outcome]:
-        from harness.runner import Runner, _evaluate_one
+        from harness.runner import Runner, evaluate_one
 
         runner = Runner(options, progress)
         for model in models:
             where = model if isinstance(model, Path) else model.path
             try:
-                yield Outcome(Path(where), result=_evaluate_one(runner, model, specs, on_skip, select))
+                yield Outcome(Path(where), result=evaluate_one(runner, model, specs, on_skip, select))
             except HarnessError as error:
                 yield Outcome(Path(where), error=error)
 

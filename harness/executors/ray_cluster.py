@@ -4,8 +4,8 @@ The only module that imports Ray (lazily: `pip install 'harness[ray]'` when it i
 
 - Units: each model of a sweep is one Ray task (`work.evaluate_unit`) declaring `num_cpus` and
   `num_gpus`; Ray places the tasks on the cluster's workers and re-runs a task whose worker died
-  (`max_retries`). The driver collects the results in the order of the models and `run_and_record`
-  writes the submissions and the store from here alone.
+  (`max_retries`). The driver collects the results in the order of the models, and
+  `harness.sweep.run_and_record` writes the submissions and the store from here alone.
 - Shards: a sweep of one model (or any sweep with `--shard-size`) is planned on the driver, one model
   at a time, from the facts a worker reports when it loads the model (`work.describe`); each forward
   pass the cache does not hold runs as Ray tasks over contiguous shards of its split
@@ -319,7 +319,7 @@ class RayExecutor:
     ) -> Outcome:
         """One model planned here, its forward passes sharded across the workers."""
         from harness.models import detect_loader
-        from harness.runner import Runner, _evaluate_one
+        from harness.runner import Runner, evaluate_one
 
         try:
             reads_inputs = getattr(detect_loader(path), "reads_inputs", True)
@@ -340,7 +340,7 @@ class RayExecutor:
 
         runner = Runner(options, progress, device=facts.device, compute=compute)
         try:
-            return Outcome(path, result=_evaluate_one(runner, facts, specs, on_skip, select))
+            return Outcome(path, result=evaluate_one(runner, facts, specs, on_skip, select))
         except HarnessError as error:
             return Outcome(path, error=error)
 

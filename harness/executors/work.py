@@ -71,11 +71,11 @@ class UnitResult:
 def evaluate_unit(
     path: Path, specs: list[TaskSpec], options: EvalOptions, select: Select | None, skips_are_errors: bool = False
 ) -> UnitResult:
-    """Load the model at `path` on this worker and evaluate it on the tasks that fit (`_evaluate_one`).
+    """Load the model at `path` on this worker and evaluate it on the tasks that fit (`evaluate_one`).
 
     A HarnessError is returned, not raised: it is the model's own failure and the sweep goes on.
     With `skips_are_errors`, a task that does not fit is that error (as for a single-model `harness eval`)."""
-    from harness.runner import Runner, _evaluate_one
+    from harness.runner import Runner, evaluate_one
 
     unit = UnitResult(path)
 
@@ -85,7 +85,7 @@ def evaluate_unit(
 
     try:
         runner = Runner(options)
-        unit.result = _evaluate_one(runner, path, specs, None if skips_are_errors else on_skip, select)
+        unit.result = evaluate_one(runner, path, specs, None if skips_are_errors else on_skip, select)
     except HarnessError as error:
         unit.error = error
     finally:

@@ -26,8 +26,9 @@ OUT = HERE / "submissions"
 def base_submission(work: Path) -> tuple[dict[str, Any], Path]:
     """Train one tiny digits model, evaluate it on calib and ood, return (submission dict, its parquet)."""
     from harness.registry import DATASETS
-    from harness.runner import EvalOptions, load_models, run_and_record
+    from harness.runner import EvalOptions, load_models
     from harness.schema import ModelCard
+    from harness.sweep import run_and_record
     from harness.tasks import load_specs
     from harness.zoo import save_checkpoint
     from harness.zoo.digits import Recipe, classifier_files, train_classifier
