@@ -1165,11 +1165,7 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Iterator[Store]:
         store = Store(connection, path, read_only)
         try:
             if not read_only:
-                connection.execute(SCHEMA)
-                if _version(connection) < STORE_VERSION:
-                    connection.execute(MIGRATIONS)
-                connection.execute(VIEWS)
-                connection.execute("INSERT OR REPLACE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
+                _bring_up_to_date(connection)
             elif _version(connection) == 0:
                 raise HarnessError(
                     "the file is a DuckDB database but not a results store (it has no harness tables)",
@@ -1265,6 +1261,16 @@ def _version(connection: duckdb.DuckDBPyConnection) -> int:
 LOCK_TIMEOUT_S = float(os.environ.get("HARNESS_STORE_LOCK_TIMEOUT", "600"))
 
 
+def _bring_up_to_date(connection: duckdb.DuckDBPyConnection) -> None:
+    """Tables, migrations (for a store below STORE_VERSION, a new one included), views and the version
+    mark: what a writer does to every store it opens, and to a new one before it is renamed into place."""
+    connection.execute(SCHEMA)
+    if _version(connection) < STORE_VERSION:
+        connection.execute(MIGRATIONS)
+    connection.execute(VIEWS)
+    connection.execute("INSERT OR REPLACE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
+
+
 def _create_store_file(path: Path) -> None:
     """A new, empty store at `path`, created whole or not at all: the tables are made in a file beside
     it, then renamed onto `path` (atomic), so a process killed while creating a store never leaves a
@@ -1275,10 +1281,7 @@ def _create_store_file(path: Path) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.creating")
     connection = _connect(temporary, read_only=False)
     try:
-        connection.execute(SCHEMA)
-        connection.execute(MIGRATIONS)  # as `open_store` does for any store below STORE_VERSION
-        connection.execute(VIEWS)
-        connection.execute("INSERT OR REPLACE INTO meta VALUES ('store_version', ?)", [str(STORE_VERSION)])
+        _bring_up_to_date(connection)
         connection.execute("CHECKPOINT")
     finally:
         connection.close()

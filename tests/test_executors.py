@@ -358,15 +358,15 @@ def test_addresses_and_the_local_executor_default() -> None:
 
 READY_PROBE = """
 import gc, sys
-from harness.executors.work import on_worker
+from harness.executors.work import on_worker, readiness
 from harness.tasks import load_specs
 
-specs = [load_specs().get(name) for name in ("calib", "ood")]
+ready = readiness([load_specs().get(name) for name in ("calib", "ood")])
 assert gc.get_freeze_count() == 0 and "harness.data.digits" not in sys.modules
-assert on_worker(sorted, [3, 1, 2], specs=specs) == [1, 2, 3]
+assert on_worker(sorted, [3, 1, 2], **ready) == [1, 2, 3]
 frozen = gc.get_freeze_count()
 print(frozen, "harness.data.digits" in sys.modules, "harness.tasks.ood" in sys.modules)
-on_worker(len, [1], specs=specs)
+on_worker(len, [1], **ready)
 cycle = []
 cycle.append(cycle)
 del cycle

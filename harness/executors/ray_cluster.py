@@ -32,7 +32,16 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import HarnessError
 from harness.executors import ExecutorSettings, OnSkip, Outcome, Select
 from harness.executors.sharding import auto_shard_size, concat_shards, shard_ranges
-from harness.executors.work import HandleFacts, UnitResult, describe, evaluate_unit, infer_shard, on_worker, warm
+from harness.executors.work import (
+    HandleFacts,
+    UnitResult,
+    describe,
+    evaluate_unit,
+    infer_shard,
+    on_worker,
+    readiness,
+    warm,
+)
 from harness.models.base import DEFAULT_BATCH_SIZE, Arrays, Inference, InferenceOptions, ModelHandle
 
 if TYPE_CHECKING:
@@ -220,11 +229,11 @@ class RayExecutor:
         by_gpu = int(self.gpus // self.gpus_per_unit) if self.gpus_per_unit else by_cpu
         return max(1, min(by_cpu, by_gpu))
 
-    def _remote(self, function: Any) -> _WorkerTask:
+    def _remote(self, function: Any, specs: Sequence[TaskSpec] = ()) -> _WorkerTask:
         """`function` of harness/executors/work.py as a Ray task named after it, with this executor's
-        resources and retries, run through `work.on_worker` (which readies the worker process first);
-        on a cluster of this machine (no --address), in workers with this process's thread counts
-        (`thread_env`)."""
+        resources and retries, run through `work.on_worker` (which readies the worker process first for
+        the adapters and dataset suites of `specs`); on a cluster of this machine (no --address), in
+        workers with this process's thread counts (`thread_env`)."""
         options: dict[str, Any] = {
             "num_cpus": self.settings.cpus_per_model,
             "num_gpus": self.gpus_per_unit,
@@ -233,7 +242,7 @@ class RayExecutor:
         }
         if self.settings.address is None:
             options["runtime_env"] = {"env_vars": self._thread_env}
-        return _WorkerTask(self._ray.remote(on_worker).options(**options), function)
+        return _WorkerTask(self._ray.remote(on_worker).options(**options), function, readiness(specs))
 
     def warm_up(self, specs: Sequence[TaskSpec] = ()) -> float:
         """Start one worker per slot and ready it as the first units would (`work.on_worker`: torch, the
@@ -241,8 +250,8 @@ class RayExecutor:
         frozen); returns seconds. A sweep does not need it (its first units pay the same); benchmarks
         separate a cluster's start-up from the sweep with it."""
         started = time.perf_counter()
-        task = self._remote(warm)
-        self._ray.get([task.remote(specs=specs) for _ in range(self.slots)])
+        task = self._remote(warm, specs)
+        self._ray.get([task.remote() for _ in range(self.slots)])
         return time.perf_counter() - started
 
     # ------------------------------------------------------------------ units
@@ -265,8 +274,8 @@ class RayExecutor:
             for path in paths:
                 yield self._sharded(path, specs, options, progress, on_skip, select)
             return
-        unit = self._remote(evaluate_unit)
-        refs = [unit.remote(path, list(specs), options, select, on_skip is None, specs=specs) for path in paths]
+        unit = self._remote(evaluate_unit, specs)
+        refs = [unit.remote(path, list(specs), options, select, on_skip is None) for path in paths]
         bar = (
             progress.add_task(f"ray: {len(paths)} models on {self.slots} workers", total=len(paths))
             if progress
@@ -326,7 +335,7 @@ class RayExecutor:
         except HarnessError as error:
             return Outcome(path, error=error)
         if not reads_inputs:  # a predictions file: no forward pass to shard, one unit reads it
-            unit = self._remote(evaluate_unit).remote(path, list(specs), options, select, on_skip is None, specs=specs)
+            unit = self._remote(evaluate_unit, specs).remote(path, list(specs), options, select, on_skip is None)
             return self._collect(path, unit, specs, on_skip)
         try:
             facts: HandleFacts = self._ray.get(self._remote(describe).remote(path, options))
@@ -376,13 +385,13 @@ class RayExecutor:
 
 
 class _WorkerTask:
-    """A work function submitted as a Ray task through `work.on_worker`: `remote(*args, specs=...)`
-    returns the task's ObjectRef (`specs`: the tasks whose adapters and dataset suites the worker imports
-    before it freezes)."""
+    """A work function submitted as a Ray task through `work.on_worker`: `remote(*args)` returns the
+    task's ObjectRef; `ready` is what the worker imports before it freezes (`work.readiness`)."""
 
-    def __init__(self, task: Any, function: Any) -> None:
+    def __init__(self, task: Any, function: Any, ready: dict[str, list[str]]) -> None:
         self._task = task
         self._function = function
+        self._ready = ready
 
-    def remote(self, *args: Any, specs: Sequence[TaskSpec] = ()) -> Any:
-        return self._task.remote(self._function, *args, specs=list(specs))
+    def remote(self, *args: Any) -> Any:
+        return self._task.remote(self._function, *args, **self._ready)

@@ -145,14 +145,19 @@ def infer_shard(
     return arrays
 
 
-def on_worker(function: Callable[..., T], *args: Any, specs: Sequence[TaskSpec] = ()) -> T:
-    """`function(*args)` as a Ray task runs it: in a worker process readied first (`ready_process`, with
-    the adapters and built-in dataset suites of `specs`). The Ray executor submits every task this way."""
-    ready_process(
-        sorted({spec.adapter for spec in specs}),
-        sorted({spec.dataset.name for spec in specs if spec.dataset.kind == "builtin"}),
-    )
+def on_worker(function: Callable[..., T], *args: Any, adapters: Sequence[str] = (), datasets: Sequence[str] = ()) -> T:
+    """`function(*args)` as a Ray task runs it: in a worker process readied first (`ready_process` with
+    the sweep's task adapters and built-in dataset suites). The Ray executor submits every task this way."""
+    ready_process(adapters, datasets)
     return function(*args)
+
+
+def readiness(specs: Sequence[TaskSpec]) -> dict[str, list[str]]:
+    """`on_worker`'s keyword arguments for a sweep of `specs`: their adapters and built-in dataset suites."""
+    return {
+        "adapters": sorted({spec.adapter for spec in specs}),
+        "datasets": sorted({spec.dataset.name for spec in specs if spec.dataset.kind == "builtin"}),
+    }
 
 
 #: whether this process's long-lived objects were moved out of the garbage collector's view
