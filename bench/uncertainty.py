@@ -3,7 +3,7 @@
 (Issue 13 calls this bench/statistics.py; a file of that name in bench/ would hide Python's own
 `statistics` module from every script run from this folder.)
 
-    python bench/uncertainty.py            # every section, one markdown table each (about 4 minutes: two at a time)
+    python bench/uncertainty.py            # every section, one markdown table each (about 5 minutes: two jobs at a time)
     python bench/uncertainty.py --quick    # fewer simulated boards (a smoke run)
     python bench/uncertainty.py --section ranks --seed 1
 
@@ -25,13 +25,15 @@ Sections
   as the store feeds it, and per-sample losses as the paper writes it). The guarded best must stay
   within its tolerance of the truth in every seed. About 5 s.
 - coverage: the share of nominal-95% intervals that contain the true value, for every interval
-  method the adapters use (Wilson for accuracy; the bias-corrected bootstrap for ece,
-  ece_sq_debiased, AUROC, nDCG@10 and the document-resampled loss), on data from known
-  distributions at n = 100, 300, 1000; target [0.93, 0.97]. Also the mean width, the share of
-  zero-width intervals and of intervals that exclude their own point estimate, and the share of
-  noise-floor p-values <= 0.05 for calibrated models. 400 data sets x 1,000 resamples per case
-  (--quick: 60); 226 s on one core of an idle 2-core machine (2026-12-03), while the other sections
-  share the other core (`--workers 2`, the default).
+  method the adapters use (Wilson for accuracy; the debiased bootstrap for ece; the bias-corrected
+  bootstrap for ece_sq_debiased, nDCG@10 and the document-resampled loss; bc-studentized for AUROC),
+  on data from known distributions at n = 100, 300, 1000; target [0.93, 0.97]. Also the mean width,
+  the share of zero-width intervals and of intervals that exclude their own point estimate, and the
+  share of noise-floor p-values <= 0.05 for calibrated models. 400 data sets x 1,000 resamples per
+  case (--quick: 60), computed in six parts (`coverage_part`: the AUROC cases and the rest, per n),
+  each seeded on its own, as jobs beside the other sections (`--workers 2`, the default): the whole
+  bench took 294 s on an idle 2-core machine (2026-12-03), the AUROC cases at n = 1000 the longest
+  job (177 s).
 - proportions: the exact coverage of the proportion interval (harness.intervals.wilson_interval) against
   plain Wilson, over 1,000 values of p in [0.5, 0.9999] at n = 30, 100, 300, 1000: lowest and mean over
   p, and at p = 0.8, 0.99, 0.995. Exact (no simulation); a second.
@@ -350,6 +352,7 @@ from harness.schema import MetricValue  # noqa: E402
 from harness.stats import stratified_counts  # noqa: E402
 from harness.tasks.base import bootstrap_metric  # noqa: E402
 from harness.tasks.calibration import CALIBRATED_ALPHA  # noqa: E402
+from harness.tasks.ood import auroc_interval  # noqa: E402
 
 COVERAGE_SIZES = (100, 300, 1000)
 COVERAGE_TARGET = (0.93, 0.97)
@@ -479,7 +482,10 @@ def _calibration_cases(
             shift = squared - cal.squared_gap(confidence, correct, COVERAGE_BINS)
             # As the adapter does: ece's debiased interval reaches 0 when the noise floor does not reject calibration.
             p_calibrated = cal.ece_noise_floor(confidence, ece, COVERAGE_BINS, n_resamples, seed + r)[1]
-            ece_case.add(*debiased_interval(ece, ece_b, zero_plausible=p_calibrated > CALIBRATED_ALPHA), ece)
+            # As the adapter does: the resamples spread by how much more a debiased ece varies than the plug-in.
+            spread = cal.ece_spread(ece_b, cal.normal_debiased_ece(counts, confidence, correct, COVERAGE_BINS))
+            plausible = p_calibrated > CALIBRATED_ALPHA
+            ece_case.add(*debiased_interval(ece, ece_b, zero_plausible=plausible, spread=spread), ece)
             squared_case.add(*_bounds(bootstrap_metric("ece_sq_debiased", squared, squared_b + shift, n)), squared)
             if gap == 0.0:
                 p_values.append(p_calibrated)
@@ -507,13 +513,20 @@ def _auroc_case(
     stratified_counts and ood_summary_resampled)."""
     shift = float(np.sqrt(2.0) * ndtri(truth))
     # at perfect separation (every resample 1) the adapter's interval is Wilson's over min(n_id, n_ood) pairs
-    case = _Coverage("bc-bootstrap (Wilson at 1)", f"auroc, Gaussians {shift:.2f} sd apart", truth, n)
+    case = _Coverage("bc-studentized (Wilson at 1)", f"auroc, Gaussians {shift:.2f} sd apart", truth, n)
     for r in range(replicates):
         id_scores, ood_scores = rng.normal(shift, 1.0, n), rng.normal(0.0, 1.0, n)
         point = ood_summary(id_scores, ood_scores)["auroc"]
         id_counts, ood_counts = stratified_counts([n, n], n_resamples, seed + r)
         distribution = ood_summary_resampled(id_scores, ood_scores, id_counts, ood_counts)["auroc"]
-        metric = bootstrap_metric("auroc.score.set", point, distribution, 2 * n, "ID + OOD samples", units_at_bound=n)
+        # as the OOD adapter does: Wilson at perfect separation, else the bias-corrected interval joined
+        # with the studentized one on the log distance to 1
+        interval = None
+        if not np.all(distribution == point):
+            interval = auroc_interval(point, distribution, id_scores, [ood_scores], [1.0], id_counts, [ood_counts])[0]
+        metric = bootstrap_metric(
+            "auroc.score.set", point, distribution, 2 * n, "ID + OOD samples", units_at_bound=n, interval=interval
+        )
         case.add(*_bounds(metric), point)
     return case
 
@@ -603,25 +616,57 @@ def _lm_truth(rng: np.random.Generator, documents: int) -> float:
     return float((tokens * level).sum() / tokens.sum())
 
 
-def coverage_section(quick: bool, seed: int) -> Section:
+#: the coverage cases in two jobs per n: the AUROC cases (the costliest) and the rest
+COVERAGE_GROUPS = ("auroc", "other")
+
+
+@dataclass
+class CoveragePart:
+    """The coverage cases of one n and group (a job of its own: `build_sections` runs the parts in parallel)."""
+
+    n: int
+    group: str
+    cases: list[_Coverage]
+    p_values: list[float]
+    lm_truth: float
+    seconds: float
+
+
+def coverage_part(quick: bool, seed: int, n: int, group: str) -> CoveragePart:
+    """The coverage cases of `group` at sample size n, seeded by (seed, n, group) alone; the true values of
+    nDCG and of the loss come from `seed` alone, the same in every part."""
     replicates = 60 if quick else 400
     n_resamples = 1000
-    rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    boot_seed = seed * 1_000_000
-    population = _ndcg_population(rng, NDCG_POOL)
-    lm_truth = _lm_truth(rng, 4_000_000)
+    truths = np.random.default_rng(seed)
+    population = _ndcg_population(truths, NDCG_POOL)
+    lm_truth = _lm_truth(truths, 4_000_000)
+    rng = np.random.default_rng([seed, n, COVERAGE_GROUPS.index(group)])
+    boot_seed = seed * 1_000_000 + 10_000 * n
     cases: list[_Coverage] = []
-    p_values: dict[int, list[float]] = {}
-    for n in COVERAGE_SIZES:
-        cases += _accuracy_cases(n)
-        calibration, p_values[n] = _calibration_cases(rng, n, replicates, n_resamples, boot_seed + 10_000 * n)
+    p_values: list[float] = []
+    if group == "auroc":
+        cases.append(_auroc_case(rng, n, replicates, n_resamples, boot_seed + 1_000))
+        cases.append(_auroc_case(rng, n, replicates, n_resamples, boot_seed + 1_500, AUROC_NEAR_ONE))
+    else:
+        cases = _accuracy_cases(n)
+        calibration, p_values = _calibration_cases(rng, n, replicates, n_resamples, boot_seed)
         cases += calibration
-        cases.append(_auroc_case(rng, n, replicates, n_resamples, boot_seed + 10_000 * n + 1_000))
-        cases.append(_auroc_case(rng, n, replicates, n_resamples, boot_seed + 10_000 * n + 1_500, AUROC_NEAR_ONE))
         cases.append(_median_case(rng, n, replicates))
-        cases.append(_ndcg_case(rng, population, n, replicates, n_resamples, boot_seed + 10_000 * n + 2_000))
-        cases += _lm_cases(rng, lm_truth, n, replicates, n_resamples, boot_seed + 10_000 * n + 3_000)
+        cases.append(_ndcg_case(rng, population, n, replicates, n_resamples, boot_seed + 2_000))
+        cases += _lm_cases(rng, lm_truth, n, replicates, n_resamples, boot_seed + 3_000)
+    return CoveragePart(n, group, cases, p_values, lm_truth, time.perf_counter() - started)
+
+
+def coverage_section(quick: bool, seed: int, parts: list[CoveragePart] | None = None) -> Section:
+    """The coverage table from its parts (computed here, one after another, when not given)."""
+    if parts is None:
+        parts = [coverage_part(quick, seed, n, group) for n in COVERAGE_SIZES for group in COVERAGE_GROUPS]
+    replicates = 60 if quick else 400
+    n_resamples = 1000
+    lm_truth = parts[0].lm_truth
+    cases = [case for part in parts for case in part.cases]
+    p_values = {part.n: part.p_values for part in parts if part.group == "other"}
     cases.sort(key=lambda c: (c.statistic.split(",")[0], c.statistic, c.method, c.n))
 
     rows: list[list[str]] = []
@@ -678,7 +723,8 @@ def coverage_section(quick: bool, seed: int) -> Section:
         rows=rows,
         notes=[
             f"Each case is computed with the harness's functions as its adapter calls them (bootstrap_metric picks "
-            f"Wilson for a proportion, else the bias-corrected percentile interval), {n_resamples} bootstrap "
+            f"Wilson for a proportion, the OOD adapter bc-studentized for AUROC, else the bias-corrected percentile "
+            f"interval), {n_resamples} bootstrap "
             f"resamples, {replicates} simulated data sets per case and n (± the Monte-Carlo standard error); "
             "Wilson's coverage is exact (every success count weighted by its binomial probability). "
             "True values: accuracy p; ece of the binned population = the confidence gap in every bin (0 for the "
@@ -690,7 +736,8 @@ def coverage_section(quick: bool, seed: int) -> Section:
             f"lengths, mean {LM_MEAN_TOKENS:.0f} tokens, sigma {LM_LENGTH_SIGMA}, per-document loss level, token "
             "NLL Gamma around it). The naive loss interval treats the tokens as independent (mean ± 1.96 "
             "token sd / sqrt(tokens), the limit of a token bootstrap). The plug-in ece's interval is the "
-            "debiased bootstrap (resamples shifted by twice the bootstrap bias), reaching 0 when the noise-floor "
+            "debiased bootstrap (resamples shifted by twice the bootstrap bias and spread by ece_spread, as a "
+            "debiased ece varies more than the plug-in), reaching 0 when the noise-floor "
             f"test does not reject calibration (p > {CALIBRATED_ALPHA}); without that, a calibrated model's ece is "
             "never covered (every resample's ece is above 0). ece_sq_debiased's resamples are shifted by "
             "(point - the sample's plug-in squared gap) before the bias-corrected interval, as the adapter "
@@ -698,7 +745,9 @@ def coverage_section(quick: bool, seed: int) -> Section:
             "the bootstrap world), and unshifted the z0 reads the debiasing as bias (coverage 0.58-0.87).",
             "Noise-floor p-value (ece_calibrated_p, consistency resampling with "
             f"{n_resamples} draws) of the calibrated model: share of p <= 0.05: " + "; ".join(floor_notes) + ".",
-            f"Seed {seed}, {time.perf_counter() - started:.0f} s.",
+            f"Seed {seed}; "
+            + ", ".join(f"n = {part.n}, {part.group}: {part.seconds:.0f} s" for part in parts)
+            + " (each part seeded on its own and computed as a job of its own).",
         ],
         checks=checks,
     )
@@ -765,16 +814,30 @@ SECTIONS: dict[str, Callable[[bool, int], Section]] = {
 
 
 def build_sections(names: list[str], quick: bool, seed: int, workers: int) -> list[Section]:
-    """The sections `names`, in that order, computed in `workers` processes (each section is seeded on its
-    own, so the numbers do not depend on where or in which order it runs); the longest starts first."""
-    if workers <= 1 or len(names) <= 1:
+    """The sections `names`, in that order, computed in `workers` processes. The coverage section is computed
+    in parts (`coverage_part`: one per n and group). Every section and part is seeded on its own, so the
+    numbers do not depend on where or in which order it runs; the longest jobs start first."""
+    if workers <= 1:
         return [SECTIONS[name](quick, seed) for name in names]
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor
 
-    longest_first = sorted(names, key=lambda name: list(SECTIONS).index(name) if name != "coverage" else -1)
+    parts = [(n, group) for n in sorted(COVERAGE_SIZES, reverse=True) for group in COVERAGE_GROUPS]
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {name: pool.submit(SECTIONS[name], quick, seed) for name in longest_first}
+        # longest first (measured): the AUROC cases at the largest n, the ranks, then the rest by size
+        part_futures: list[Future[CoveragePart]] = []
+        futures: dict[str, Future[Section]] = {}
+        order = ["coverage-first", "ranks", "coverage-rest", *(name for name in SECTIONS if name != "ranks")]
+        for job in order:
+            if job == "coverage-first" and "coverage" in names:
+                part_futures.append(pool.submit(coverage_part, quick, seed, *parts[0]))
+            elif job == "coverage-rest" and "coverage" in names:
+                part_futures += [pool.submit(coverage_part, quick, seed, *part) for part in parts[1:]]
+            elif job in names and job != "coverage" and job not in futures:
+                futures[job] = pool.submit(SECTIONS[job], quick, seed)
+        if part_futures:
+            done = sorted((future.result() for future in part_futures), key=lambda part: (part.n, part.group))
+            futures["coverage"] = pool.submit(coverage_section, quick, seed, done)
         return [futures[name].result() for name in names]
 
 

@@ -14,7 +14,7 @@ The comparison must accept the same computation on another machine and reject an
   1e-12 relative; fitted parameters are solved to machine precision (see `fit_temperature`), so they
   move no more. 1e-6 leaves six orders of magnitude for that and still rejects any edit that could
   change a leaderboard (a change at 1e-4 relative is rejected, tested);
-- a bias-corrected bootstrap bound (ci_method "bc-bootstrap" or "debiased-bootstrap") may lie anywhere in
+- a bias-corrected bootstrap bound (ci_method "bc-bootstrap", "bc-studentized" or "debiased-bootstrap") may lie anywhere in
   the range `harness.intervals.bias_corrected_range` gives (within the same tolerance): its z0 counts the
   resamples *equal* to the point, and a resample that ties the point exactly on one machine can be an ulp
   off on another, which moves the bound by a quantile step, not by an ulp. The range is as wide as

@@ -129,6 +129,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         raw["schema_version"] = 4  # 4: the numbers are re-scored by the current code (harness.validation)
     if raw.get("schema_version") == 4:
         raw["schema_version"] = 5  # 5: the same; a proportion's interval changed at the edges (re-scored)
+    if raw.get("schema_version") == 5:
+        raw["schema_version"] = 6  # 6: the same; AUROC and ece intervals changed (re-scored)
     return raw
 
 

@@ -505,3 +505,70 @@ def test_noise_floor_equals_a_per_resample_reference(n: int, monkeypatch: pytest
     floor, p_value = cal.ece_noise_floor(confidence, 0.04, 15, 300, seed=5)
     expected_floor, expected_p = noise_floor_reference(confidence, 0.04, 15, 300, 5)
     assert p_value == expected_p and floor == pytest.approx(expected_floor, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_normal_debiased_ece_is_the_plug_in_minus_the_folded_normal_bias_of_each_bin(seed: int) -> None:
+    """Written from the definition with scipy's folded normal (E|N(m, v)| = foldnorm mean): per resample and
+    equal-width bin, S and V are the weighted sums of (correct - confidence) and its square."""
+    from scipy.stats import foldnorm
+
+    from harness.metrics.calibration import equal_width_bin, normal_debiased_ece
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 80))
+    confidence = rng.uniform(0.1, 1.0, n)
+    confidence[: n // 5] = 1.0  # a bin whose samples are right with confidence 1: V = 0
+    correct = (rng.random(n) < confidence - 0.1).astype(np.float64)
+    correct[: n // 5] = 1.0
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=7).astype(np.float64)
+    expected = []
+    for row in weights:
+        bins = equal_width_bin(confidence, 15)
+        total = np.bincount(bins, row * (correct - confidence), minlength=15)
+        variance = np.bincount(bins, row * (correct - confidence) ** 2, minlength=15)
+        value = 0.0
+        for s, v in zip(total, variance, strict=True):
+            mean_abs = foldnorm.mean(abs(s) / np.sqrt(v), scale=np.sqrt(v)) if v > 0 else abs(s)
+            value += abs(s) - (mean_abs - abs(s))
+        expected.append(value / n)
+    assert normal_debiased_ece(weights, confidence, correct, 15) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_ece_spread_is_the_ratio_of_standard_deviations_and_never_below_1() -> None:
+    from harness.metrics.calibration import ece_spread
+
+    rng = np.random.default_rng(0)
+    plug_in = rng.normal(0.1, 0.01, 500)
+    assert ece_spread(plug_in, 0.09 + 1.2 * (plug_in - 0.1)) == pytest.approx(1.2)
+    assert ece_spread(plug_in, 0.09 + 0.5 * (plug_in - 0.1)) == 1.0
+    assert ece_spread(np.full(10, 0.1), rng.normal(size=10)) == 1.0
+
+
+def test_the_spread_widens_the_ece_interval_of_a_miscalibrated_model() -> None:
+    """An over-confident model (accuracy = confidence - 0.1): a debiased ece varies more than the plug-in
+    (the spread is above 1), and the adapter's interval is the debiased interval scaled by it."""
+    from harness.intervals import debiased_interval
+    from harness.metrics.calibration import ece_spread, normal_debiased_ece, resampled_calibration
+    from harness.stats import Bootstrap
+    from harness.tasks import load_specs
+    from harness.tasks.base import Samples
+    from harness.tasks.calibration import ADAPTER
+
+    rng = np.random.default_rng(11)
+    n, classes = 300, 10
+    confidence = 1.0 - 0.85 * rng.beta(1.2, 4.0, n)
+    probs = np.repeat(((1.0 - confidence) / (classes - 1))[:, None], classes, axis=1)
+    probs[:, 0] = confidence
+    labels = np.where(rng.random(n) < confidence - 0.1, 0, rng.integers(1, classes, n))
+    logits = np.log(probs)
+    block = {"test": Samples(split="test", ids=[str(i) for i in range(n)], labels=labels, values=logits, fields=[])}
+    ece = next(m for m in ADAPTER.score(load_specs().get("calib"), block, seed=0).metrics if m.name == "ece")
+    terms = cal.SampleTerms.of(logits, labels)
+    weights = np.concatenate(list(Bootstrap(n=n, n_resamples=1000, seed=0).count_chunks()))
+    plug_in = resampled_calibration(weights, terms, 15, only=("ece",))["ece"]
+    spread = ece_spread(plug_in, normal_debiased_ece(weights, terms.confidence, terms.correct, 15))
+    assert spread > 1.05
+    widened, plain = debiased_interval(ece.value, plug_in, spread=spread), debiased_interval(ece.value, plug_in)
+    assert (ece.ci_low, ece.ci_high) == (pytest.approx(widened[0]), pytest.approx(widened[1]))
+    assert widened[1] - widened[0] > plain[1] - plain[0]

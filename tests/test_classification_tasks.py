@@ -52,6 +52,44 @@ def test_ood_metrics_match_sklearn_on_independently_computed_scores(lt_model_res
     assert run.artifacts["roc"]["fpr"][0] == 0.0 and len(run.artifacts["roc"]["tpr"]["energy"]["near"]) == 101
 
 
+def test_ood_auroc_intervals_use_delongs_errors_of_the_average(lt_model_result: ModelResult) -> None:
+    """The far group's AUROC interval, rebuilt from sklearn AUROCs and midrank DeLong errors of the mean of
+    its three sets on every stratified resample, is the adapter's (ci_method bc-studentized)."""
+    from auroc_reference import delong_by_midranks
+
+    from harness.intervals import studentized_auroc_interval
+    from harness.stats import stratified_resamples
+
+    run = next(r for r in lt_model_result.submission.results if r.task == "ood")
+    samples = blocks(lt_model_result, "ood")
+    spec = load_specs().get("ood")
+    splits = ["test", *spec.parameters["near_ood"], *spec.parameters["far_ood"]]  # the adapter's resampling order
+    far = list(spec.parameters["far_ood"])
+    energy = {split: samples[split].values[:, 2].astype(np.float64) for split in splits}
+
+    def auroc(id_scores: np.ndarray, ood_scores: np.ndarray) -> float:
+        return float(
+            roc_auc_score(np.r_[np.ones(id_scores.size), np.zeros(ood_scores.size)], np.r_[id_scores, ood_scores])
+        )
+
+    def far_auroc_and_error(rows: list[np.ndarray]) -> tuple[float, float]:
+        id_scores = energy["test"][rows[0]]
+        sets = [energy[s][rows[splits.index(s)]] for s in far]
+        value = float(np.mean([auroc(id_scores, ood) for ood in sets]))
+        return value, float(np.sqrt(delong_by_midranks(id_scores, sets, [1 / 3] * 3)))
+
+    sizes = [energy[s].size for s in splits]
+    point, stderr = far_auroc_and_error([np.arange(size) for size in sizes])
+    resampled = [far_auroc_and_error(rows) for rows in stratified_resamples(sizes, n_resamples=1000, seed=0)]
+    distribution, stderrs = (np.array(v) for v in zip(*resampled, strict=True))
+    pairs = sizes[0] * min(energy[s].size for s in far)
+    low, high = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
+    metric = run.metric("auroc.energy.far")
+    assert metric.ci_method == "bc-studentized" and metric.value == pytest.approx(point, abs=1e-12)
+    assert (metric.ci_low, metric.ci_high) == (pytest.approx(low, abs=1e-9), pytest.approx(high, abs=1e-9))
+    assert run.metric("aupr_in.energy.far").ci_method == "bc-bootstrap"
+
+
 def test_longtail_metrics_match_sklearn(lt_model_result: ModelResult) -> None:
     run = next(r for r in lt_model_result.submission.results if r.task == "longtail")
     test = blocks(lt_model_result, "longtail")["test"]

@@ -254,3 +254,78 @@ def test_tied_resamples_widen_the_range_by_a_quantile_step_not_an_ulp() -> None:
     low_min, low_max, high_min, high_max = bias_corrected_range(0.1, distribution)
     assert low_min < low_max and high_min < high_max
     assert low_min <= bias_corrected_interval(0.1, distribution)[0] <= low_max
+
+
+def _near_one_auroc(seed: int, n: int = 300) -> tuple[float, float, np.ndarray, np.ndarray, int]:
+    """A sample with AUROC near 1 (Gaussians 4.65 sd apart) and not separated perfectly, as the OOD adapter
+    resamples it: point, DeLong standard error, resampled AUROCs and standard errors, pairs."""
+    from harness.metrics.ood import auroc_variance, ood_summary, ood_summary_resampled
+    from harness.stats import stratified_counts
+
+    rng = np.random.default_rng(seed)
+    while True:
+        id_scores, ood_scores = rng.normal(4.65, 1.0, n), rng.normal(0.0, 1.0, n)
+        point = ood_summary(id_scores, ood_scores)["auroc"]
+        if point < 1.0:
+            break
+    id_counts, ood_counts = stratified_counts([n, n], 400, seed)
+    distribution = ood_summary_resampled(id_scores, ood_scores, id_counts, ood_counts)["auroc"]
+    stderr = float(np.sqrt(auroc_variance(id_scores, [ood_scores], [1.0])[0]))
+    stderrs = np.sqrt(auroc_variance(id_scores, [ood_scores], [1.0], id_counts, [ood_counts]))
+    return point, stderr, distribution, stderrs, n * n
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_studentized_auroc_interval_holds_the_bias_corrected_one_and_reaches_further_from_1(seed: int) -> None:
+    from harness.intervals import studentized_auroc_interval, studentized_auroc_range
+
+    point, stderr, distribution, stderrs, pairs = _near_one_auroc(seed)
+    low, high = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
+    bc_low, bc_high = bias_corrected_interval(point, distribution)
+    assert low <= bc_low <= point <= bc_high <= high <= 1.0
+    # the skew: a few extreme samples make all discordant pairs, and the studentized part sees it
+    assert point - low > point - bc_low
+    lowest_low, highest_low, lowest_high, highest_high = studentized_auroc_range(
+        point, stderr, distribution, stderrs, pairs
+    )
+    assert lowest_low <= low <= highest_low and lowest_high <= high <= highest_high
+
+
+def test_studentized_auroc_interval_mirrors_below_one_half() -> None:
+    """Negated scores turn AUROC A into 1 - A: the interval mirrors (the distance is to 0 instead of 1)."""
+    from harness.intervals import studentized_auroc_interval
+
+    point, stderr, distribution, stderrs, pairs = _near_one_auroc(7)
+    low, high = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
+    mirror_low, mirror_high = studentized_auroc_interval(1.0 - point, stderr, 1.0 - distribution, stderrs, pairs)
+    assert mirror_low == pytest.approx(1.0 - high, abs=1e-12) and mirror_high == pytest.approx(1.0 - low, abs=1e-12)
+
+
+def test_studentized_auroc_interval_keeps_separated_resamples_finite_and_checks_its_inputs() -> None:
+    from harness.intervals import studentized_auroc_interval
+
+    # half the resamples separate perfectly (standard error 0): the offset of half a pair keeps t finite
+    distribution = np.r_[np.ones(50), np.full(50, 0.995)]
+    stderrs = np.r_[np.zeros(50), np.full(50, 0.003)]
+    low, high = studentized_auroc_interval(0.998, 0.002, distribution, stderrs, 10_000)
+    assert 0.0 < low < 0.998 < high <= 1.0 and math.isfinite(low)
+    with pytest.raises(ValueError, match="one standard error per resample"):
+        studentized_auroc_interval(0.9, 0.01, distribution, stderrs[:10], 100)
+    with pytest.raises(ValueError, match="at least one"):
+        studentized_auroc_interval(0.9, 0.01, distribution, stderrs, 0)
+
+
+def test_debiased_interval_spread_scales_the_shifted_resamples_about_the_debiased_estimate() -> None:
+    rng = np.random.default_rng(5)
+    point = 0.12
+    resamples = 0.13 + 0.02 * rng.standard_normal(2000)
+    bias = resamples.mean() - point
+    centre = point - bias
+    low, high = debiased_interval(point, resamples, spread=1.3)
+    expect = bias_corrected_interval(centre, centre + 1.3 * (resamples - 2 * bias - centre))
+    assert low == pytest.approx(max(0.0, min(expect[0], point))) and high == pytest.approx(max(expect[1], point))
+    plain = debiased_interval(point, resamples)
+    assert low < plain[0] and high > plain[1]
+    assert debiased_range(point, resamples, spread=1.3)[0] == pytest.approx(low)
+    with pytest.raises(ValueError, match="spread must be at least 1"):
+        debiased_interval(point, resamples, spread=0.9)

@@ -156,7 +156,8 @@ def every_metric(snap: object, model_id: str, runs: pd.DataFrame) -> None:
             page_size=100,
             column_config={
                 "ci_method": st.column_config.TextColumn(
-                    "interval", help="wilson, bc-bootstrap, bootstrap, stderr or none"
+                    "interval",
+                    help="wilson, bc-bootstrap, bc-studentized, debiased-bootstrap, order-statistic, bootstrap, stderr or none",
                 ),
                 "unit": st.column_config.TextColumn("n counts"),
                 "convention": st.column_config.TextColumn("convention", width="large"),

@@ -734,6 +734,44 @@ def resampled_calibration(
     return {name: out[name] for name in ("accuracy", *_RESAMPLED) if name in wanted}
 
 
+def normal_debiased_ece(
+    weights: FloatArray, confidence: FloatArray, correct: FloatArray, n_bins: int = 15
+) -> FloatArray:
+    """Per resample (row of a (b, n) weight matrix): the plug-in ece minus its bias under a normal model of
+    each equal-width bin's gap sum S = sum w (correct - confidence), variance V = sum w (correct - confidence)^2:
+    ece - sum_b (E|N(S_b, V_b)| - |S_b|) / n, with E|N(m, v)| = sqrt(2v/pi) exp(-m^2 / 2v) + m (1 - 2 Phi(-m / sqrt v)).
+
+    Only its spread is used (`ece_spread`): it varies with the data as a bias-corrected ece does, which
+    the plug-in's resamples do not show (the bias is smaller where the observed gaps are larger)."""
+    from scipy.special import ndtr
+
+    confidence = np.asarray(confidence, dtype=np.float64)
+    gap = np.asarray(correct, dtype=np.float64) - confidence
+    bins = equal_width_bin(confidence, n_bins)
+    cells = bins[:, None] * 2 + np.arange(2)[None, :]
+    sums = _cell_sums(np.asarray(weights, dtype=np.float64), cells, np.stack([gap, gap * gap], axis=1), 2 * n_bins)
+    total, variance = sums[:, 0::2], sums[:, 1::2]
+    sd = np.sqrt(variance)
+    safe = np.where(sd > 0, sd, 1.0)
+    expected = np.where(
+        sd > 0,
+        sd * math.sqrt(2.0 / math.pi) * np.exp(-0.5 * (total / safe) ** 2) + total * (1.0 - 2.0 * ndtr(-total / safe)),
+        np.abs(total),
+    )
+    n = confidence.shape[0]
+    out: FloatArray = (2.0 * np.abs(total) - expected).sum(axis=1) / n
+    return out
+
+
+def ece_spread(plug_in: FloatArray, debiased: FloatArray) -> float:
+    """How much more a bias-corrected ece varies than the plug-in: max(1, sd(debiased) / sd(plug_in)) over the
+    same resamples (1 when the plug-in does not vary). `harness.intervals.debiased_interval` scales by it."""
+    plug_in_sd = float(np.std(np.asarray(plug_in, dtype=np.float64)))
+    if plug_in_sd <= 0.0:
+        return 1.0
+    return max(1.0, float(np.std(np.asarray(debiased, dtype=np.float64))) / plug_in_sd)
+
+
 #: bound on the per-class bin sums held at once in `resampled_calibration` (float64: 8 bytes each -> 32 MB)
 _CLASSWISE_CELLS = 4_000_000
 _RESAMPLED = ("ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc", "ece_sq_debiased")

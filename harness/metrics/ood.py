@@ -250,6 +250,81 @@ def ood_summary_resampled(
     return {"auroc": auroc, "aupr_in": aupr_in, "aupr_out": aupr_out, f"fpr{100 * tpr:g}": fpr}
 
 
+#: cells of a (resamples x samples) matrix held at once by `auroc_variance` (float64: 32 MB)
+_VARIANCE_CELLS = 1 << 22
+
+
+def auroc_variance(
+    id_scores: NDArray[Any],
+    ood_sets: list[NDArray[Any]],
+    set_weights: list[float],
+    id_counts: NDArray[Any] | None = None,
+    ood_counts: list[NDArray[Any]] | None = None,
+) -> FloatArray:
+    """DeLong's variance of sum_k w_k AUROC(ID, OOD set k), for the sample or for every resample at once.
+
+    DeLong, DeLong & Clarke-Pearson (Biometrics 1988): each ID sample's placement is the share of OOD
+    samples below it (ties 1/2), each OOD sample's the share of ID samples above it; AUROC is the mean of
+    either, and its variance S10 / n_id + S01 / n_ood with S the sample variances (ddof 1) of the
+    placements. For a weighted sum over sets sharing the ID samples, an ID sample's component is the
+    weighted sum of its placements, and the OOD terms add with weight w_k^2. `id_counts` (B, n_id) and
+    `ood_counts` (one (B, n_k) per set) give sample multiplicities as in `ood_summary_resampled`: row b
+    is DeLong's variance of the resampled data. Without counts: the sample's own, shape (1,).
+    """
+    id_scores = np.asarray(id_scores, dtype=np.float64)
+    sets = [np.asarray(s, dtype=np.float64) for s in ood_sets]
+    if len(sets) != len(set_weights) or not sets:
+        raise ValueError("one weight per OOD set, and at least one set")
+    if id_counts is None or ood_counts is None:
+        id_counts, ood_counts = np.ones((1, id_scores.size)), [np.ones((1, s.size)) for s in sets]
+    id_counts = np.asarray(id_counts, dtype=np.float64)
+    ood_counts = [np.asarray(c, dtype=np.float64) for c in ood_counts]
+    id_order = np.argsort(id_scores, kind="stable")
+    id_sorted = id_scores[id_order]
+    # per set: where each ID score falls among the sorted OOD scores and each OOD score among the ID scores
+    layout = []
+    for scores in sets:
+        order = np.argsort(scores, kind="stable")
+        ordered = scores[order]
+        layout.append((
+            order,
+            np.searchsorted(ordered, id_scores, "left"), np.searchsorted(ordered, id_scores, "right"),
+            np.searchsorted(id_sorted, scores, "left"), np.searchsorted(id_sorted, scores, "right"),
+        ))  # fmt: skip
+    rows = id_counts.shape[0]
+    step = max(1, _VARIANCE_CELLS // (id_scores.size + max(s.size for s in sets)))
+    out = np.empty(rows, dtype=np.float64)
+    for start in range(0, rows, step):
+        block = slice(start, min(start + step, rows))
+        id_w = id_counts[block]
+        n_id = id_w.sum(axis=1)
+        id_cum = _leading_zero_cumsum(id_w[:, id_order])
+        component = np.zeros_like(id_w)
+        ood_term = np.zeros(id_w.shape[0])
+        for weight, counts, (order, id_lo, id_hi, ood_lo, ood_hi) in zip(set_weights, ood_counts, layout, strict=True):
+            ood_w = counts[block]
+            n_ood = ood_w.sum(axis=1)
+            ood_cum = _leading_zero_cumsum(ood_w[:, order])
+            component += weight * (ood_cum[:, id_lo] + ood_cum[:, id_hi]) / (2.0 * n_ood[:, None])
+            above = 1.0 - (id_cum[:, ood_lo] + id_cum[:, ood_hi]) / (2.0 * n_id[:, None])
+            ood_term += weight**2 * _weighted_variance(above, ood_w) / n_ood
+        out[block] = _weighted_variance(component, id_w) / n_id + ood_term
+    return out
+
+
+def _leading_zero_cumsum(weights: FloatArray) -> FloatArray:
+    """Cumulative sums along the rows with a 0 in front: column i is the weight of the first i entries."""
+    return np.concatenate((np.zeros((weights.shape[0], 1)), np.cumsum(weights, axis=1)), axis=1)
+
+
+def _weighted_variance(values: FloatArray, weights: FloatArray) -> FloatArray:
+    """Per row: the sample variance (ddof 1) of values repeated by their integer weights (0 for one sample)."""
+    total = weights.sum(axis=1)
+    mean = (weights * values).sum(axis=1) / total
+    spread: FloatArray = (weights * (values - mean[:, None]) ** 2).sum(axis=1) / np.maximum(total - 1.0, 1.0)
+    return spread
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Scores (higher = more in-distribution)
 

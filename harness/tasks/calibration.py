@@ -4,7 +4,8 @@ On the test split: accuracy, ece (15 equal-width bins), ece_em (15 equal-mass bi
 classwise_ece, brier, nll and aurc, each with a seeded bootstrap 95% CI over test samples (the
 same resamples for every metric): Wilson for accuracy, the debiased bootstrap for the gap metrics
 (ece, ece_em, mce, classwise_ece, ece_ts; ece's interval reaches 0 when the noise-floor test does
-not reject "calibrated"), the bias-corrected bootstrap otherwise. Temperature scaling: T is fitted by NLL on the
+not reject "calibrated"; ece's and ece_ts's resamples are spread by `cal.ece_spread`, as a debiased
+ece varies more than the plug-in), the bias-corrected bootstrap otherwise. Temperature scaling: T is fitted by NLL on the
 held-out `calib` split and reported with ece_ts and nll_ts (test metrics of logits / T; the CI
 resamples the test split with T fixed). The reliability-diagram bins before and after scaling are
 stored as the run's `reliability` and `reliability_ts` artifacts. The calib split is optional:
@@ -119,13 +120,19 @@ class CalibrationAdapter:
         # Every resample at once: a resample is a weight per sample, the metrics weighted sums of
         # per-sample terms (cal.resampled_calibration equals the metrics on the drawn rows to float rounding).
         resampled: dict[str, list[float]] = {name: [] for name in point}
+        # the ece's and ece_ts's resamples minus their normal-model bias: how much a debiased ece varies
+        normal: dict[str, list[float]] = {"ece": [], "ece_ts": []}
         for weights in Bootstrap(n=n, n_resamples=n_resamples, seed=seed).count_chunks():
             for name, values in cal.resampled_calibration(weights, terms, n_bins).items():
                 resampled[name].extend(values.tolist())
+            normal["ece"].extend(cal.normal_debiased_ece(weights, confidence, correct, n_bins).tolist())
             if scaled_terms is not None:
                 scaled_values = cal.resampled_calibration(weights, scaled_terms, n_bins, only=("ece", "nll"))
                 resampled["ece_ts"].extend(scaled_values["ece"].tolist())
                 resampled["nll_ts"].extend(scaled_values["nll"].tolist())
+                normal["ece_ts"].extend(
+                    cal.normal_debiased_ece(weights, scaled_terms.confidence, scaled_terms.correct, n_bins).tolist()
+                )
         # A bootstrap resample repeats samples, so its bins' variance correction is not the sample's: the
         # debiased estimator's resamples centre on the sample's plug-in squared gap, not on the point.
         # Shifted by (point - plug-in), they centre on the point (bench/uncertainty.py: coverage from
@@ -140,9 +147,10 @@ class CalibrationAdapter:
             ci_range = None
             if name in GAP_METRICS:  # upward-biased: the debiased interval; for ece 0 when calibration is plausible
                 zero_plausible = name == "ece" and p_calibrated > CALIBRATED_ALPHA
-                low, high = debiased_interval(point[name], distribution, zero_plausible=zero_plausible)
+                spread = cal.ece_spread(distribution, np.asarray(normal[name])) if normal.get(name) else 1.0
+                low, high = debiased_interval(point[name], distribution, zero_plausible=zero_plausible, spread=spread)
                 interval = (low, high, "debiased-bootstrap")
-                ci_range = debiased_range(point[name], distribution, zero_plausible=zero_plausible)
+                ci_range = debiased_range(point[name], distribution, zero_plausible=zero_plausible, spread=spread)
             metrics.append(
                 bootstrap_metric(
                     name,

@@ -10,7 +10,10 @@ Metrics per OOD set and score: auroc, aupr_in (ID positive), aupr_out (OOD posit
 fpr95 (share of OOD samples accepted at the threshold that keeps 95% of ID samples; lower is
 better). Names are `<metric>.<score>.<set>`; the sets are the spec's `near_ood` and `far_ood`
 lists, plus the averages `near`, `far` and `mean` (the mean of the near and far averages).
-CIs: stratified bootstrap (ID and each OOD set resampled separately, same resamples for all).
+CIs: stratified bootstrap (ID and each OOD set resampled separately, same resamples for all); AUROC's
+joins the bias-corrected interval with a bootstrap-t of DeLong standard errors on the log distance to
+the bound (`harness.intervals.studentized_auroc_interval`: near 1 the percentile-type interval is too
+narrow), the others are bias-corrected; Wilson over pairs when every resample separates perfectly.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.intervals import studentized_auroc_interval, studentized_auroc_range
 from harness.metrics import ood as ood_metrics
 from harness.models.base import Capability
-from harness.schema import MetricValue, TaskSpec
+from harness.schema import CiMethod, MetricValue, TaskSpec
 from harness.stats import stratified_counts
 from harness.tasks.base import (
     ExpectedSamples,
@@ -144,6 +148,10 @@ class OODAdapter:
         members = {name: [name] for name in set_names} | groups | {"mean": set_names}
         set_size = dict(zip(set_names, sizes[1:], strict=True))
         counts = stratified_counts(sizes, n_resamples, seed)
+        # each name's AUROC as a weighted sum of the sets' (a set alone, a group's mean, the mean of the groups)
+        set_weights = {name: {name: 1.0} for name in set_names}
+        set_weights |= {g: {m: 1.0 / len(ms) for m in ms} for g, ms in groups.items()}
+        set_weights["mean"] = {m: 1.0 / (len(groups) * len(ms)) for ms in groups.values() for m in ms}
         metrics: list[MetricValue] = []
         for score in scores:
             # Point values, then every bootstrap resample at once (ID and each OOD set resampled separately).
@@ -166,13 +174,21 @@ class OODAdapter:
                     float(np.mean([v[0] for v in group_values.values()])),
                     np.mean([v[1] for v in group_values.values()], axis=0),
                 )
-                metrics += [
-                    bootstrap_metric(
-                        f"{metric}.{score}.{name}", value, distribution, units[name], "ID + OOD samples",
-                        units_at_bound=_units_at_bound(metric, sizes[0], [set_size[m] for m in members[name]]),
-                    )
-                    for name, (value, distribution) in values.items()
-                ]  # fmt: skip
+                for name, (value, distribution) in values.items():
+                    interval, ci_range = None, None
+                    if metric == "auroc" and not np.all(distribution == value):
+                        parts = list(set_weights[name])
+                        interval, ci_range = auroc_interval(
+                            value, distribution, id_scores[score], [columns[m][score] for m in parts],
+                            list(set_weights[name].values()), counts[0], [counts[1 + set_names.index(m)] for m in parts],
+                        )  # fmt: skip
+                    metrics.append(
+                        bootstrap_metric(
+                            f"{metric}.{score}.{name}", value, distribution, units[name], "ID + OOD samples",
+                            units_at_bound=_units_at_bound(metric, sizes[0], [set_size[m] for m in members[name]]),
+                            interval=interval, ci_range=ci_range,
+                        )
+                    )  # fmt: skip
         return Outcome(
             metrics=metrics,
             artifacts={"roc": self._roc_curves(id_scores, columns, set_names, scores), "ood_groups": sets},
@@ -247,6 +263,26 @@ def _skipped_note(requested: list[str], scored: list[str]) -> str:
         f"{', '.join(skipped)} skipped: feature-based scores need penultimate features from the model on a "
         "train split of the dataset (no train split, or the model or predictions file has no features for it)"
     )
+
+
+def auroc_interval(
+    point: float,
+    distribution: np.ndarray,
+    id_scores: np.ndarray,
+    sets: list[np.ndarray],
+    weights: list[float],
+    id_counts: np.ndarray,
+    set_counts: list[np.ndarray],
+) -> tuple[tuple[float, float, CiMethod], tuple[float, float, float, float]]:
+    """The interval of an AUROC that is the weighted sum `weights` of the AUROCs of ID against `sets`, and
+    its float-rounding range (harness.intervals.studentized_auroc_interval): DeLong standard errors of the
+    sample and of every resample (`id_counts`, `set_counts`: multiplicities, as `stratified_counts`);
+    pairs n_ID x the smallest set's size."""
+    stderr = float(np.sqrt(ood_metrics.auroc_variance(id_scores, sets, weights)[0]))
+    stderrs = np.sqrt(ood_metrics.auroc_variance(id_scores, sets, weights, id_counts, set_counts))
+    pairs = id_scores.size * min(s.size for s in sets)
+    low, high = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
+    return (low, high, "bc-studentized"), studentized_auroc_range(point, stderr, distribution, stderrs, pairs)
 
 
 def _units_at_bound(metric: str, n_id: int, set_sizes: list[int]) -> int | None:
