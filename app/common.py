@@ -372,11 +372,13 @@ def board_settings() -> tuple[LadderSettings, Path]:
 
 
 OUTSIDE = "value outside its interval"
-FLAT = "no spread in the resamples"
+FLAT = "no spread in the data"
 INTERVAL_HELP = (
     "an interval can exclude its own value when the estimator is biased (the plug-in ECE sits below "
-    "its resamples; compare ece_noise_floor and ece_sq_debiased), and has no width only when every "
-    "resample gave the same value (docs/metrics.md, Intervals)"
+    "its resamples; compare ece_noise_floor and ece_sq_debiased), and has no width only when the data "
+    "do not vary where it is measured: every resample gave the same value and no count of independent "
+    "units bounds it (AUPR at perfect separation), or a median's central values are all equal "
+    "(docs/metrics.md, Intervals)"
 )
 
 

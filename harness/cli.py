@@ -904,8 +904,7 @@ def _print_leaderboards(opened: Store, task_names: list[str], tiers: Sequence[st
                 rank = "-"
             else:
                 rank = str(row.rank) if row.rank == row.rank_worst else f"{row.rank}-{row.rank_worst}"
-            outside = row.ci_low == row.ci_low and not (row.ci_low <= row.value <= row.ci_high)
-            interval = f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]" + (" (excludes the value)" if outside else "")
+            interval = f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]" + _interval_note(row.value, row.ci_low, row.ci_high)
             unit = f" {row.unit}" if isinstance(row.unit, str) else ""
             table.add_row(
                 rank, escape(str(row.model_id)), escape(str(row.family)), _fmt(row.value), interval,
@@ -917,6 +916,16 @@ def _print_leaderboards(opened: Store, task_names: list[str], tiers: Sequence[st
                 f"[dim]rank: 1 + models significantly better (Holm, 5% over the board's {board.pairs} pairs); "
                 "a range: the true rank lies in it, for every model at once, with 95% confidence[/dim]"
             )
+
+
+def _interval_note(value: float, low: float, high: float) -> str:
+    """What the leaderboard says beside an interval: that it excludes its value (a biased estimator) or has
+    no width (the data do not vary where it is measured; docs/metrics.md, Intervals). NaN: no interval."""
+    if low != low or high != high:
+        return ""
+    if not low <= value <= high:
+        return " (excludes the value)"
+    return " (no spread in the data)" if low == high else ""
 
 
 # ----------------------------------------------------------------------------- zoo and demo

@@ -193,3 +193,12 @@ def test_console_script_exit_code_and_single_line(tmp_path: Path) -> None:
         f"error: model path does not exist [at {tmp_path / 'nothing'}] -> check the --model path"
     ]
     assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_the_leaderboard_says_when_an_interval_excludes_its_value_or_has_no_width() -> None:
+    from harness.cli import _interval_note
+
+    assert _interval_note(0.5, 0.4, 0.6) == ""
+    assert _interval_note(0.01, 0.012, 0.03) == " (excludes the value)"
+    assert _interval_note(32.0, 32.0, 32.0) == " (no spread in the data)"
+    assert _interval_note(0.5, float("nan"), float("nan")) == ""

@@ -205,6 +205,14 @@ def test_a_degenerate_bootstrap_at_a_bound_gets_wilsons_interval_of_its_units() 
     assert (metric.ci_low, metric.ci_high) == (pytest.approx(expect.low), pytest.approx(expect.high))
     zero = bootstrap_metric("fpr95.msp.far", 0.0, np.zeros(1000), 500, "ID + OOD samples", units_at_bound=300)
     assert zero.ci_low == 0.0 and zero.ci_high == pytest.approx(binomtest(0, 300).proportion_ci(0.95, "wilson").high)
+    # 2% of resamples lift an FPR@95 of 0 (its threshold moves with the ID resample): the bias-corrected
+    # quantiles both sit at 0, yet the data vary, so the interval is Wilson's too, never [0, 0]
+    mostly_zero = np.r_[np.zeros(980), np.full(20, 0.01)]
+    lifted = bootstrap_metric("fpr95.msp.far", 0.0, mostly_zero, 500, "ID + OOD samples", units_at_bound=300)
+    assert lifted.ci_method == "wilson" and lifted.ci_low == 0.0 and lifted.ci_high == zero.ci_high
+    # with more resamples above 0 the bias-corrected interval has width and stays
+    spread = bootstrap_metric("fpr95.msp.far", 0.0, np.r_[np.zeros(900), np.full(100, 0.01)], 500, units_at_bound=300)
+    assert spread.ci_method == "bc-bootstrap" and spread.ci_high == 0.01
     assert bootstrap_metric("aupr_in.msp.far", 1.0, ones, 500, units_at_bound=None).ci_low == 1.0
     inside = bootstrap_metric("auroc.msp.far", 0.75, np.full(10, 0.75), 500, units_at_bound=200)
     assert (inside.ci_low, inside.ci_high, inside.ci_method) == (0.75, 0.75, "bc-bootstrap")

@@ -241,8 +241,9 @@ def bootstrap_metric(
     A `proportion` (the share of n units that succeed: accuracy, flips) gets the Wilson interval;
     any other statistic the bias-corrected percentile interval of its bootstrap `distribution`
     (harness/intervals.py), unless the caller computed its own (`interval`: low, high, ci_method).
-    `units_at_bound`: when every resample equals a value of exactly 0 or 1 (an AUROC of 1 at perfect
-    separation, an accuracy of 1 on a group of classes), the Wilson interval of that many independent
+    `units_at_bound`: when the bias-corrected interval of a value of exactly 0 or 1 has no width (every
+    resample, or all but a few beyond both quantiles, equal it: an AUROC of 1 at perfect separation, an
+    accuracy of 1 on a group of classes, an FPR@95 of 0), the Wilson interval of that many independent
     units instead of a zero-width one. The distribution is kept either way: the main metric's pairs
     runs for the ranks. `ci_range`: the range float rounding allows a caller's own `interval`
     (`harness.intervals.debiased_range`); the bias-corrected interval's is computed here."""
@@ -250,20 +251,21 @@ def bootstrap_metric(
 
     info = metric_info(name)
     values = np.asarray(distribution, dtype=np.float64)
-    degenerate = values.size > 0 and bool(np.all(values == value)) and value in (0.0, 1.0)
     method: CiMethod
     if interval is not None:
         low, high, method = interval
     elif proportion:
         low, high = wilson_interval(min(max(value * n, 0.0), float(n)), n)
         method = "wilson"
-    elif degenerate and units_at_bound:
-        low, high = wilson_interval(value * units_at_bound, units_at_bound)
-        method = "wilson"
     else:
         low, high = bias_corrected_interval(value, values)
         ci_range = bias_corrected_range(value, values)
         method = "bc-bootstrap"
+        # At a bound with no width: every resample equals it, or so many that both quantiles do (an
+        # FPR@95 of 0 that 2% of resamples lift). The data may still vary, so the units decide.
+        if units_at_bound and value in (0.0, 1.0) and low == high == value and values.size > 0:
+            low, high = wilson_interval(value * units_at_bound, units_at_bound)
+            ci_range, method = None, "wilson"
     metric = MetricValue(
         name=name,
         value=value,
