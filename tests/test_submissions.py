@@ -672,3 +672,25 @@ def test_validate_upgrade_rewrites_older_files_with_re_scored_numbers(
     assert problems == [] and len(valid) == 1
     result = run_cli(capsys, monkeypatch, "validate", str(tmp_path / "subs"), "--upgrade")
     assert result.code == 0 and "0 files rewritten" in result.out
+
+
+def test_shipped_submissions_keep_every_point_in_its_interval_and_width_where_the_data_vary() -> None:
+    """What the demo's leaderboards show (issue 13's bar): no point outside its interval, and an interval of
+    no width only where the data do not vary: AUPR at perfect separation, or a median whose central
+    values tie (first divergent tokens at the window's end)."""
+    from harness.submissions import find_submissions
+
+    shipped = find_submissions([Path(__file__).parent.parent / "submissions"])
+    assert len(shipped) >= 50
+    intervals = 0
+    for path in shipped:
+        for run in read_submission(path).results:
+            for metric in run.metrics:
+                if metric.ci_low is None or metric.ci_high is None:
+                    continue
+                intervals += 1
+                assert metric.ci_low <= metric.value <= metric.ci_high, (path.name, metric.name)
+                if metric.ci_low == metric.ci_high:
+                    allowed = metric.name.startswith("aupr_") or metric.ci_method == "order-statistic"
+                    assert allowed, (path.name, metric.name, metric.ci_method)
+    assert intervals > 3000
