@@ -521,9 +521,7 @@ def _auroc_case(
         distribution = ood_summary_resampled(id_scores, ood_scores, id_counts, ood_counts)["auroc"]
         # as the OOD adapter does: Wilson at perfect separation, else the bias-corrected interval joined
         # with the studentized one on the log distance to 1
-        interval = None
-        if not np.all(distribution == point):
-            interval = auroc_interval(point, distribution, id_scores, [ood_scores], [1.0], id_counts, [ood_counts])[0]
+        interval = auroc_interval(point, distribution, id_scores, [ood_scores], [1.0], id_counts, [ood_counts])[0]
         metric = bootstrap_metric(
             "auroc.score.set", point, distribution, 2 * n, "ID + OOD samples", units_at_bound=n, interval=interval
         )

@@ -212,9 +212,11 @@ def studentized_auroc_interval(
     stderrs: NDArray[np.float64],
     pairs: int,
     confidence: float = 0.95,
-) -> tuple[float, float]:
-    """An AUROC's interval: the union of `bias_corrected_interval` and a studentized bootstrap on the scale
-    of its distance to the nearer bound (`pairs`: n_ID x n_OOD, the smallest set's for an average).
+) -> tuple[tuple[float, float], tuple[float, float, float, float]]:
+    """An AUROC's interval, and its range under float rounding: the union of `bias_corrected_interval` and
+    a studentized bootstrap on the scale of its distance to the nearer bound (`pairs`: n_ID x n_OOD, the
+    smallest set's for an average). The range is (lowest low, highest low, lowest high, highest high):
+    the bias-corrected part's `bias_corrected_range`, joined with the studentized part (continuous).
 
     Near 1 an AUROC is a mean of very skewed terms (a few extreme samples make all its discordant pairs),
     and a percentile-type interval is too narrow at the bound (coverage 0.87-0.89 at AUROC 0.9995,
@@ -226,23 +228,14 @@ def studentized_auroc_interval(
     `distribution` and `stderrs` are the resamples' AUROCs and DeLong standard errors.
     """
     low, high = bias_corrected_interval(point, distribution, confidence)
-    t_low, t_high = _studentized_tail(point, stderr, distribution, stderrs, pairs, confidence)
-    return min(low, t_low), max(high, t_high)
-
-
-def studentized_auroc_range(
-    point: float,
-    stderr: float,
-    distribution: NDArray[np.float64],
-    stderrs: NDArray[np.float64],
-    pairs: int,
-    confidence: float = 0.95,
-) -> tuple[float, float, float, float]:
-    """(lowest low, highest low, lowest high, highest high) of `studentized_auroc_interval` under float
-    rounding (the bias-corrected part's range, `bias_corrected_range`; the studentized part is continuous)."""
     fewest_low, most_low, fewest_high, most_high = bias_corrected_range(point, distribution, confidence)
     t_low, t_high = _studentized_tail(point, stderr, distribution, stderrs, pairs, confidence)
-    return min(fewest_low, t_low), min(most_low, t_low), max(fewest_high, t_high), max(most_high, t_high)
+    return (min(low, t_low), max(high, t_high)), (
+        min(fewest_low, t_low),
+        min(most_low, t_low),
+        max(fewest_high, t_high),
+        max(most_high, t_high),
+    )
 
 
 def _studentized_tail(

@@ -285,17 +285,15 @@ def _near_one_auroc(seed: int, n: int = 300) -> tuple[float, float, np.ndarray, 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_studentized_auroc_interval_holds_the_bias_corrected_one_and_reaches_further_from_1(seed: int) -> None:
-    from harness.intervals import studentized_auroc_interval, studentized_auroc_range
+    from harness.intervals import studentized_auroc_interval
 
     point, stderr, distribution, stderrs, pairs = _near_one_auroc(seed)
-    low, high = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
+    (low, high), ci_range = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
     bc_low, bc_high = bias_corrected_interval(point, distribution)
     assert low <= bc_low <= point <= bc_high <= high <= 1.0
     # the skew: a few extreme samples make all discordant pairs, and the studentized part sees it
     assert point - low > point - bc_low
-    lowest_low, highest_low, lowest_high, highest_high = studentized_auroc_range(
-        point, stderr, distribution, stderrs, pairs
-    )
+    lowest_low, highest_low, lowest_high, highest_high = ci_range
     assert lowest_low <= low <= highest_low and lowest_high <= high <= highest_high
 
 
@@ -304,8 +302,8 @@ def test_studentized_auroc_interval_mirrors_below_one_half() -> None:
     from harness.intervals import studentized_auroc_interval
 
     point, stderr, distribution, stderrs, pairs = _near_one_auroc(7)
-    low, high = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
-    mirror_low, mirror_high = studentized_auroc_interval(1.0 - point, stderr, 1.0 - distribution, stderrs, pairs)
+    low, high = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)[0]
+    mirror_low, mirror_high = studentized_auroc_interval(1.0 - point, stderr, 1.0 - distribution, stderrs, pairs)[0]
     assert mirror_low == pytest.approx(1.0 - high, abs=1e-12) and mirror_high == pytest.approx(1.0 - low, abs=1e-12)
 
 
@@ -315,7 +313,7 @@ def test_studentized_auroc_interval_keeps_separated_resamples_finite_and_checks_
     # half the resamples separate perfectly (standard error 0): the offset of half a pair keeps t finite
     distribution = np.r_[np.ones(50), np.full(50, 0.995)]
     stderrs = np.r_[np.zeros(50), np.full(50, 0.003)]
-    low, high = studentized_auroc_interval(0.998, 0.002, distribution, stderrs, 10_000)
+    low, high = studentized_auroc_interval(0.998, 0.002, distribution, stderrs, 10_000)[0]
     assert 0.0 < low < 0.998 < high <= 1.0 and math.isfinite(low)
     with pytest.raises(ValueError, match="one standard error per resample"):
         studentized_auroc_interval(0.9, 0.01, distribution, stderrs[:10], 100)

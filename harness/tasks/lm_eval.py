@@ -208,10 +208,11 @@ class LMEvalAdapter:
             ece_point = cal.binned_calibration_gap(confidence, correct, bins, 15)
             # as the calibration adapter: the debiased interval, reaching 0 when calibration is plausible
             p_calibrated = cal.ece_noise_floor(confidence, ece_point, 15, n_resamples, seed)[1]
-            spread = cal.ece_spread(np.asarray(ece), cal.normal_debiased_ece(counts, confidence, correct, 15))
+            ece_resampled = np.asarray(ece)
+            spread = cal.ece_spread(ece_resampled, cal.normal_debiased_ece(counts, confidence, correct, 15))
             plausible = p_calibrated > 0.05
-            ece_range = debiased_range(ece_point, np.asarray(ece), zero_plausible=plausible, spread=spread)
-            ece_low, ece_high = debiased_interval(ece_point, np.asarray(ece), zero_plausible=plausible, spread=spread)
+            ece_range = debiased_range(ece_point, ece_resampled, zero_plausible=plausible, spread=spread)
+            ece_low, ece_high = debiased_interval(ece_point, ece_resampled, zero_plausible=plausible, spread=spread)
             metrics += [
                 bootstrap_metric(
                     "accuracy", float(correct.mean()), counts @ correct / n, n, "documents", proportion=True
@@ -219,7 +220,7 @@ class LMEvalAdapter:
                 bootstrap_metric(
                     "ece",
                     ece_point,
-                    np.asarray(ece),
+                    ece_resampled,
                     n,
                     "documents",
                     interval=(ece_low, ece_high, "debiased-bootstrap"),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.intervals import studentized_auroc_interval, studentized_auroc_range
+from harness.intervals import studentized_auroc_interval
 from harness.metrics import ood as ood_metrics
 from harness.models.base import Capability
 from harness.schema import CiMethod, MetricValue, TaskSpec
@@ -144,14 +144,14 @@ class OODAdapter:
         units = {name: sizes[0] + size for name, size in zip(set_names, sizes[1:], strict=True)}
         units |= {g: sizes[0] + sum(units[m] - sizes[0] for m in members) for g, members in groups.items()}
         units["mean"] = sum(sizes)
-        # The sets behind each name, for intervals at perfect separation (see `_units_at_bound`)
-        members = {name: [name] for name in set_names} | groups | {"mean": set_names}
-        set_size = dict(zip(set_names, sizes[1:], strict=True))
-        counts = stratified_counts(sizes, n_resamples, seed)
-        # each name's AUROC as a weighted sum of the sets' (a set alone, a group's mean, the mean of the groups)
+        # Each name's metric as a weighted sum of the sets' (a set alone, a group's mean, the mean of the
+        # groups): its sets for intervals at perfect separation (`_units_at_bound`), its weights for AUROC's
         set_weights = {name: {name: 1.0} for name in set_names}
         set_weights |= {g: {m: 1.0 / len(ms) for m in ms} for g, ms in groups.items()}
         set_weights["mean"] = {m: 1.0 / (len(groups) * len(ms)) for ms in groups.values() for m in ms}
+        members = {name: list(weights) for name, weights in set_weights.items()}
+        set_size = dict(zip(set_names, sizes[1:], strict=True))
+        counts = stratified_counts(sizes, n_resamples, seed)
         metrics: list[MetricValue] = []
         for score in scores:
             # Point values, then every bootstrap resample at once (ID and each OOD set resampled separately).
@@ -176,8 +176,8 @@ class OODAdapter:
                 )
                 for name, (value, distribution) in values.items():
                     interval, ci_range = None, None
-                    if metric == "auroc" and not np.all(distribution == value):
-                        parts = list(set_weights[name])
+                    if metric == "auroc":
+                        parts = members[name]
                         interval, ci_range = auroc_interval(
                             value, distribution, id_scores[score], [columns[m][score] for m in parts],
                             list(set_weights[name].values()), counts[0], [counts[1 + set_names.index(m)] for m in parts],
@@ -273,16 +273,19 @@ def auroc_interval(
     weights: list[float],
     id_counts: np.ndarray,
     set_counts: list[np.ndarray],
-) -> tuple[tuple[float, float, CiMethod], tuple[float, float, float, float]]:
+) -> tuple[tuple[float, float, CiMethod] | None, tuple[float, float, float, float] | None]:
     """The interval of an AUROC that is the weighted sum `weights` of the AUROCs of ID against `sets`, and
     its float-rounding range (harness.intervals.studentized_auroc_interval): DeLong standard errors of the
     sample and of every resample (`id_counts`, `set_counts`: multiplicities, as `stratified_counts`);
-    pairs n_ID x the smallest set's size."""
+    pairs n_ID x the smallest set's size. (None, None) when every resample equals the point (perfect
+    separation): `bootstrap_metric` then gives Wilson's interval of the pairs."""
+    if np.all(distribution == point):
+        return None, None
     stderr = float(np.sqrt(ood_metrics.auroc_variance(id_scores, sets, weights)[0]))
     stderrs = np.sqrt(ood_metrics.auroc_variance(id_scores, sets, weights, id_counts, set_counts))
     pairs = id_scores.size * min(s.size for s in sets)
-    low, high = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
-    return (low, high, "bc-studentized"), studentized_auroc_range(point, stderr, distribution, stderrs, pairs)
+    (low, high), ci_range = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
+    return (low, high, "bc-studentized"), ci_range
 
 
 def _units_at_bound(metric: str, n_id: int, set_sizes: list[int]) -> int | None:
