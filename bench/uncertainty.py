@@ -25,8 +25,9 @@ Sections
   as the store feeds it, and per-sample losses as the paper writes it). The guarded best must stay
   within its tolerance of the truth in every seed. About 5 s.
 - coverage: the share of nominal-95% intervals that contain the true value, for every interval
-  method the adapters use (Wilson for accuracy; the debiased bootstrap for ece; the bias-corrected
-  bootstrap for ece_sq_debiased, nDCG@10 and the document-resampled loss; bc-studentized for AUROC),
+  method the adapters use (Wilson for accuracy; the debiased bootstrap for ece; the studentized
+  bootstrap for ece_sq_debiased; the bias-corrected bootstrap for nDCG@10 and the document-resampled
+  loss; bc-studentized for AUROC),
   on data from known distributions at n = 100, 300, 1000; target [0.93, 0.97]. Also the mean width,
   the share of zero-width intervals and of intervals that exclude their own point estimate, and the
   share of noise-floor p-values <= 0.05 for calibrated models. 400 data sets x 1,000 resamples per
@@ -351,7 +352,7 @@ from harness.metrics.retrieval import evaluate_topk  # noqa: E402
 from harness.schema import MetricValue  # noqa: E402
 from harness.stats import stratified_counts  # noqa: E402
 from harness.tasks.base import bootstrap_metric  # noqa: E402
-from harness.tasks.calibration import CALIBRATED_ALPHA  # noqa: E402
+from harness.tasks.calibration import CALIBRATED_ALPHA, squared_ece_interval  # noqa: E402
 from harness.tasks.ood import auroc_interval  # noqa: E402
 
 COVERAGE_SIZES = (100, 300, 1000)
@@ -434,9 +435,9 @@ def _calibration_draw(rng: np.random.Generator, n: int, gap: float) -> tuple[np.
 def _binned_resampled(
     confidence: np.ndarray, correct: np.ndarray, counts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ece, ece_sq_debiased and the plug-in squared gap of every resample at once from multiplicities
-    (B, n): the bin sums of `binned_calibration_gap` and `debiased_squared_ece`, summed over the
-    samples sorted by bin (checked against those functions; a BLAS product is slower here on 2 threads)."""
+    """ece, ece_sq_debiased, its standard error and the plug-in squared gap of every resample at once from
+    multiplicities (B, n): the bin sums of `binned_calibration_gap` and `debiased_squared_ece`, summed over
+    the samples sorted by bin (checked against those functions; a BLAS product is slower here on 2 threads)."""
     n = confidence.size
     bins = cal.equal_width_bin(confidence, COVERAGE_BINS)
     order = np.argsort(bins, kind="stable")
@@ -450,7 +451,8 @@ def _binned_resampled(
     accuracy, mean_confidence = hits / safe, conf / safe
     variance = np.where(count > 1, accuracy * (1.0 - accuracy) / np.maximum(count - 1.0, 1.0), 0.0)
     plug_in = (count * (accuracy - mean_confidence) ** 2).sum(axis=1) / n
-    return ece, plug_in - (count * variance).sum(axis=1) / n, plug_in
+    stderr = cal.debiased_bin_stderr(count, hits, conf, n)
+    return ece, plug_in - (count * variance).sum(axis=1) / n, stderr, plug_in
 
 
 def _calibration_cases(
@@ -462,7 +464,7 @@ def _calibration_cases(
     p_values: list[float] = []
     for label, gap in (("calibrated", 0.0), (f"over-confident (accuracy = c - {OVERCONFIDENCE})", OVERCONFIDENCE)):
         ece_case = _Coverage("debiased-bootstrap", f"ece, {label}", gap, n)
-        squared_case = _Coverage("bc-bootstrap", f"ece_sq_debiased, {label}", gap**2, n)
+        squared_case = _Coverage("studentized", f"ece_sq_debiased, {label}", gap**2, n)
         for r in range(replicates):
             logits, labels = _calibration_draw(rng, n, gap)
             confidence, prediction = cal.top_label(cal.softmax(logits))
@@ -470,23 +472,33 @@ def _calibration_cases(
             ece = cal.calibration_summary(logits, labels, n_bins=COVERAGE_BINS)["ece"]
             squared = cal.debiased_squared_ece(confidence, correct, COVERAGE_BINS)
             rows, counts = _resample_counts(n, n_resamples, seed + r)
-            ece_b, squared_b, _ = _binned_resampled(confidence, correct, counts)
+            ece_b, squared_b, squared_se_b, _ = _binned_resampled(confidence, correct, counts)
             if r == 0:  # the vectorised resamples are the adapter's functions on logits[rows]
                 for b in range(3):
                     direct = cal.calibration_summary(logits[rows[b]], labels[rows[b]], n_bins=COVERAGE_BINS)["ece"]
                     assert abs(direct - ece_b[b]) < 1e-9, "vectorised ece disagrees with calibration_summary"
                     direct = cal.debiased_squared_ece(confidence[rows[b]], correct[rows[b]], COVERAGE_BINS)
                     assert abs(direct - squared_b[b]) < 1e-9, "vectorised ece_sq_debiased disagrees"
+                    direct = cal.debiased_squared_ece_stderr(confidence[rows[b]], correct[rows[b]], COVERAGE_BINS)
+                    assert abs(direct**2 - squared_se_b[b] ** 2) < 1e-12, "vectorised standard error disagrees"
             # As the adapter does: the resamples' debiased values centre on the sample's plug-in squared gap
-            # (their bootstrap world's true value), so they are shifted by (point - plug-in) first.
-            shift = squared - cal.squared_gap(confidence, correct, COVERAGE_BINS)
+            # (their bootstrap world's true value): studentized about it, or shifted by (point - plug-in)
+            # for the bias-corrected interval where no standard error is positive.
+            plug_in = cal.squared_gap(confidence, correct, COVERAGE_BINS)
+            squared_se = cal.debiased_squared_ece_stderr(confidence, correct, COVERAGE_BINS)
+            squared_interval = squared_ece_interval(squared, plug_in, squared_se, squared_b, squared_se_b)
             # As the adapter does: ece's debiased interval reaches 0 when the noise floor does not reject calibration.
             p_calibrated = cal.ece_noise_floor(confidence, ece, COVERAGE_BINS, n_resamples, seed + r)[1]
             # As the adapter does: the resamples spread by how much more a debiased ece varies than the plug-in.
             spread = cal.ece_spread(ece_b, cal.normal_debiased_ece(counts, confidence, correct, COVERAGE_BINS))
             plausible = p_calibrated > CALIBRATED_ALPHA
             ece_case.add(*debiased_interval(ece, ece_b, zero_plausible=plausible, spread=spread), ece)
-            squared_case.add(*_bounds(bootstrap_metric("ece_sq_debiased", squared, squared_b + shift, n)), squared)
+            if squared_interval is None:
+                squared_interval = (
+                    *_bounds(bootstrap_metric("ece_sq_debiased", squared, squared_b + squared - plug_in, n)),
+                    "bc-bootstrap",
+                )
+            squared_case.add(squared_interval[0], squared_interval[1], squared)
             if gap == 0.0:
                 p_values.append(p_calibrated)
         out += [ece_case, squared_case]
@@ -721,7 +733,8 @@ def coverage_section(quick: bool, seed: int, parts: list[CoveragePart] | None = 
         rows=rows,
         notes=[
             f"Each case is computed with the harness's functions as its adapter calls them (bootstrap_metric picks "
-            f"Wilson for a proportion, the OOD adapter bc-studentized for AUROC, else the bias-corrected percentile "
+            f"Wilson for a proportion, the OOD adapter bc-studentized for AUROC, the calibration adapter a "
+            f"bootstrap-t for ece_sq_debiased, else the bias-corrected percentile "
             f"interval), {n_resamples} bootstrap "
             f"resamples, {replicates} simulated data sets per case and n (± the Monte-Carlo standard error); "
             "Wilson's coverage is exact (every success count weighted by its binomial probability). "
@@ -737,10 +750,12 @@ def coverage_section(quick: bool, seed: int, parts: list[CoveragePart] | None = 
             "debiased bootstrap (resamples shifted by twice the bootstrap bias and spread by ece_spread, as a "
             "debiased ece varies more than the plug-in), reaching 0 when the noise-floor "
             f"test does not reject calibration (p > {CALIBRATED_ALPHA}); without that, a calibrated model's ece is "
-            "never covered (every resample's ece is above 0). ece_sq_debiased's resamples are shifted by "
-            "(point - the sample's plug-in squared gap) before the bias-corrected interval, as the adapter "
-            "does: a debiased estimator's resamples centre on the sample's plug-in value (the true value of "
-            "the bootstrap world), and unshifted the z0 reads the debiasing as bias (coverage 0.58-0.87).",
+            "never covered (every resample's ece is above 0). ece_sq_debiased's interval is the adapter's "
+            "bootstrap-t (squared_ece_interval): t = (resample - the sample's plug-in squared gap) / the "
+            "resample's delta-method standard error, as a debiased estimator's resamples centre on the "
+            "sample's plug-in value (the true value of the bootstrap world); the bias-corrected interval of "
+            "the resamples shifted onto the point covered 0.97-0.995 (too wide: the bootstrap world's bins "
+            "are miscalibrated by their noise even where the model is calibrated).",
             "Noise-floor p-value (ece_calibrated_p, consistency resampling with "
             f"{n_resamples} draws) of the calibrated model: share of p <= 0.05: " + "; ".join(floor_notes) + ".",
             f"Seed {seed}; "

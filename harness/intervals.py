@@ -264,14 +264,44 @@ def _studentized_tail(
         return np.log(smoothed), np.sqrt(error**2 + smoothed / pairs) / smoothed
 
     x, se = (float(v[0]) for v in scale(np.array([point]), np.array([stderr])))
-    xs, ses = scale(values, errors)
-    t = (xs - x) / ses  # ses > 0: the floor's offset keeps every denominator positive
-    tail = (1.0 - confidence) / 2.0
-    t_low, t_high = np.quantile(t, [tail, 1.0 - tail])
-    near, far = np.exp(x - t_high * se) - offset, np.exp(x - t_low * se) - offset  # distances to the bound
+    xs, ses = scale(values, errors)  # ses > 0: the floor's offset keeps every denominator positive
+    x_low, x_high = studentized_interval(x, se, xs, ses, confidence=confidence)
+    near, far = np.exp(x_low) - offset, np.exp(x_high) - offset  # distances to the bound
     near, far = max(near, 0.0), min(far, 1.0)
     low, high = (1.0 - far, 1.0 - near) if upper else (near, far)
     return min(low, point), max(high, point)
+
+
+def studentized_interval(
+    point: float,
+    stderr: float,
+    distribution: NDArray[np.float64],
+    stderrs: NDArray[np.float64],
+    *,
+    center: float | None = None,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """The bootstrap-t interval (Efron & Tibshirani 1993, ch. 12; Hall 1988): with t_r = (x*_r - center) /
+    se*_r over the resamples, (point - t_(1-a/2) stderr, point - t_(a/2) stderr). `center` is the statistic's
+    true value in the bootstrap world, which its resamples estimate: `point` (the default) for a plug-in
+    statistic, the sample's plug-in value for a debiased one. `stderr` must be positive; a resample whose
+    standard error is 0 (it happened to draw data without spread) has t = +-inf (0 at the center), so a
+    bound is not finite (infinite or nan) when about the tail's share of resamples or more are such: the
+    caller decides then."""
+    values = np.asarray(distribution, dtype=np.float64)
+    errors = np.asarray(stderrs, dtype=np.float64)
+    if values.size == 0 or values.shape != errors.shape:
+        raise ValueError("one standard error per resample, and at least one resample")
+    if not (stderr > 0.0 and bool(np.all(errors >= 0.0))):
+        raise ValueError("a studentized interval needs a positive standard error and no negative one")
+    deviation = values - (point if center is None else center)
+    positive = errors > 0.0
+    t = np.where(deviation == 0.0, 0.0, np.copysign(np.inf, deviation))
+    t[positive] = deviation[positive] / errors[positive]
+    tail = (1.0 - confidence) / 2.0
+    with np.errstate(invalid="ignore"):  # interpolating towards an infinite t gives inf or nan: not finite
+        t_low, t_high = (float(q) for q in np.quantile(t, [tail, 1.0 - tail]))
+    return point - t_high * stderr, point - t_low * stderr
 
 
 def median_interval(values: NDArray[np.float64], confidence: float = 0.95) -> tuple[float, float]:

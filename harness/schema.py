@@ -23,6 +23,9 @@ older versions on read (`harness.submissions.upgrade`). History:
   near the bound (`ci_method` "bc-studentized", harness.intervals.studentized_auroc_interval), and the
   debiased interval of ece and ece_ts is spread by how much more a debiased ece varies
   (harness.metrics.calibration.ece_spread), so files of version 5 are re-scored like older ones.
+- 7: the same fields; ece_sq_debiased's interval is a bootstrap-t with a delta-method standard error
+  (`ci_method` "studentized", harness.tasks.calibration.squared_ece_interval) instead of a bias-corrected
+  percentile interval that over-covered, so files of version 6 are re-scored like older ones.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: files of an older version carry numbers of older scoring code: they are replaced when re-scored
-RESCORED_BEFORE = 6
+RESCORED_BEFORE = 7
 
 # Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -232,7 +235,15 @@ class ModelCard(_Strict):
 
 
 CiMethod = Literal[
-    "wilson", "bc-bootstrap", "bc-studentized", "debiased-bootstrap", "order-statistic", "bootstrap", "stderr", "none"
+    "wilson",
+    "bc-bootstrap",
+    "bc-studentized",
+    "studentized",
+    "debiased-bootstrap",
+    "order-statistic",
+    "bootstrap",
+    "stderr",
+    "none",
 ]
 
 
@@ -242,7 +253,8 @@ class MetricValue(_Strict):
     ci_method (docs/metrics.md, "Intervals"): "wilson": Wilson score interval of a proportion of n
     independent units; "bc-bootstrap": bias-corrected percentile interval over `n_resamples` seeded
     resamples of the units; "bc-studentized": an AUROC's bias-corrected interval joined with a bootstrap-t of
-    DeLong standard errors on the log distance to the bound; "debiased-bootstrap": the same after removing the bootstrap's bias estimate
+    DeLong standard errors on the log distance to the bound; "studentized": a bootstrap-t with a
+    delta-method standard error (ece_sq_debiased); "debiased-bootstrap": the same after removing the bootstrap's bias estimate
     (the ECE family; for ece extended to 0 when the noise-floor test does not reject calibration);
     "order-statistic": the distribution-free interval of a median; "bootstrap": plain percentile interval (files of schema version 3 and
     older); "stderr": value +- 1.96 stderr over n independent estimates; "none": no interval (a fitted
@@ -322,7 +334,7 @@ class Provenance(_Strict):
 class Submission(_Strict):
     """One evaluation of one checkpoint on one or more tasks: the file contributors add."""
 
-    schema_version: Literal[6] = 6
+    schema_version: Literal[7] = 7
     submission_id: SafeName
     model: ModelCard
     checkpoint_hash: Sha256

@@ -131,6 +131,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         raw["schema_version"] = 5  # 5: the same; a proportion's interval changed at the edges (re-scored)
     if raw.get("schema_version") == 5:
         raw["schema_version"] = 6  # 6: the same; AUROC and ece intervals changed (re-scored)
+    if raw.get("schema_version") == 6:
+        raw["schema_version"] = 7  # 7: the same; ece_sq_debiased's interval changed (re-scored)
     return raw
 
 

@@ -1,5 +1,6 @@
 """All bootstrap resamples of the calibration metrics at once (`resampled_calibration`) against the metrics
-computed on each resample's drawn rows (`calibration_summary`, `debiased_squared_ece`, the scaled ece and nll),
+computed on each resample's drawn rows (`calibration_summary`, `debiased_squared_ece` and its standard error, the
+scaled ece and nll),
 on random and adversarial inputs: ties across samples, saturated confidences, fewer samples than bins, one
 class, all correct. Also `Bootstrap.count_chunks` against the index resamples it counts."""
 
@@ -13,7 +14,18 @@ from hypothesis import strategies as st
 from harness.metrics import calibration as cal
 from harness.stats import Bootstrap
 
-NAMES = ("accuracy", "ece", "ece_em", "mce", "classwise_ece", "brier", "nll", "aurc", "ece_sq_debiased")
+NAMES = (
+    "accuracy",
+    "ece",
+    "ece_em",
+    "mce",
+    "classwise_ece",
+    "brier",
+    "nll",
+    "aurc",
+    "ece_sq_debiased",
+    "ece_sq_debiased_se",
+)
 
 
 def per_resample(logits: np.ndarray, labels: np.ndarray, bootstrap: Bootstrap, n_bins: int) -> dict[str, np.ndarray]:
@@ -25,6 +37,7 @@ def per_resample(logits: np.ndarray, labels: np.ndarray, bootstrap: Bootstrap, n
         for rows in chunk:
             values = cal.calibration_summary(logits[rows], labels[rows], n_bins)
             values["ece_sq_debiased"] = cal.debiased_squared_ece(confidence[rows], correct[rows], n_bins)
+            values["ece_sq_debiased_se"] = cal.debiased_squared_ece_stderr(confidence[rows], correct[rows], n_bins)
             for name in NAMES:
                 out[name].append(values[name])
     return {name: np.asarray(values) for name, values in out.items()}
@@ -40,7 +53,9 @@ def assert_same(logits: np.ndarray, labels: np.ndarray, n_resamples: int = 60, n
     bootstrap = Bootstrap(n=len(labels), n_resamples=n_resamples, seed=7)
     expected, got = per_resample(logits, labels, bootstrap, n_bins), all_at_once(logits, labels, bootstrap, n_bins)
     for name in NAMES:
-        np.testing.assert_allclose(got[name], expected[name], rtol=1e-9, atol=1e-12, err_msg=name)
+        # a standard error is a square root: compared squared, so rounding of a variance near 0 is not magnified
+        power = 2 if name.endswith("_se") else 1
+        np.testing.assert_allclose(got[name] ** power, expected[name] ** power, rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize(("n", "k", "scale"), [(1, 2, 1.0), (5, 3, 2.0), (14, 10, 0.5), (271, 10, 4.0), (600, 4, 1.0)])

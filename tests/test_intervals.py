@@ -321,6 +321,53 @@ def test_studentized_auroc_interval_keeps_separated_resamples_finite_and_checks_
         studentized_auroc_interval(0.9, 0.01, distribution, stderrs, 0)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 400), st.integers(0, 2**31), st.floats(0.5, 0.99), st.booleans())
+def test_studentized_interval_matches_the_bootstrap_t_definition(
+    b: int, seed: int, confidence: float, centred: bool
+) -> None:
+    """(point - t_(1-a/2) se, point - t_(a/2) se) with t_r = (x*_r - center) / se*_r, written with sorted
+    t values and linear interpolation between order statistics (numpy's default quantile)."""
+    from harness.intervals import studentized_interval
+
+    rng = np.random.default_rng(seed)
+    point, stderr = float(rng.normal()), float(rng.uniform(0.1, 2.0))
+    values, errors = rng.normal(point, 1.0, b), rng.uniform(0.1, 2.0, b)
+    center = point if centred else float(rng.normal())
+    t = sorted(((x - center) / e for x, e in zip(values.tolist(), errors.tolist(), strict=True)))
+
+    def quantile(q: float) -> float:
+        position = q * (b - 1)
+        below = math.floor(position)
+        above = min(below + 1, b - 1)
+        return t[below] + (position - below) * (t[above] - t[below])
+
+    tail = (1.0 - confidence) / 2.0
+    expected = (point - quantile(1.0 - tail) * stderr, point - quantile(tail) * stderr)
+    got = studentized_interval(point, stderr, values, errors, center=None if centred else center, confidence=confidence)
+    assert got == (pytest.approx(expected[0], abs=1e-9), pytest.approx(expected[1], abs=1e-9))
+
+
+def test_studentized_interval_checks_its_inputs() -> None:
+    from harness.intervals import studentized_interval
+
+    values, errors = np.array([0.1, 0.2]), np.array([0.1, 0.1])
+    with pytest.raises(ValueError, match="one standard error per resample"):
+        studentized_interval(0.1, 0.1, values, errors[:1])
+    with pytest.raises(ValueError, match="positive standard error"):
+        studentized_interval(0.1, 0.0, values, errors)
+    with pytest.raises(ValueError, match="no negative one"):
+        studentized_interval(0.1, 0.1, values, np.array([0.1, -0.1]))
+    # resamples without spread: t = +inf above the center; one in a hundred leaves both quantiles finite,
+    # ten in a hundred make the upper one (and so the lower bound) infinite
+    many, errors = np.linspace(0.0, 0.2, 100), np.full(100, 0.1)
+    errors[-1] = 0.0
+    assert all(math.isfinite(bound) for bound in studentized_interval(0.1, 0.1, many, errors))
+    errors[-10:] = 0.0
+    low, high = studentized_interval(0.1, 0.1, many, errors)
+    assert math.isfinite(high) and not math.isfinite(low)
+
+
 def test_debiased_interval_spread_scales_the_shifted_resamples_about_the_debiased_estimate() -> None:
     rng = np.random.default_rng(5)
     point = 0.12

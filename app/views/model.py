@@ -157,7 +157,8 @@ def every_metric(snap: object, model_id: str, runs: pd.DataFrame) -> None:
             column_config={
                 "ci_method": st.column_config.TextColumn(
                     "interval",
-                    help="wilson, bc-bootstrap, bc-studentized, debiased-bootstrap, order-statistic, bootstrap, stderr or none",
+                    help="wilson, bc-bootstrap, bc-studentized, studentized, debiased-bootstrap, order-statistic, bootstrap, stderr "
+                    "or none",
                 ),
                 "unit": st.column_config.TextColumn("n counts"),
                 "convention": st.column_config.TextColumn("convention", width="large"),

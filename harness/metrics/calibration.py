@@ -245,6 +245,42 @@ def _debiased_bin_sum(count: FloatArray, hits: FloatArray, confidence_sum: Float
     return out
 
 
+def debiased_squared_ece_stderr(confidence: FloatArray, correct: FloatArray, n_bins: int = 15) -> float:
+    """The delta-method standard error of `debiased_squared_ece` (see `debiased_bin_stderr`)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    bins = equal_width_bin(confidence, n_bins)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    hits = np.asarray(np.bincount(bins, np.asarray(correct, dtype=np.float64), minlength=n_bins), dtype=np.float64)
+    confidence_sum = np.asarray(np.bincount(bins, confidence, minlength=n_bins), dtype=np.float64)
+    return float(debiased_bin_stderr(count, hits, confidence_sum, confidence.shape[0]))
+
+
+def debiased_bin_stderr(count: FloatArray, hits: FloatArray, confidence_sum: FloatArray, n: int) -> FloatArray:
+    """The standard error of `_debiased_bin_sum` (same axes) under a normal model of each bin's gap.
+
+    With w_b = n_b / n, gap g_b = a_b - c_b, v_b = a_b (1 - a_b) / (n_b - 1) (Var a_b; 0 for one sample) and
+    h_b = g_b^2 - v_b (unbiased for the true squared gap mu_b^2), the estimate sum_b w_b h_b varies by
+        sum_b w_b^2 2 v_b^2                          a squared normal's spread about a zero gap
+      + 4 max(sum_b w_b^2 h_b v_b, 0)                its linear spread 4 mu_b^2 Var(a_b), clipped as a whole
+      + sum_b w_b (h+_b - m)^2 / n                   the spread of the bins' sample counts (h+ = max(h, 0),
+                                                     m = sum_b w_b h+_b)
+    Unbiased in mu_b^2 where the plug-in g_b^2 is not: with g_b^2 in its place the error of a calibrated
+    model is sqrt(3) times too large, and a bootstrap's spread is (bench/uncertainty.py)."""
+    safe = np.maximum(count, 1.0)
+    accuracy = hits / safe
+    variance = np.where(count > 1, accuracy * (1.0 - accuracy) / np.maximum(count - 1.0, 1.0), 0.0)
+    share = count / n
+    excess = (accuracy - confidence_sum / safe) ** 2 - variance
+    positive = np.maximum(excess, 0.0)
+    spread = (
+        np.sum(share**2 * 2.0 * variance**2, axis=-1)
+        + 4.0 * np.maximum(np.sum(share**2 * excess * variance, axis=-1), 0.0)
+        + np.sum(share * (positive - np.sum(share * positive, axis=-1, keepdims=True)) ** 2, axis=-1) / n
+    )
+    out: FloatArray = np.sqrt(spread)
+    return out
+
+
 def squared_gap(confidence: FloatArray, correct: FloatArray, n_bins: int = 15) -> float:
     """The plug-in binned squared calibration error: sum over equal-width bins of |b|/n (a_b - c_b)^2."""
     confidence = np.asarray(confidence, dtype=np.float64)
@@ -696,7 +732,8 @@ def resampled_calibration(
     Row r of `weights` says how often each of the n samples occurs in resample r (each row sums to n,
     `harness.stats.Bootstrap.count_chunks`). The values equal those of `calibration_summary` and
     `debiased_squared_ece` on the resampled rows up to float rounding, ties included (a tie group
-    shares its mean correctness as there). `only` limits the work to some of the names.
+    shares its mean correctness as there). With ece_sq_debiased comes `ece_sq_debiased_se`, each
+    resample's `debiased_squared_ece_stderr`. `only` limits the work to some of the names.
     """
     wanted = set(only or ("accuracy", *_RESAMPLED))
     n = weights.shape[1]
@@ -715,6 +752,7 @@ def resampled_calibration(
         safe = np.where(filled, count, 1.0)
         out["mce"] = np.where(filled, np.abs(gap) / safe, -np.inf).max(axis=1)
         out["ece_sq_debiased"] = _debiased_bin_sum(count, hits, confidence, n)
+        out["ece_sq_debiased_se"] = debiased_bin_stderr(count, hits, confidence, n)
     if "classwise_ece" in wanted:
         k = terms.probs.shape[1]
         cells = equal_width_bin(terms.probs, n_bins) + np.arange(k)[None, :] * n_bins
@@ -731,7 +769,10 @@ def resampled_calibration(
         values, count, correct = _tie_groups(terms, weights)
         out["ece_em"] = _resampled_equal_mass(values, count, correct, n_bins)
         out["aurc"] = _resampled_aurc(count, correct)
-    return {name: out[name] for name in ("accuracy", *_RESAMPLED) if name in wanted}
+    names = [name for name in ("accuracy", *_RESAMPLED) if name in wanted]
+    if "ece_sq_debiased" in wanted:  # its resamples' standard errors, for the studentized interval
+        names.append("ece_sq_debiased_se")
+    return {name: out[name] for name in names}
 
 
 def normal_debiased_ece(
