@@ -33,8 +33,8 @@ Sections
   share of noise-floor p-values <= 0.05 for calibrated models. 400 data sets x 1,000 resamples per
   case (--quick: 60), computed in six parts (`coverage_part`: the AUROC cases and the rest, per n),
   each seeded on its own, as jobs beside the other sections (`--workers 2`, the default): the whole
-  bench took 294 s on an idle 2-core machine (2026-12-03), the AUROC cases at n = 1000 the longest
-  job (177 s).
+  bench took 296 s on an idle 2-core machine (2026-12-03), the AUROC cases at n = 1000 the longest
+  job (200 s).
 - proportions: the exact coverage of the proportion interval (harness.intervals.wilson_interval) against
   plain Wilson, over 1,000 values of p in [0.5, 0.9999] at n = 30, 100, 300, 1000: lowest and mean over
   p, and at p = 0.8, 0.99, 0.995. Exact (no simulation); a second.
