@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -382,3 +383,29 @@ def test_debiased_interval_spread_scales_the_shifted_resamples_about_the_debiase
     assert debiased_range(point, resamples, spread=1.3)[0] == pytest.approx(low)
     with pytest.raises(ValueError, match="spread must be at least 1"):
         debiased_interval(point, resamples, spread=0.9)
+
+
+def test_the_bench_knows_when_a_coverage_target_is_unattainable_for_a_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/uncertainty.py's attainable_coverage against every contiguous range of success counts written
+    with loops: at p = 0.995, n = 100 no interval rule covers with probability in [0.93, 0.97] (the ranges
+    give 0.910 or 0.986), at p = 0.8 one does."""
+    import importlib.util
+    from pathlib import Path
+
+    from scipy.stats import binom
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "uncertainty.py"
+    spec = importlib.util.spec_from_file_location("bench_uncertainty", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    for n, p in ((100, 0.995), (100, 0.8), (30, 0.995), (12, 0.6)):
+        probabilities = binom.pmf(np.arange(n + 1), n, p)
+        sums = [float(sum(probabilities[i:j])) for i in range(n + 1) for j in range(i + 1, n + 2)]
+        in_band = any(0.93 <= value <= 0.97 for value in sums)
+        smallest = min(value for value in sums if value >= 0.93)
+        got = module.attainable_coverage(probabilities, 0.93, 0.97)
+        assert got[0] == in_band and got[1] == pytest.approx(smallest, abs=1e-12)
+    assert module.attainable_coverage(binom.pmf(np.arange(101), 100, 0.995), 0.93, 0.97)[0] is False
+    assert module.attainable_coverage(binom.pmf(np.arange(101), 100, 0.8), 0.93, 0.97)[0] is True
