@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from harness.metrics import calibration as cal
+from harness.tasks.base import Samples
 
 # ---------------------------------------------------------------------------------------------------------
 # Brute-force references (plain Python)
@@ -609,6 +610,22 @@ def test_ece_spread_is_the_ratio_of_standard_deviations_and_never_below_1() -> N
     assert ece_spread(np.full(10, 0.1), rng.normal(size=10)) == 1.0
 
 
+def over_confident_block(
+    seed: int, n: int, gap: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Samples]]:
+    """(confidence, labels, logits, a test block) of a 10-class model with top-label confidence
+    c = 1 - 0.85 Beta(1.2, 4) on class 0, right with probability c - gap (bench/uncertainty.py's model)."""
+    rng = np.random.default_rng(seed)
+    classes = 10
+    confidence = 1.0 - 0.85 * rng.beta(1.2, 4.0, n)
+    probs = np.repeat(((1.0 - confidence) / (classes - 1))[:, None], classes, axis=1)
+    probs[:, 0] = confidence
+    labels = np.where(rng.random(n) < confidence - gap, 0, rng.integers(1, classes, n))
+    logits = np.log(probs)
+    block = {"test": Samples(split="test", ids=[str(i) for i in range(n)], labels=labels, values=logits, fields=[])}
+    return confidence, labels, logits, block
+
+
 def test_the_spread_widens_the_ece_interval_of_a_miscalibrated_model() -> None:
     """An over-confident model (accuracy = confidence - 0.1): a debiased ece varies more than the plug-in
     (the spread is above 1), and the adapter's interval is the debiased interval scaled by it."""
@@ -616,17 +633,10 @@ def test_the_spread_widens_the_ece_interval_of_a_miscalibrated_model() -> None:
     from harness.metrics.calibration import ece_spread, normal_debiased_ece, resampled_calibration
     from harness.stats import Bootstrap
     from harness.tasks import load_specs
-    from harness.tasks.base import Samples
     from harness.tasks.calibration import ADAPTER
 
-    rng = np.random.default_rng(11)
-    n, classes = 300, 10
-    confidence = 1.0 - 0.85 * rng.beta(1.2, 4.0, n)
-    probs = np.repeat(((1.0 - confidence) / (classes - 1))[:, None], classes, axis=1)
-    probs[:, 0] = confidence
-    labels = np.where(rng.random(n) < confidence - 0.1, 0, rng.integers(1, classes, n))
-    logits = np.log(probs)
-    block = {"test": Samples(split="test", ids=[str(i) for i in range(n)], labels=labels, values=logits, fields=[])}
+    n = 300
+    _, labels, logits, block = over_confident_block(11, n, gap=0.1)
     ece = next(m for m in ADAPTER.score(load_specs().get("calib"), block, seed=0).metrics if m.name == "ece")
     terms = cal.SampleTerms.of(logits, labels)
     weights = np.concatenate(list(Bootstrap(n=n, n_resamples=1000, seed=0).count_chunks()))
@@ -646,17 +656,10 @@ def test_the_squared_ece_interval_is_the_bootstrap_t_of_the_drawn_rows() -> None
     from harness.intervals import bias_corrected_interval
     from harness.stats import Bootstrap
     from harness.tasks import load_specs
-    from harness.tasks.base import Samples
     from harness.tasks.calibration import ADAPTER
 
-    rng = np.random.default_rng(12)
-    n, classes = 300, 10
-    confidence = 1.0 - 0.85 * rng.beta(1.2, 4.0, n)
-    probs = np.repeat(((1.0 - confidence) / (classes - 1))[:, None], classes, axis=1)
-    probs[:, 0] = confidence
-    labels = np.where(rng.random(n) < confidence - 0.05, 0, rng.integers(1, classes, n))
-    logits = np.log(probs)
-    block = {"test": Samples(split="test", ids=[str(i) for i in range(n)], labels=labels, values=logits, fields=[])}
+    n = 300
+    confidence, labels, _, block = over_confident_block(12, n, gap=0.05)
     metric = next(
         m for m in ADAPTER.score(load_specs().get("calib"), block, seed=0).metrics if m.name == "ece_sq_debiased"
     )
@@ -686,7 +689,6 @@ def test_the_squared_ece_interval_falls_back_to_the_bias_corrected_one_without_a
     error to studentize by; the interval is the bias-corrected one, at the point. (All right with
     confidences that differ is not such a case: the bins' sample counts then vary the estimate.)"""
     from harness.tasks import load_specs
-    from harness.tasks.base import Samples
     from harness.tasks.calibration import ADAPTER, squared_ece_interval
 
     rng = np.random.default_rng(2)
