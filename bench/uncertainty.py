@@ -732,9 +732,9 @@ def coverage_section(quick: bool, seed: int, parts: list[CoveragePart] | None = 
             separated = points == 1.0
             covered = (low_bounds <= case.truth) & (case.truth <= high_bounds)
             rest = f"{covered[~separated].mean():.3f}" if (~separated).any() else "-"
+            those = f" (covered {covered[separated].mean():.3f})" if separated.any() else ""
             separation_notes.append(
-                f"{case.truth:g}, n = {case.n}: {separated.mean():.3f} separated perfectly (covered "
-                f"{covered[separated].mean() if separated.any() else float('nan'):.3f}), the others covered {rest}"
+                f"{case.truth:g}, n = {case.n}: {separated.mean():.3f} separated perfectly{those}, the others covered {rest}"
             )
     floor_notes = []
     for n, values in p_values.items():
