@@ -265,7 +265,8 @@ def debiased_bin_stderr(count: FloatArray, hits: FloatArray, confidence_sum: Flo
       + sum_b w_b (h+_b - m)^2 / n                   the spread of the bins' sample counts (h+ = max(h, 0),
                                                      m = sum_b w_b h+_b)
     Unbiased in mu_b^2 where the plug-in g_b^2 is not: with g_b^2 in its place the error of a calibrated
-    model is sqrt(3) times too large, and a bootstrap's spread is (bench/uncertainty.py)."""
+    model is about sqrt(3) times too large (tests/test_calibration_extra.py), and so is a bootstrap's
+    spread, which made its intervals over-cover (bench/uncertainty.py)."""
     safe = np.maximum(count, 1.0)
     accuracy = hits / safe
     variance = np.where(count > 1, accuracy * (1.0 - accuracy) / np.maximum(count - 1.0, 1.0), 0.0)
