@@ -249,10 +249,7 @@ def _studentized_tail(
     """The bootstrap-t interval of `studentized_auroc_interval` on the log distance to the nearer bound."""
     if pairs < 1:
         raise ValueError("an AUROC needs at least one (ID, OOD) pair")
-    values = np.asarray(distribution, dtype=np.float64)
-    errors = np.asarray(stderrs, dtype=np.float64)
-    if values.size == 0 or values.shape != errors.shape:
-        raise ValueError("one standard error per resample, and at least one resample")
+    values, errors = _resamples_with_errors(distribution, stderrs)
     upper = point >= 0.5  # the bound the AUROC lies near: 1 (distance 1 - A) or 0 (distance A)
     offset = 0.5 / pairs
 
@@ -288,10 +285,7 @@ def studentized_interval(
     standard error is 0 (it happened to draw data without spread) has t = +-inf (0 at the center), so a
     bound is not finite (infinite or nan) when about the tail's share of resamples or more are such: the
     caller decides then."""
-    values = np.asarray(distribution, dtype=np.float64)
-    errors = np.asarray(stderrs, dtype=np.float64)
-    if values.size == 0 or values.shape != errors.shape:
-        raise ValueError("one standard error per resample, and at least one resample")
+    values, errors = _resamples_with_errors(distribution, stderrs)
     if not (stderr > 0.0 and bool(np.all(errors >= 0.0))):
         raise ValueError("a studentized interval needs a positive standard error and no negative one")
     deviation = values - (point if center is None else center)
@@ -302,6 +296,17 @@ def studentized_interval(
     with np.errstate(invalid="ignore"):  # interpolating towards an infinite t gives inf or nan: not finite
         t_low, t_high = (float(q) for q in np.quantile(t, [tail, 1.0 - tail]))
     return point - t_high * stderr, point - t_low * stderr
+
+
+def _resamples_with_errors(
+    distribution: NDArray[np.float64], stderrs: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The resamples and their standard errors as float arrays: one error per resample, at least one."""
+    values = np.asarray(distribution, dtype=np.float64)
+    errors = np.asarray(stderrs, dtype=np.float64)
+    if values.size == 0 or values.shape != errors.shape:
+        raise ValueError("one standard error per resample, and at least one resample")
+    return values, errors
 
 
 def median_interval(values: NDArray[np.float64], confidence: float = 0.95) -> tuple[float, float]:
