@@ -28,13 +28,16 @@ Sections
   method the adapters use (Wilson for accuracy; the debiased bootstrap for ece; the studentized
   bootstrap for ece_sq_debiased; the bias-corrected bootstrap for nDCG@10 and the document-resampled
   loss; bc-studentized for AUROC),
-  on data from known distributions at n = 100, 300, 1000; target [0.93, 0.97]. Also the mean width,
-  the share of zero-width intervals and of intervals that exclude their own point estimate, and the
-  share of noise-floor p-values <= 0.05 for calibrated models. 400 data sets x 1,000 resamples per
+  on data from known distributions at n = 100, 300, 1000; target [0.93, 0.97]. Also the misses on
+  each side of the truth (a central interval's should be 2.5% each), the mean width, the share of
+  zero-width intervals and of intervals that exclude their own point estimate, and the share of
+  noise-floor p-values <= 0.05 for calibrated models. For AUROC, three unchecked contrasts on the same
+  resamples: the bootstrap-t part alone, its union with the bias-corrected interval (schema versions
+  6-7) and BCa. 400 data sets x 1,000 resamples per
   case (--quick: 60), computed in six parts (`coverage_part`: the AUROC cases and the rest, per n),
   each seeded on its own, as jobs beside the other sections (`--workers 2`, the default): the whole
-  bench took 296 s on an idle 2-core machine (2026-12-03), the AUROC cases at n = 1000 the longest
-  job (200 s).
+  bench took 296 s on one idle 2-core machine and 333 s on another (2026-12-03), the AUROC cases at
+  n = 1000 the longest job (about 205 s).
 - proportions: the exact coverage of the proportion interval (harness.intervals.wilson_interval) against
   plain Wilson, over 1,000 values of p in [0.5, 0.9999] at n = 30, 100, 300, 1000: lowest and mean over
   p, and at p = 0.8, 0.99, 0.995. Exact (no simulation); a second.
@@ -93,11 +96,12 @@ RANK_MODELS = (5, 15, 25)
 
 def _board(rng: np.random.Generator, accuracies: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Point accuracies and bootstrap distributions (k, B) on the board's shared resamples."""
-    correct = (rng.random((accuracies.size, N_SAMPLES)) < accuracies[:, None]).astype(np.int64)
+    correct = (rng.random((accuracies.size, N_SAMPLES)) < accuracies[:, None]).astype(np.float64)
     (rows,) = Bootstrap(N_SAMPLES, N_RESAMPLES, seed).chunks()  # one chunk: 1000 x 271 indices
     offsets = N_SAMPLES * np.arange(N_RESAMPLES)[:, None]
     counts = np.bincount((rows + offsets).ravel(), minlength=N_RESAMPLES * N_SAMPLES).reshape(N_RESAMPLES, -1)
-    return correct.mean(axis=1), (counts @ correct.T).T / N_SAMPLES  # exact: integer counts
+    # exact: integer counts and sums below 2^53, in floats so that the product runs in BLAS
+    return correct.mean(axis=1), (counts.astype(np.float64) @ correct.T).T / N_SAMPLES
 
 
 def _verdicts(values: np.ndarray, distributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -342,10 +346,16 @@ def ladder_section(quick: bool, seed: int) -> Section:
 
 # --------------------------------------------------------------------------- coverage
 
-from scipy.special import ndtri  # noqa: E402
+from scipy.special import ndtr, ndtri  # noqa: E402
 from scipy.stats import binom  # noqa: E402
 
-from harness.intervals import debiased_interval, median_interval, wilson_interval  # noqa: E402
+from harness.intervals import (  # noqa: E402
+    bias_corrected_interval,
+    debiased_interval,
+    median_interval,
+    studentized_auroc_tail,
+    wilson_interval,
+)
 from harness.metrics import calibration as cal  # noqa: E402
 from harness.metrics.ood import ood_summary, ood_summary_resampled  # noqa: E402
 from harness.metrics.retrieval import evaluate_topk  # noqa: E402
@@ -353,7 +363,7 @@ from harness.schema import MetricValue  # noqa: E402
 from harness.stats import stratified_counts  # noqa: E402
 from harness.tasks.base import bootstrap_metric  # noqa: E402
 from harness.tasks.calibration import CALIBRATED_ALPHA, squared_ece_interval  # noqa: E402
-from harness.tasks.ood import auroc_interval  # noqa: E402
+from harness.tasks.ood import auroc_errors, auroc_interval  # noqa: E402
 
 COVERAGE_SIZES = (100, 300, 1000)
 COVERAGE_TARGET = (0.93, 0.97)
@@ -401,6 +411,9 @@ class _Coverage:
             "width": float(w @ (high - low)),
             "zero": float(w @ (high == low)),
             "excludes": float(w @ ((point < low) | (point > high))),
+            # the two ways to miss: the interval lies wholly above the truth, or wholly below it
+            "above": float(w @ (low > self.truth)),
+            "below": float(w @ (high < self.truth)),
             "replicates": float(len(self.low)),
         }
 
@@ -532,26 +545,79 @@ def _accuracy_cases(n: int) -> list[_Coverage]:
 
 def _auroc_case(
     rng: np.random.Generator, n: int, replicates: int, n_resamples: int, seed: int, truth: float = AUROC_TRUE
-) -> _Coverage:
-    """AUROC of n ID scores N(d, 1) against n OOD scores N(0, 1), d = sqrt(2) Phi^-1(0.99), so the
-    true AUROC is Phi(d / sqrt(2)) = 0.99; ID and OOD resampled separately (the OOD adapter's
-    stratified_counts and ood_summary_resampled)."""
+) -> list[_Coverage]:
+    """AUROC of n ID scores N(d, 1) against n OOD scores N(0, 1), d = sqrt(2) Phi^-1(truth), so the
+    true AUROC is Phi(d / sqrt(2)); ID and OOD resampled separately (the OOD adapter's stratified_counts
+    and ood_summary_resampled). Beside the adapter's interval, three contrasts on the same resamples: the
+    bootstrap-t part alone, its union with the bias-corrected interval (the adapter's before schema
+    version 8), and BCa with the acceleration of the AUROC's influence values."""
     shift = float(np.sqrt(2.0) * ndtri(truth))
+    statistic = f"auroc, Gaussians {shift:.2f} sd apart"
     # at perfect separation (every resample 1) the adapter's interval is Wilson's over min(n_id, n_ood) pairs
-    case = _Coverage("bc-studentized (Wilson at 1)", f"auroc, Gaussians {shift:.2f} sd apart", truth, n)
+    case = _Coverage("bc-studentized (Wilson at 1)", statistic, truth, n)
+    alone = _Coverage("contrast: bootstrap-t part alone", statistic, truth, n, checked=False)
+    union = _Coverage("contrast: union with bias-corrected (v6-7)", statistic, truth, n, checked=False)
+    bca = _Coverage("contrast: BCa (placement acceleration)", statistic, truth, n, checked=False)
     for r in range(replicates):
         id_scores, ood_scores = rng.normal(shift, 1.0, n), rng.normal(0.0, 1.0, n)
         point = ood_summary(id_scores, ood_scores)["auroc"]
         id_counts, ood_counts = stratified_counts([n, n], n_resamples, seed + r)
         distribution = ood_summary_resampled(id_scores, ood_scores, id_counts, ood_counts)["auroc"]
-        # as the OOD adapter does: Wilson at perfect separation, else the bias-corrected interval joined
-        # with the studentized one on the log distance to 1
-        interval = auroc_interval(point, distribution, id_scores, [ood_scores], [1.0], id_counts, [ood_counts])[0]
+        # as the OOD adapter does: Wilson at perfect separation, else the studentized interval on the log
+        # distance to 1, its far end reaching at least as far as the bias-corrected interval's
+        separated = bool(np.all(distribution == point))
+        errors = None if separated else auroc_errors(id_scores, [ood_scores], [1.0], id_counts, [ood_counts])
+        interval = auroc_interval(
+            point, distribution, id_scores, [ood_scores], [1.0], id_counts, [ood_counts], errors=errors
+        )[0]
         metric = bootstrap_metric(
             "auroc.score.set", point, distribution, 2 * n, "ID + OOD samples", units_at_bound=n, interval=interval
         )
-        case.add(*_bounds(metric), point)
-    return case
+        bounds = _bounds(metric)
+        case.add(*bounds, point)
+        if errors is None:  # separated perfectly: every method takes the same Wilson interval
+            for contrast in (alone, union, bca):
+                contrast.add(*bounds, point)
+            continue
+        stderr, stderrs = errors
+        t_low, t_high = studentized_auroc_tail(point, stderr, distribution, stderrs, n * n, 0.95)
+        bc_low, bc_high = bias_corrected_interval(point, distribution)
+        alone.add(t_low, t_high, point)
+        union.add(min(t_low, bc_low), max(t_high, bc_high), point)
+        acceleration = auroc_acceleration(point, id_scores, ood_scores)
+        bca.add(*_bca_interval(point, distribution, acceleration), point)
+    return [case, alone, union, bca]
+
+
+def auroc_acceleration(point: float, id_scores: np.ndarray, ood_scores: np.ndarray) -> float:
+    """BCa's acceleration of an AUROC (Efron 1987): a = sum L^3 / (6 (sum L^2)^1.5) over the influence
+    values L of every sample: an ID sample's placement (share of OOD scores below it, ties 1/2) minus the
+    AUROC, over n_ID; an OOD sample's (share of ID scores above it) minus the AUROC, over n_OOD. These are
+    DeLong's components; with n_ID = n_OOD they are proportional to the jackknife's (tested)."""
+    ood_sorted, id_sorted = np.sort(ood_scores), np.sort(id_scores)
+    below = np.searchsorted(ood_sorted, id_scores, "left")
+    id_place = (below + (np.searchsorted(ood_sorted, id_scores, "right") - below) / 2.0) / ood_scores.size
+    at_or_below = np.searchsorted(id_sorted, ood_scores, "right")
+    ties = at_or_below - np.searchsorted(id_sorted, ood_scores, "left")
+    ood_place = (id_scores.size - at_or_below + ties / 2.0) / id_scores.size
+    influence = np.r_[(id_place - point) / id_scores.size, (ood_place - point) / ood_scores.size]
+    spread = float(np.sum(influence**2))
+    return float(np.sum(influence**3)) / (6.0 * spread**1.5) if spread > 0.0 else 0.0
+
+
+def _bca_interval(
+    point: float, distribution: np.ndarray, acceleration: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """BCa: the (Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q)))) quantiles of the resamples, z0 as the
+    bias-corrected interval's (ties 1/2, clipped to the resolution of the resamples); a = 0 gives it."""
+    values = np.sort(distribution)
+    b = values.size
+    share = (np.searchsorted(values, point, "left") + np.searchsorted(values, point, "right")) / (2.0 * b)
+    z0 = float(ndtri(min(max(share, 0.5 / b), 1.0 - 0.5 / b)))
+    z = float(ndtri(0.5 + confidence / 2.0))
+    quantiles = [float(ndtr(z0 + (z0 + q) / (1.0 - acceleration * (z0 + q)))) for q in (-z, z)]
+    low, high = (float(v) for v in np.percentile(values, [100.0 * q for q in quantiles]))
+    return min(low, point), max(high, point)
 
 
 def _median_case(rng: np.random.Generator, n: int, replicates: int) -> _Coverage:
@@ -669,8 +735,8 @@ def coverage_part(quick: bool, seed: int, n: int, group: str) -> CoveragePart:
     cases: list[_Coverage] = []
     p_values: list[float] = []
     if group == "auroc":
-        cases.append(_auroc_case(rng, n, replicates, n_resamples, boot_seed + 1_000))
-        cases.append(_auroc_case(rng, n, replicates, n_resamples, boot_seed + 1_500, AUROC_NEAR_ONE))
+        cases += _auroc_case(rng, n, replicates, n_resamples, boot_seed + 1_000)
+        cases += _auroc_case(rng, n, replicates, n_resamples, boot_seed + 1_500, AUROC_NEAR_ONE)
     else:
         cases = _accuracy_cases(n)
         calibration, p_values = _calibration_cases(rng, n, replicates, n_resamples, boot_seed)
@@ -715,6 +781,7 @@ def coverage_section(quick: bool, seed: int, parts: list[CoveragePart] | None = 
                 f"{case.truth:.4g}",
                 str(case.n),
                 coverage + (f" ({miss:+.3f})" if miss else ""),
+                f"{s['above']:.3f} / {s['below']:.3f}",
                 f"{s['width']:.4f}",
                 f"{s['zero']:.3f}",
                 f"{s['excludes']:.3f}",
@@ -727,7 +794,7 @@ def coverage_section(quick: bool, seed: int, parts: list[CoveragePart] | None = 
             checks.append((name, s["coverage"], target, ok))
     separation_notes = []
     for case in cases:
-        if case.statistic.startswith("auroc"):
+        if case.statistic.startswith("auroc") and case.checked:
             low_bounds, high_bounds, points = (np.asarray(v) for v in (case.low, case.high, case.point))
             separated = points == 1.0
             covered = (low_bounds <= case.truth) & (case.truth <= high_bounds)
@@ -757,6 +824,7 @@ def coverage_section(quick: bool, seed: int, parts: list[CoveragePart] | None = 
             "true value",
             "n",
             "coverage (miss of [0.93, 0.97])",
+            "misses: above / below the truth",
             "mean width",
             "zero-width share",
             "excludes its point",
@@ -866,8 +934,12 @@ def build_sections(names: list[str], quick: bool, seed: int, workers: int) -> li
     if workers <= 1:
         return [SECTIONS[name](quick, seed) for name in names]
     import multiprocessing
+    import os
     from concurrent.futures import Future, ProcessPoolExecutor
 
+    # one BLAS thread per job: `workers` jobs share the cores (the spawned workers inherit the setting)
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
     parts = [(n, group) for n in sorted(COVERAGE_SIZES, reverse=True) for group in COVERAGE_GROUPS]
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         # longest first (measured): the AUROC cases at the largest n, the ranks, then the rest by size

@@ -17,8 +17,9 @@
   (point - b, resamples - 2b, b = mean(resamples) - point; for ece the resamples' spread widened by
   how much more a bias-corrected ece varies), clipped at 0; for `ece`, extended to 0
   when the consistency-resampling test does not reject "calibrated" (test inversion at the boundary).
-- `studentized_auroc_interval`: AUROC, whose bootstrap is skewed near 1: the bias-corrected interval
-  joined with a bootstrap-t (DeLong standard errors) on the log of its distance to the bound.
+- `studentized_auroc_interval`: AUROC, whose bootstrap is skewed near 1: a bootstrap-t (DeLong standard
+  errors) on the log of its distance to the bound, whose end away from the bound reaches at least as far
+  as the bias-corrected interval's.
 - `median_interval`: a median of independent units (first divergent token per prompt): the
   distribution-free order-statistic interval from Binomial(n, 1/2).
 - A bootstrap with no variance at a bound (every resample of an AUROC or an accuracy equals 1) gets
@@ -213,32 +214,35 @@ def studentized_auroc_interval(
     pairs: int,
     confidence: float = 0.95,
 ) -> tuple[tuple[float, float], tuple[float, float, float, float]]:
-    """An AUROC's interval, and its range under float rounding: the union of `bias_corrected_interval` and
-    a studentized bootstrap on the scale of its distance to the nearer bound (`pairs`: n_ID x n_OOD, the
-    smallest set's for an average). The range is (lowest low, highest low, lowest high, highest high):
-    the bias-corrected part's `bias_corrected_range`, joined with the studentized part (continuous).
+    """An AUROC's interval, and its range under float rounding: towards the nearer bound (1, or 0 for an
+    AUROC below 0.5) the end of a studentized bootstrap on the scale of the distance to that bound
+    (`studentized_auroc_tail`); away from it the further of that end and `bias_corrected_interval`'s
+    (`pairs`: n_ID x n_OOD, the smallest set's for an average). The range is (lowest low, highest low,
+    lowest high, highest high): the bias-corrected end's `bias_corrected_range` where it is taken, the
+    studentized end (continuous) as it is.
 
     Near 1 an AUROC is a mean of very skewed terms (a few extreme samples make all its discordant pairs),
     and a percentile-type interval is too narrow at the bound (coverage 0.87-0.89 at AUROC 0.9995,
     bench/uncertainty.py). The bootstrap-t on x = log(e + c), e = 1 - AUROC (AUROC itself below 0.5),
     c = 0.5 / pairs (half a discordant pair, so a separated resample stays finite), with standard error
     sqrt(stderr^2 + (e + c) / pairs) / (e + c) (DeLong's `stderr`, floored by the Poisson spread of the
-    pair count) is second-order accurate (Hall 1988) and adapts to the skew; the union keeps the
-    bias-corrected interval's coverage where the tail has too few samples for the studentized one.
+    pair count) is second-order accurate (Hall 1988) and adapts to the skew. Each end is taken from the
+    method whose tail holds there (bench/uncertainty.py counts each side's misses): towards the bound the
+    bootstrap-t misses about its nominal share where the bias-corrected interval, whose resamples pile up
+    at the bound, is conservative; away from it the bootstrap-t alone misses far too often when a small
+    sample holds only a few discordant pairs (its resamples' t values understate that tail), and the
+    bias-corrected end, which reaches to resamples that repeat the extreme samples, keeps that side.
     `distribution` and `stderrs` are the resamples' AUROCs and DeLong standard errors.
     """
     low, high = bias_corrected_interval(point, distribution, confidence)
     fewest_low, most_low, fewest_high, most_high = bias_corrected_range(point, distribution, confidence)
-    t_low, t_high = _studentized_tail(point, stderr, distribution, stderrs, pairs, confidence)
-    return (min(low, t_low), max(high, t_high)), (
-        min(fewest_low, t_low),
-        min(most_low, t_low),
-        max(fewest_high, t_high),
-        max(most_high, t_high),
-    )
+    t_low, t_high = studentized_auroc_tail(point, stderr, distribution, stderrs, pairs, confidence)
+    if point >= 0.5:  # the bound is 1 (as in studentized_auroc_tail): the high end is the bootstrap-t's
+        return (min(low, t_low), t_high), (min(fewest_low, t_low), min(most_low, t_low), t_high, t_high)
+    return (t_low, max(high, t_high)), (t_low, t_low, max(fewest_high, t_high), max(most_high, t_high))
 
 
-def _studentized_tail(
+def studentized_auroc_tail(
     point: float,
     stderr: float,
     distribution: NDArray[np.float64],
@@ -246,7 +250,8 @@ def _studentized_tail(
     pairs: int,
     confidence: float,
 ) -> tuple[float, float]:
-    """The bootstrap-t interval of `studentized_auroc_interval` on the log distance to the nearer bound."""
+    """The bootstrap-t part of `studentized_auroc_interval`: the interval on the log distance to the nearer
+    bound, widened to contain `point` (bench/uncertainty.py measures it alone, as a contrast)."""
     if pairs < 1:
         raise ValueError("an AUROC needs at least one (ID, OOD) pair")
     values, errors = _resamples_with_errors(distribution, stderrs)

@@ -26,6 +26,10 @@ older versions on read (`harness.submissions.upgrade`). History:
 - 7: the same fields; ece_sq_debiased's interval is a bootstrap-t with a delta-method standard error
   (`ci_method` "studentized", harness.tasks.calibration.squared_ece_interval) instead of a bias-corrected
   percentile interval that over-covered, so files of version 6 are re-scored like older ones.
+- 8: the same fields; an OOD AUROC's `bc-studentized` interval ends at the studentized bootstrap's bound
+  towards 1 (or 0) instead of the union's, which was conservative on that side, and keeps the further
+  of the two ends away from it (harness.intervals.studentized_auroc_interval), so files of version 7 are
+  re-scored like older ones.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: files of an older version carry numbers of older scoring code: they are replaced when re-scored
-RESCORED_BEFORE = 7
+RESCORED_BEFORE = 8
 
 # Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -252,8 +256,8 @@ class MetricValue(_Strict):
 
     ci_method (docs/metrics.md, "Intervals"): "wilson": Wilson score interval of a proportion of n
     independent units; "bc-bootstrap": bias-corrected percentile interval over `n_resamples` seeded
-    resamples of the units; "bc-studentized": an AUROC's bias-corrected interval joined with a bootstrap-t of
-    DeLong standard errors on the log distance to the bound; "studentized": a bootstrap-t with a
+    resamples of the units; "bc-studentized": an AUROC's bootstrap-t of DeLong standard errors on the log
+    distance to the bound, its end away from the bound reaching at least as far as the bias-corrected one's; "studentized": a bootstrap-t with a
     delta-method standard error (ece_sq_debiased); "debiased-bootstrap": the same after removing the bootstrap's bias estimate
     (the ECE family; for ece extended to 0 when the noise-floor test does not reject calibration);
     "order-statistic": the distribution-free interval of a median; "bootstrap": plain percentile interval (files of schema version 3 and
@@ -334,7 +338,7 @@ class Provenance(_Strict):
 class Submission(_Strict):
     """One evaluation of one checkpoint on one or more tasks: the file contributors add."""
 
-    schema_version: Literal[7] = 7
+    schema_version: Literal[8] = 8
     submission_id: SafeName
     model: ModelCard
     checkpoint_hash: Sha256

@@ -133,6 +133,8 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
         raw["schema_version"] = 6  # 6: the same; AUROC and ece intervals changed (re-scored)
     if raw.get("schema_version") == 6:
         raw["schema_version"] = 7  # 7: the same; ece_sq_debiased's interval changed (re-scored)
+    if raw.get("schema_version") == 7:
+        raw["schema_version"] = 8  # 8: the same; an AUROC's interval changed towards the bound (re-scored)
     return raw
 
 

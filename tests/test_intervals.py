@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -285,17 +286,21 @@ def _near_one_auroc(seed: int, n: int = 300) -> tuple[float, float, np.ndarray, 
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_studentized_auroc_interval_holds_the_bias_corrected_one_and_reaches_further_from_1(seed: int) -> None:
-    from harness.intervals import studentized_auroc_interval
+def test_studentized_auroc_interval_ends_at_the_bootstrap_t_towards_1_and_holds_the_bias_corrected_low(
+    seed: int,
+) -> None:
+    from harness.intervals import studentized_auroc_interval, studentized_auroc_tail
 
     point, stderr, distribution, stderrs, pairs = _near_one_auroc(seed)
     (low, high), ci_range = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
-    bc_low, bc_high = bias_corrected_interval(point, distribution)
-    assert low <= bc_low <= point <= bc_high <= high <= 1.0
+    bc_low = bias_corrected_interval(point, distribution)[0]
+    t_low, t_high = studentized_auroc_tail(point, stderr, distribution, stderrs, pairs, 0.95)
+    assert low == min(bc_low, t_low) and high == t_high
+    assert low <= bc_low <= point <= high <= 1.0 and low <= t_low
     # the skew: a few extreme samples make all discordant pairs, and the studentized part sees it
     assert point - low > point - bc_low
     lowest_low, highest_low, lowest_high, highest_high = ci_range
-    assert lowest_low <= low <= highest_low and lowest_high <= high <= highest_high
+    assert lowest_low <= low <= highest_low and lowest_high == high == highest_high
 
 
 def test_studentized_auroc_interval_mirrors_below_one_half() -> None:
@@ -385,14 +390,11 @@ def test_debiased_interval_spread_scales_the_shifted_resamples_about_the_debiase
         debiased_interval(point, resamples, spread=0.9)
 
 
-def test_the_bench_knows_when_a_coverage_target_is_unattainable_for_a_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    """bench/uncertainty.py's attainable_coverage against every contiguous range of success counts written
-    with loops: at p = 0.995, n = 100 no interval rule covers with probability in [0.93, 0.97] (the ranges
-    give 0.910 or 0.986), at p = 0.8 one does."""
+@pytest.fixture
+def bench_uncertainty(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """bench/uncertainty.py as a module."""
     import importlib.util
     from pathlib import Path
-
-    from scipy.stats import binom
 
     path = Path(__file__).resolve().parent.parent / "bench" / "uncertainty.py"
     spec = importlib.util.spec_from_file_location("bench_uncertainty", path)
@@ -400,6 +402,16 @@ def test_the_bench_knows_when_a_coverage_target_is_unattainable_for_a_count(monk
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_bench_knows_when_a_coverage_target_is_unattainable_for_a_count(bench_uncertainty: Any) -> None:
+    """bench/uncertainty.py's attainable_coverage against every contiguous range of success counts written
+    with loops: at p = 0.995, n = 100 no interval rule covers with probability in [0.93, 0.97] (the ranges
+    give 0.910 or 0.986), at p = 0.8 one does."""
+    from scipy.stats import binom
+
+    module = bench_uncertainty
     for n, p in ((100, 0.995), (100, 0.8), (30, 0.995), (12, 0.6)):
         probabilities = binom.pmf(np.arange(n + 1), n, p)
         sums = [float(sum(probabilities[i:j])) for i in range(n + 1) for j in range(i + 1, n + 2)]
@@ -409,3 +421,31 @@ def test_the_bench_knows_when_a_coverage_target_is_unattainable_for_a_count(monk
         assert got[0] == in_band and got[1] == pytest.approx(smallest, abs=1e-12)
     assert module.attainable_coverage(binom.pmf(np.arange(101), 100, 0.995), 0.93, 0.97)[0] is False
     assert module.attainable_coverage(binom.pmf(np.arange(101), 100, 0.8), 0.93, 0.97)[0] is True
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_bench_bca_contrast_takes_the_jackknife_acceleration_of_an_auroc(bench_uncertainty: Any, seed: int) -> None:
+    """The BCa contrast of bench/uncertainty.py: its acceleration against Efron's jackknife formula with
+    leave-one-out AUROCs from scikit-learn (equal set sizes, tied scores included, where the two agree
+    exactly), and with acceleration 0 it is the bias-corrected interval."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    id_scores = np.round(rng.normal(1.5, 1.0, n) + rng.exponential(0.5, n) * (seed - 1), 1)
+    ood_scores = np.round(rng.normal(0.0, 1.0, n), 1)
+    labels = np.r_[np.ones(n), np.zeros(n)]
+    scores = np.r_[id_scores, ood_scores]
+    point = roc_auc_score(labels, scores)
+    leave_one_out = np.array([roc_auc_score(np.delete(labels, i), np.delete(scores, i)) for i in range(2 * n)])
+    deviation = leave_one_out.mean() - leave_one_out
+    jackknife = float(np.sum(deviation**3) / (6.0 * np.sum(deviation**2) ** 1.5))
+    got = bench_uncertainty.auroc_acceleration(point, id_scores, ood_scores)
+    assert got == pytest.approx(jackknife, rel=1e-9, abs=1e-15) and abs(got) > 1e-4
+    distribution = rng.normal(point - 0.01, 0.03, 1000)
+    assert bench_uncertainty._bca_interval(point, distribution, 0.0) == pytest.approx(
+        bias_corrected_interval(point, distribution), abs=1e-12
+    )
+    assert (
+        bench_uncertainty._bca_interval(point, distribution, 0.1)[1] > bias_corrected_interval(point, distribution)[1]
+    )

@@ -273,19 +273,32 @@ def auroc_interval(
     weights: list[float],
     id_counts: np.ndarray,
     set_counts: list[np.ndarray],
+    errors: tuple[float, np.ndarray] | None = None,
 ) -> tuple[tuple[float, float, CiMethod] | None, tuple[float, float, float, float] | None]:
     """The interval of an AUROC that is the weighted sum `weights` of the AUROCs of ID against `sets`, and
     its float-rounding range (harness.intervals.studentized_auroc_interval): DeLong standard errors of the
-    sample and of every resample (`id_counts`, `set_counts`: multiplicities, as `stratified_counts`);
-    pairs n_ID x the smallest set's size. (None, None) when every resample equals the point (perfect
-    separation): `bootstrap_metric` then gives Wilson's interval of the pairs."""
+    sample and of every resample (`id_counts`, `set_counts`: multiplicities, as `stratified_counts`;
+    `errors`: those two when already computed, as `auroc_errors` gives them); pairs n_ID x the smallest
+    set's size. (None, None) when every resample equals the point (perfect separation):
+    `bootstrap_metric` then gives Wilson's interval of the pairs."""
     if np.all(distribution == point):
         return None, None
-    stderr = float(np.sqrt(ood_metrics.auroc_variance(id_scores, sets, weights)[0]))
-    stderrs = np.sqrt(ood_metrics.auroc_variance(id_scores, sets, weights, id_counts, set_counts))
+    stderr, stderrs = errors or auroc_errors(id_scores, sets, weights, id_counts, set_counts)
     pairs = id_scores.size * min(s.size for s in sets)
     (low, high), ci_range = studentized_auroc_interval(point, stderr, distribution, stderrs, pairs)
     return (low, high, "bc-studentized"), ci_range
+
+
+def auroc_errors(
+    id_scores: np.ndarray,
+    sets: list[np.ndarray],
+    weights: list[float],
+    id_counts: np.ndarray,
+    set_counts: list[np.ndarray],
+) -> tuple[float, np.ndarray]:
+    """DeLong's standard error of the weighted AUROC of the sample, and of every resample (multiplicities)."""
+    stderr = float(np.sqrt(ood_metrics.auroc_variance(id_scores, sets, weights)[0]))
+    return stderr, np.sqrt(ood_metrics.auroc_variance(id_scores, sets, weights, id_counts, set_counts))
 
 
 def _units_at_bound(metric: str, n_id: int, set_sizes: list[int]) -> int | None:
