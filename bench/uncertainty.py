@@ -36,8 +36,8 @@ Sections
   6-7) and BCa. 400 data sets x 1,000 resamples per
   case (--quick: 60), computed in six parts (`coverage_part`: the AUROC cases and the rest, per n),
   each seeded on its own, as jobs beside the other sections (`--workers 2`, the default): the whole
-  bench took 296 s on one idle 2-core machine and 333 s on another (2026-12-03), the AUROC cases at
-  n = 1000 the longest job (about 205 s).
+  bench took 285 s on an idle 2-core machine (2026-12-03), the AUROC cases at n = 1000 the longest
+  job (199 s).
 - proportions: the exact coverage of the proportion interval (harness.intervals.wilson_interval) against
   plain Wilson, over 1,000 values of p in [0.5, 0.9999] at n = 30, 100, 300, 1000: lowest and mean over
   p, and at p = 0.8, 0.99, 0.995. Exact (no simulation); a second.
@@ -92,6 +92,8 @@ N_SAMPLES = 271
 N_RESAMPLES = 1000
 BASE_ACCURACY = 0.8
 RANK_MODELS = (5, 15, 25)
+#: boards per rate whose verdicts are also checked against the store's significance_ranks (the first ones: the check costs about as much as the verdicts)
+CROSS_CHECKED_BOARDS = 200
 
 
 def _board(rng: np.random.Generator, accuracies: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,8 +106,9 @@ def _board(rng: np.random.Generator, accuracies: np.ndarray, seed: int) -> tuple
     return correct.mean(axis=1), (counts.astype(np.float64) @ correct.T).T / N_SAMPLES
 
 
-def _verdicts(values: np.ndarray, distributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """better[j, i] under the old and the new rule (all models in one paired group)."""
+def _verdicts(values: np.ndarray, distributions: np.ndarray, cross_check: bool) -> tuple[np.ndarray, np.ndarray]:
+    """better[j, i] under the old and the new rule (all models in one paired group); with `cross_check`, also
+    asserts that the store's function (significance_ranks) makes the same decisions."""
     k = values.size
     old = paired_better_matrix(distributions)
     p = paired_difference_p_values(values, distributions, N_SAMPLES)
@@ -114,6 +117,8 @@ def _verdicts(values: np.ndarray, distributions: np.ndarray) -> tuple[np.ndarray
     reject[upper] = holm_rejections(p[upper], 0.05)
     reject |= reject.T
     new = reject & (values[:, None] > values[None, :])
+    if not cross_check:
+        return old, new
     # The same decisions as the function the store calls, which counts them without a matrix.
     low, high = np.array([percentile_interval(d) for d in distributions]).T
     ranks = significance_ranks(
@@ -138,7 +143,7 @@ def _rates(
     false_old = false_new = found_old = found_new = 0
     for b in range(boards):
         values, distributions = _board(rng, accuracies, first_seed + b)
-        old, new = _verdicts(values, distributions)
+        old, new = _verdicts(values, distributions, cross_check=b < CROSS_CHECKED_BOARDS)
         false_old += bool((old & ~truly_better).any())
         false_new += bool((new & ~truly_better).any())
         found_old += int((old & truly_better).sum())
@@ -717,27 +722,28 @@ class CoveragePart:
     group: str
     cases: list[_Coverage]
     p_values: list[float]
-    lm_truth: float
+    lm_truth: float | None  # the loss population's true value; computed by the "other" parts only
     seconds: float
 
 
 def coverage_part(quick: bool, seed: int, n: int, group: str) -> CoveragePart:
     """The coverage cases of `group` at sample size n, seeded by (seed, n, group) alone; the true values of
-    nDCG and of the loss come from `seed` alone, the same in every part."""
+    nDCG and of the loss come from `seed` alone, the same in every part that uses them."""
     replicates = 60 if quick else 400
     n_resamples = 1000
     started = time.perf_counter()
-    truths = np.random.default_rng(seed)
-    population = _ndcg_population(truths, NDCG_POOL)
-    lm_truth = _lm_truth(truths, 4_000_000)
     rng = np.random.default_rng([seed, n, COVERAGE_GROUPS.index(group)])
     boot_seed = seed * 1_000_000 + 10_000 * n
     cases: list[_Coverage] = []
     p_values: list[float] = []
+    lm_truth = None
     if group == "auroc":
         cases += _auroc_case(rng, n, replicates, n_resamples, boot_seed + 1_000)
         cases += _auroc_case(rng, n, replicates, n_resamples, boot_seed + 1_500, AUROC_NEAR_ONE)
     else:
+        truths = np.random.default_rng(seed)  # the populations' true values: the same in every part
+        population = _ndcg_population(truths, NDCG_POOL)
+        lm_truth = _lm_truth(truths, 4_000_000)
         cases = _accuracy_cases(n)
         calibration, p_values = _calibration_cases(rng, n, replicates, n_resamples, boot_seed)
         cases += calibration
@@ -753,7 +759,7 @@ def coverage_section(quick: bool, seed: int, parts: list[CoveragePart] | None = 
         parts = [coverage_part(quick, seed, n, group) for n in COVERAGE_SIZES for group in COVERAGE_GROUPS]
     replicates = 60 if quick else 400
     n_resamples = 1000
-    lm_truth = parts[0].lm_truth
+    lm_truth = next(part.lm_truth for part in parts if part.lm_truth is not None)
     cases = [case for part in parts for case in part.cases]
     p_values = {part.n: part.p_values for part in parts if part.group == "other"}
     cases.sort(key=lambda c: (c.statistic.split(",")[0], c.statistic, c.method, c.n))
