@@ -351,7 +351,7 @@ def ladder_section(quick: bool, seed: int) -> Section:
 
 # --------------------------------------------------------------------------- coverage
 
-from scipy.special import ndtr, ndtri  # noqa: E402
+from scipy.special import ndtri  # noqa: E402
 from scipy.stats import binom  # noqa: E402
 
 from harness.intervals import (  # noqa: E402
@@ -570,8 +570,7 @@ def _auroc_case(
         distribution = ood_summary_resampled(id_scores, ood_scores, id_counts, ood_counts)["auroc"]
         # as the OOD adapter does: Wilson at perfect separation, else the studentized interval on the log
         # distance to 1, its far end reaching at least as far as the bias-corrected interval's
-        separated = bool(np.all(distribution == point))
-        errors = None if separated else auroc_errors(id_scores, [ood_scores], [1.0], id_counts, [ood_counts])
+        errors = auroc_errors(id_scores, [ood_scores], [1.0], id_counts, [ood_counts])
         interval = auroc_interval(
             point, distribution, id_scores, [ood_scores], [1.0], id_counts, [ood_counts], errors=errors
         )[0]
@@ -580,7 +579,7 @@ def _auroc_case(
         )
         bounds = _bounds(metric)
         case.add(*bounds, point)
-        if errors is None:  # separated perfectly: every method takes the same Wilson interval
+        if interval is None:  # separated perfectly: every method takes the same Wilson interval
             for contrast in (alone, union, bca):
                 contrast.add(*bounds, point)
             continue
@@ -590,7 +589,7 @@ def _auroc_case(
         alone.add(t_low, t_high, point)
         union.add(min(t_low, bc_low), max(t_high, bc_high), point)
         acceleration = auroc_acceleration(point, id_scores, ood_scores)
-        bca.add(*_bca_interval(point, distribution, acceleration), point)
+        bca.add(*bias_corrected_interval(point, distribution, acceleration=acceleration), point)
     return [case, alone, union, bca]
 
 
@@ -608,21 +607,6 @@ def auroc_acceleration(point: float, id_scores: np.ndarray, ood_scores: np.ndarr
     influence = np.r_[(id_place - point) / id_scores.size, (ood_place - point) / ood_scores.size]
     spread = float(np.sum(influence**2))
     return float(np.sum(influence**3)) / (6.0 * spread**1.5) if spread > 0.0 else 0.0
-
-
-def _bca_interval(
-    point: float, distribution: np.ndarray, acceleration: float, confidence: float = 0.95
-) -> tuple[float, float]:
-    """BCa: the (Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q)))) quantiles of the resamples, z0 as the
-    bias-corrected interval's (ties 1/2, clipped to the resolution of the resamples); a = 0 gives it."""
-    values = np.sort(distribution)
-    b = values.size
-    share = (np.searchsorted(values, point, "left") + np.searchsorted(values, point, "right")) / (2.0 * b)
-    z0 = float(ndtri(min(max(share, 0.5 / b), 1.0 - 0.5 / b)))
-    z = float(ndtri(0.5 + confidence / 2.0))
-    quantiles = [float(ndtr(z0 + (z0 + q) / (1.0 - acceleration * (z0 + q)))) for q in (-z, z)]
-    low, high = (float(v) for v in np.percentile(values, [100.0 * q for q in quantiles]))
-    return min(low, point), max(high, point)
 
 
 def _median_case(rng: np.random.Generator, n: int, replicates: int) -> _Coverage:

@@ -257,8 +257,8 @@ class MetricValue(_Strict):
     ci_method (docs/metrics.md, "Intervals"): "wilson": Wilson score interval of a proportion of n
     independent units; "bc-bootstrap": bias-corrected percentile interval over `n_resamples` seeded
     resamples of the units; "bc-studentized": an AUROC's bootstrap-t of DeLong standard errors on the log
-    distance to the bound, its end away from the bound reaching at least as far as the bias-corrected one's; "studentized": a bootstrap-t with a
-    delta-method standard error (ece_sq_debiased); "debiased-bootstrap": the same after removing the bootstrap's bias estimate
+    distance to the bound, its end away from the bound reaching at least as far as the bias-corrected
+    one's; "studentized": a bootstrap-t with a delta-method standard error (ece_sq_debiased); "debiased-bootstrap": the same after removing the bootstrap's bias estimate
     (the ECE family; for ece extended to 0 when the noise-floor test does not reject calibration);
     "order-statistic": the distribution-free interval of a median; "bootstrap": plain percentile interval (files of schema version 3 and
     older); "stderr": value +- 1.96 stderr over n independent estimates; "none": no interval (a fitted

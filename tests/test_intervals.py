@@ -427,7 +427,8 @@ def test_the_bench_knows_when_a_coverage_target_is_unattainable_for_a_count(benc
 def test_the_bench_bca_contrast_takes_the_jackknife_acceleration_of_an_auroc(bench_uncertainty: Any, seed: int) -> None:
     """The BCa contrast of bench/uncertainty.py: its acceleration against Efron's jackknife formula with
     leave-one-out AUROCs from scikit-learn (equal set sizes, tied scores included, where the two agree
-    exactly), and with acceleration 0 it is the bias-corrected interval."""
+    exactly); harness.intervals.bias_corrected_interval with that acceleration is BCa, and with 0 the
+    bias-corrected interval as before."""
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(seed)
@@ -443,9 +444,17 @@ def test_the_bench_bca_contrast_takes_the_jackknife_acceleration_of_an_auroc(ben
     got = bench_uncertainty.auroc_acceleration(point, id_scores, ood_scores)
     assert got == pytest.approx(jackknife, rel=1e-9, abs=1e-15) and abs(got) > 1e-4
     distribution = rng.normal(point - 0.01, 0.03, 1000)
-    assert bench_uncertainty._bca_interval(point, distribution, 0.0) == pytest.approx(
+    assert bias_corrected_interval(point, distribution, acceleration=0.0) == pytest.approx(
         bias_corrected_interval(point, distribution), abs=1e-12
     )
     assert (
-        bench_uncertainty._bca_interval(point, distribution, 0.1)[1] > bias_corrected_interval(point, distribution)[1]
+        bias_corrected_interval(point, distribution, acceleration=0.1)[1]
+        > bias_corrected_interval(point, distribution)[1]
     )
+    # BCa's quantiles written out: Phi(z0 + (z0 + z) / (1 - a (z0 + z)))
+    z0 = norm.ppf(np.mean(distribution < point) + np.mean(distribution == point) / 2.0)
+    q = [norm.cdf(z0 + (z0 + zq) / (1.0 - 0.1 * (z0 + zq))) for zq in (norm.ppf(0.025), norm.ppf(0.975))]
+    expected = np.percentile(distribution, [100.0 * v for v in q])
+    got_bca = bias_corrected_interval(point, distribution, acceleration=0.1)
+    assert got_bca[0] == pytest.approx(min(expected[0], point), abs=1e-12)
+    assert got_bca[1] == pytest.approx(max(expected[1], point), abs=1e-12)
