@@ -80,6 +80,7 @@ def list_(tasks: TaskNames = None) -> None:
             selection = ", ".join(
                 part
                 for part in (
+                    hub.drop_files and f"drop files of {hub.drop_files}",
                     hub.rows and f"rows {hub.rows}",
                     hub.keep_labels and f"keep {','.join(hub.keep_labels)}",
                     hub.drop_labels and f"drop {','.join(hub.drop_labels)}",
@@ -150,7 +151,7 @@ def fetch(
     ] = None,
 ) -> None:
     """Download the catalog tasks' splits from the Hugging Face hub into the mirror (needs network)."""
-    from harness.data.mirror import offline
+    from harness.data.mirror import offline, parts
 
     if offline():
         raise HarnessError(
@@ -165,7 +166,8 @@ def fetch(
     manual: list[str] = []
     for spec in catalog_specs(tasks):
         for name, hub in spec.dataset.splits.items():
-            manual += fetch_split(spec, name, hub)
+            for part in parts(hub):  # a split with `with_splits` is fetched split by split
+                manual += fetch_split(spec, name, part)
     for line in manual:
         console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
     if manual:

@@ -83,12 +83,26 @@ def _hub_id(value: str) -> str:
     return value
 
 
+def _file_list(name: str) -> str:
+    """A file list that ships with Harness (harness/data/lists/<name>.txt)."""
+    from pathlib import Path
+
+    lists = Path(__file__).parent / "data" / "lists"
+    if not (lists / f"{name}.txt").is_file():
+        known = sorted(p.stem for p in lists.glob("*.txt"))
+        raise ValueError(f"no file list {name!r} ships with Harness (lists: {', '.join(known) or 'none'})")
+    return name
+
+
 class HubSplit(_Strict):
     """One split of a catalog dataset (DatasetSource kind "hub"): split `split` of the Hugging Face dataset
     `dataset` (configuration `config`) at `revision`, resolved offline-first (harness/data/mirror.py).
 
-    Rows are read in the dataset's order; `keep_labels` / `drop_labels` filter them by label name, then
-    `rows` ("start:stop") cuts them, then `long_tail_ratio` subsamples an exponential long tail (class c
+    Rows are read in the dataset's order, those of `with_splits` (further splits of the same dataset)
+    after `split`'s; `drop_files` drops the rows whose image file is in a list that ships with Harness
+    (harness/data/lists/<name>.txt: OpenOOD's held-out validation images), `keep_labels` / `drop_labels`
+    filter them by label name, then `rows` ("start:stop") cuts them, then `long_tail_ratio` subsamples an
+    exponential long tail (class c
     keeps floor(n_max * ratio^(-c / (C - 1))) samples, drawn as Cao et al.'s LDAM code does with numpy's
     legacy seed `seed`). `label` None makes an unlabelled split (OOD sets: label -1). `labels_only` reads
     the labels alone (a long-tail train split whose class counts define shot groups). `fetch` "manual":
@@ -99,6 +113,10 @@ class HubSplit(_Strict):
     config: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
     revision: Annotated[str, Field(pattern=SAFE_NAME)] = "main"
     split: Annotated[str, Field(pattern=SAFE_NAME)]
+    #: further splits whose rows follow `split`'s, as one set (OpenOOD's MNIST: test and train)
+    with_splits: list[SafeName] = Field(default_factory=list, max_length=8)
+    #: a file list of harness/data/lists/ naming images to leave out (see harness/data/catalog.py)
+    drop_files: Annotated[str, Field(pattern=SAFE_NAME), AfterValidator(_file_list)] | None = None
     #: the image or text column (default: the first of image, img, jpg, png, text, sentence found)
     input: str | None = None
     #: the label column; None: the split is unlabelled (OOD sets get label -1)

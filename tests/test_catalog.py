@@ -275,6 +275,139 @@ def test_label_filters_must_name_the_datasets_classes(tmp_path: Path, monkeypatc
         suite(drop_labels=["plane", "lorry"])
 
 
+def test_unnamed_labels_filter_only_by_labels_the_rows_have(tmp_path: Path, monkeypatch: Any) -> None:
+    """Without class names, a filter label no row carries is an error too (it would filter nothing)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness.data import clear_suites, load_suite
+    from harness.schema import DatasetSource
+
+    rng = np.random.default_rng(0)
+    target = tmp_path / "a/b/default/main"
+    target.mkdir(parents=True)
+    images = [{"bytes": mirror_fixture.encoded(mirror_fixture.image(rng, y)), "path": None} for y in range(4)]
+    pq.write_table(pa.table({"image": images, "label": [0, 1, 2, 3]}), target / "test.parquet")
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+
+    def suite(**filters: list[str]) -> Any:
+        clear_suites()
+        split = HubSplit(dataset="a/b", split="test", label="label", **filters)
+        return load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"test": split}))
+
+    assert len(suite(drop_labels=["3"]).split("test")) == 3
+    with pytest.raises(HarnessError, match=r"not among its 4 classes: 'bubbly'"):
+        suite(drop_labels=["bubbly"])
+
+
+def _files_mirror(root: Path, names: list[str | None]) -> Any:
+    """A parquet split whose image column keeps the file `names` (None: bytes only)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    target = root / "a/b/default/main"
+    target.mkdir(parents=True, exist_ok=True)
+    images = [{"bytes": mirror_fixture.encoded(mirror_fixture.image(rng, i)), "path": n} for i, n in enumerate(names)]
+    pq.write_table(pa.table({"image": images, "label": [i % 2 for i in range(len(names))]}), target / "test.parquet")
+
+
+def test_drop_files_leaves_out_the_listed_files_by_name(tmp_path: Path, monkeypatch: Any) -> None:
+    """OpenOOD's ImageNet holdout applied by file name: a listed name matches the file of that name, with
+    any extension and with the hub's '_<synset>' suffix, and nothing else (not a longer number)."""
+    from harness.data import clear_suites, load_suite
+    from harness.data.catalog import file_list
+    from harness.schema import DatasetSource
+
+    listed = file_list("openood-imagenet-val")
+    assert len(listed) == len(set(listed)) == 5000 and listed[:2] == [
+        "ILSVRC2012_val_00000013",
+        "ILSVRC2012_val_00000015",
+    ]
+    names = [
+        "ILSVRC2012_val_00000013_n01440764.JPEG",  # listed, hub style
+        "val/n01443537/ILSVRC2012_val_00000015.JPEG",  # listed, ImageFolder style
+        "ILSVRC2012_val_00000014_n01440764.JPEG",  # not listed
+        "ILSVRC2012_val_000000130_n01440764.JPEG",  # a longer number: not listed
+        "ILSVRC2012_val_00000025.png",  # listed
+    ]
+    _files_mirror(tmp_path, names)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+
+    def suite(**fields: Any) -> Any:
+        clear_suites()
+        split = HubSplit(dataset="a/b", split="test", label="label", **fields)
+        return load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"test": split}))
+
+    assert suite(drop_files="openood-imagenet-val").split("test").ids == ["test-2", "test-3"]
+    assert len(suite().split("test")) == 5
+    with pytest.raises(
+        ValueError, match=r"no file list 'imagenet-val' ships with Harness \(lists: openood-imagenet-val\)"
+    ):
+        HubSplit(dataset="a/b", split="test", drop_files="imagenet-val")
+    # a copy whose files are named otherwise would silently keep everything: refused
+    _files_mirror(tmp_path, [f"{i:05d}.jpg" for i in range(3)])
+    with pytest.raises(HarnessError, match=r"none of the 3 files .* is in the file list 'openood-imagenet-val'"):
+        suite(drop_files="openood-imagenet-val")
+    _files_mirror(tmp_path, [None, None])
+    with pytest.raises(HarnessError, match="keeps no image file names") as raised:
+        suite(drop_files="openood-imagenet-val")
+    assert "image folder" in (raised.value.fix or "")
+
+
+def test_openood_imagenet_test_sets_leave_out_its_validation_images(on_mirror: dict[str, Any]) -> None:
+    """ood-imagenet's ID set is the validation split less OpenOOD's holdout: on the fixture (files
+    ILSVRC2012_val_00000001..60) the rows whose number is not in the list, checked by number here."""
+    from harness.data import load_suite
+    from harness.data.catalog import LISTS
+    from harness.tasks import load_specs
+
+    lines = (LISTS / "openood-imagenet-val.txt").read_text().split()
+    held_out = {int(w.removeprefix("ILSVRC2012_val_")) for w in lines if w.startswith("ILSVRC2012_val_")}
+    expected = [f"validation-{row}" for row in range(60) if row + 1 not in held_out]
+    assert len(expected) == 55
+    assert load_suite(load_specs().get("ood-imagenet").dataset).split("test").ids == expected
+    calibration = load_suite(load_specs().get("calib-imagenet").dataset)  # calibration keeps every image
+    assert len(calibration.split("calib")) + len(calibration.split("test")) == 50  # (rows 0:50 and 50:, shrunk)
+
+
+def test_with_splits_reads_several_splits_as_one_set(on_mirror: dict[str, Any], capsys: Any, monkeypatch: Any) -> None:
+    """OpenOOD's MNIST (far-OOD) is its 70,000 images: the hub copy's test split, then its train split."""
+    from harness.data import load_suite
+    from harness.tasks import load_specs
+
+    suite = load_suite(load_specs().get("ood-cifar10").dataset)
+    mnist, texture = suite.split("mnist"), suite.split("texture")
+    assert mnist.ids == [f"test-{i}" for i in range(20)] + [f"train-{i}" for i in range(12)]
+    assert (mnist.y == -1).all() and mnist.x[0:32].shape == (32, 32, 32, 3)
+    assert texture.ids[:1] == ["test/0000.jpeg"] and texture.ids[-1:] == ["train/0005.jpeg"] and len(texture) == 18
+    listed = run_cli(capsys, monkeypatch, "data", "list", "ood-cifar10")
+    assert "mteb/mnist@cf6afcbae72cc3bb1fc07a9480fe0d8e0b615fcd:test+train" in listed.out.replace("\n", "")
+
+
+def test_with_splits_are_fetched_split_by_split(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    import harness.data_cli as data_cli
+    from harness.data.mirror import mirror_folder, where_found
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "mirror"))
+    fetched: list[str] = []
+
+    def download(hub: HubSplit) -> Any:
+        fetched.append(f"{hub.dataset}:{hub.split}")
+        return mirror_fixture.image_dataset(np.random.default_rng(0), 4, ["0", "1"], ("image", "label"))
+
+    monkeypatch.setattr(data_cli, "_download", download)
+    monkeypatch.setattr("harness.data.mirror.resolved_revision", lambda hub: None)
+    result = run_cli(capsys, monkeypatch, "data", "fetch", "ood-cifar10")
+    assert result.code == 1  # Places365 is manual
+    assert "mteb/mnist:test" in fetched and "mteb/mnist:train" in fetched and "mteb/dtd:train" in fetched
+    mnist = HubSplit(dataset="mteb/mnist", revision="cf6afcbae72cc3bb1fc07a9480fe0d8e0b615fcd", split="test", with_splits=["train"])  # fmt: skip
+    assert where_found(mnist) == "mirror" and (mirror_folder(mnist) / "train.parquet").is_file()
+    assert where_found(mnist.model_copy(update={"with_splits": ["validation"]})) is None
+
+
 def test_images_of_mixed_sizes_need_a_resize(tmp_path: Path) -> None:
     from harness.data.images import EncodedImageSplit
 
@@ -398,7 +531,8 @@ def test_imagenet200_is_imagenet_restricted_to_the_imagenet_r_classes(
     suite = load_suite(spec.dataset)
     assert suite.class_names == tuple(mirror_fixture.IMAGENET[i] for i in (1, 2, 4))
     test_split = suite.split("test")
-    assert len(test_split) == 36 and set(test_split.y.tolist()) == {0, 1, 2}  # 12 images of each of the 3
+    # 12 images of each of the 3, less OpenOOD's holdout: goldfish row 51, the shark rows 12 and 42, hammerhead 14 and 24
+    assert len(test_split) == 31 and np.bincount(test_split.y).tolist() == [11, 10, 10]
     handle: Any = load_model(on_mirror["models"]["imagenet"])
     result = Runner(EvalOptions(cache_dir=tmp_path / "cache")).evaluate(handle, [spec])
     test = next(block for task, block in result.samples if block.split == "test")
@@ -407,6 +541,23 @@ def test_imagenet200_is_imagenet_restricted_to_the_imagenet_r_classes(
     msp = np.exp(kept - kept.max(axis=1, keepdims=True))
     msp = (msp / msp.sum(axis=1, keepdims=True)).max(axis=1)
     np.testing.assert_allclose(test.values[:, test.fields.index("msp")], msp, rtol=1e-5)
+
+
+def test_imagenet200_classes_are_openoods_in_its_label_order() -> None:
+    """The spec's 200 class names are, in order, ImageNet's names for the classes of OpenOOD's ImageNet-200
+    lists (tests/data/openood/imagenet200_classes.tsv, derived from those lists and ImageNet's synset
+    files, as its header says), so an OpenOOD ImageNet-200 checkpoint (200 unnamed outputs) fits by
+    position and an ImageNet-1k classifier by name."""
+    rows = [
+        line.split("\t")
+        for line in (Path(__file__).parent / "data" / "openood" / "imagenet200_classes.tsv").read_text().splitlines()
+        if line and not line.startswith("#")
+    ][1:]
+    assert [int(r[0]) for r in rows] == list(range(200))
+    indices, wnids = [int(r[1]) for r in rows], [r[2] for r in rows]
+    assert indices == sorted(indices) and wnids == sorted(wnids) and (wnids[0], wnids[-1]) == ("n01443537", "n12267677")
+    spec = yaml.safe_load((TASKS / "catalog" / "ood" / "ood-imagenet200.yaml").read_text())
+    assert spec["dataset"]["splits"]["test"]["keep_labels"] == [r[3] for r in rows]
 
 
 def test_label_map_file_fits_a_model_with_other_names(

@@ -20,8 +20,14 @@ Each Harness split of a hub source is one `HubSplit` read offline-first (harness
 - "reference": what a compressed LM is compared with its reference on (harness/data/reference.py):
   splits `prompts` (documents; the first `n_prompts`, cut to their first `prompt_words` words),
   `heldout` (documents) and `choices` (an lm-eval multiple-choice split).
-Rows are read in the dataset's order; ids are `<dataset split>-<row>` (the row in the original
-split), or the file's path in an ImageFolder mirror.
+Rows are read in the dataset's order (a split's `with_splits` after it); ids are `<dataset split>-<row>`
+(the row in the original split), or `<dataset split>/<path>` in an ImageFolder mirror.
+
+`drop_files` names a file list of harness/data/lists/ (OpenOOD's held-out validation images): a row is
+dropped when its image file name (its path in an image-folder mirror, else the `path` an HF image column
+keeps), without extension, equals a listed name or continues one after '_' (the hub's ImageNet files are
+ILSVRC2012_val_00000001_n01751748.JPEG). A split without file names, or none of whose files is listed,
+is an error rather than a silently different set.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from harness.errors import HarnessError
 from harness.schema import DatasetSource, HubSplit
 
 IMAGE_COLUMNS = ("image", "img", "jpg", "png")
+#: file lists that ship with Harness (`drop_files`), each with its provenance in '#' lines
+LISTS = Path(__file__).parent / "lists"
 TEXT_COLUMNS = ("text", "sentence", "content")
 WIKITEXT_HEADING = re.compile(r"^ = [^=].* = \s*$")
 
@@ -97,6 +105,62 @@ def _row_labels(table: Table, hub: HubSplit, where: str) -> tuple[list[Any], lis
     return values, None
 
 
+def file_list(name: str) -> list[str]:
+    """The names of a file list that ships with Harness (harness/data/lists/<name>.txt; '#' lines are its
+    provenance)."""
+    path = LISTS / f"{name}.txt"
+    if not path.is_file():
+        raise HarnessError(f"no file list {name!r} ships with Harness", where=str(LISTS))
+    return [
+        line.strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def file_stem(path: str) -> str:
+    """A row's file name as file lists spell it: the base name without its extension."""
+    return Path(path.replace("\\", "/")).name.rsplit(".", 1)[0]
+
+
+def _file_names(table: Table, hub: HubSplit, where: str) -> list[str]:
+    """Each row's image file name: its path in an image-folder mirror, else the `path` an HF image column
+    keeps beside the bytes (ILSVRC/imagenet-1k: ILSVRC2012_val_00000001_n01751748.JPEG)."""
+    paths: list[Any] | None = table.paths
+    if paths is None and table.columns.num_rows:
+        column = _column(table, hub.input, IMAGE_COLUMNS, hub, "image")
+        values = table.columns.column(column)
+        if hasattr(values.type, "get_field_index") and values.type.get_field_index("path") >= 0:
+            paths = [p for chunk in values.chunks for p in chunk.field("path").to_pylist()]
+    if paths is None or any(not p for p in paths):
+        raise HarnessError(
+            f"split {describe(hub)} keeps no image file names, so the file list {hub.drop_files!r} cannot be applied",
+            where=where,
+            fix="put the split's images in the mirror as an image folder (<split>/<class>/<file>, docs/catalog.md), "
+            "or a parquet whose image column keeps each file's path",
+        )
+    return [file_stem(str(p)) for p in paths]
+
+
+def _dropped_files(table: Table, hub: HubSplit, where: str) -> set[int]:
+    """Rows whose file is in the split's `drop_files` list: the file name equals a listed name or continues
+    it after '_' (a listed ILSVRC2012_val_00000001 matches ILSVRC2012_val_00000001_n01751748.JPEG)."""
+    assert hub.drop_files is not None
+    listed = set(file_list(hub.drop_files))
+    dropped = set()
+    for row, stem in enumerate(_file_names(table, hub, where)):
+        if stem in listed or any(stem[:i] in listed for i in range(len(stem)) if stem[i] == "_"):
+            dropped.add(row)
+    if listed and not dropped:  # names of another scheme: the list would silently drop nothing
+        raise HarnessError(
+            f"none of the {table.columns.num_rows} files of split {describe(hub)} is in the file list "
+            f"{hub.drop_files!r} (its names look like {sorted(listed)[0]!r})",
+            where=where,
+            fix="keep the dataset's own file names in the mirror",
+        )
+    return dropped
+
+
 def _select_rows(table: Table, hub: HubSplit, where: str) -> tuple[_Rows, list[str] | None]:
     n = table.columns.num_rows
     labels: list[Any] = [None] * n
@@ -104,14 +168,19 @@ def _select_rows(table: Table, hub: HubSplit, where: str) -> tuple[_Rows, list[s
     if hub.label is not None:
         labels, names = _row_labels(table, hub, where)
     positions = list(range(n))
+    if hub.drop_files is not None:
+        dropped = _dropped_files(table, hub, where)
+        positions = [i for i in positions if i not in dropped]
     if hub.keep_labels or hub.drop_labels:
         if hub.label is None:
             raise HarnessError(f"split {describe(hub)} filters by label but names no label column", where=where)
         keep, drop = {str(v) for v in hub.keep_labels}, {str(v) for v in hub.drop_labels}
-        unknown = sorted((keep | drop) - set(names)) if names is not None else []
-        if unknown:  # a misspelt class would otherwise vanish from the task's label space without a word
+        # a class the dataset does not name (or, unnamed, no row has) would otherwise filter nothing silently
+        present = set(names) if names is not None else {str(v) for v in labels}
+        unknown = sorted((keep | drop) - present)
+        if unknown:
             raise HarnessError(
-                f"split {describe(hub)} filters by labels that are not among its {len(names or [])} classes: "
+                f"split {describe(hub)} filters by labels that are not among its {len(present)} classes: "
                 + ", ".join(repr(u) for u in unknown[:5])
                 + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
                 where=where,
@@ -178,7 +247,7 @@ def classification_suite(source: DatasetSource) -> Any:
     read: dict[str, tuple[HubSplit, Table, _Rows, list[str] | None]] = {}
     tables: dict[tuple[Any, ...], Table] = {}  # calib and test rows of one split (ImageNet) read it once
     for name, hub in source.splits.items():
-        key = (hub.dataset, hub.config, hub.revision, hub.split, hub.labels_only, hub.label)
+        key = (hub.dataset, hub.config, hub.revision, hub.split, tuple(hub.with_splits), hub.labels_only, hub.label)
         if key not in tables:
             tables[key] = read_split(hub, task=_task(source), harness_split=name)
         table = tables[key]
@@ -254,6 +323,8 @@ def _label_indices(labels: list[Any], index: dict[str, int], hub: HubSplit, wher
 
 def _ids(table: Table, hub: HubSplit, positions: NDArray[np.intp]) -> list[str]:
     """`<split>-<row>`, or the image's path for an ImageFolder mirror (rows there follow the file order)."""
+    if table.ids is not None:
+        return [table.ids[int(p)] for p in positions]
     if table.paths is not None:
         return [f"{hub.split}/{table.paths[int(p)]}" for p in positions]
     return [f"{hub.split}-{int(p)}" for p in positions]

@@ -63,8 +63,16 @@ def mirror_folder(hub: HubSplit, root: Path | None = None) -> Path:
 
 
 def describe(hub: HubSplit) -> str:
-    """`id[/config]@revision:split`, the way errors and listings name a split."""
-    return f"{hub.dataset}{'/' + hub.config if hub.config else ''}@{hub.revision}:{hub.split}"
+    """`id[/config]@revision:split[+split...]`, the way errors and listings name a split."""
+    splits = "+".join([hub.split, *hub.with_splits])
+    return f"{hub.dataset}{'/' + hub.config if hub.config else ''}@{hub.revision}:{splits}"
+
+
+def parts(hub: HubSplit) -> list[HubSplit]:
+    """The single hub splits `hub` reads: its `split`, then each of its `with_splits`."""
+    if not hub.with_splits:
+        return [hub]
+    return [hub.model_copy(update={"split": s, "with_splits": []}) for s in (hub.split, *hub.with_splits)]
 
 
 @dataclass
@@ -76,6 +84,8 @@ class Table:
     origin: str = ""
     #: per row, its file's path in an image-folder mirror (the sample ids); None: ids from row numbers
     paths: list[str] | None = None
+    #: per row, its sample id, where the rows come from several splits (`with_splits`)
+    ids: list[str] | None = None
 
 
 def mirror_files(hub: HubSplit, root: Path | None = None) -> list[Path]:
@@ -100,6 +110,9 @@ def is_beir_folder(folder: Path, split: str) -> bool:
 
 def where_found(hub: HubSplit, root: Path | None = None) -> str | None:
     """ "mirror" or "hf-cache" when the split is present locally (a cheap check), else None."""
+    if hub.with_splits:
+        found = {where_found(part, root) for part in parts(hub)}
+        return None if None in found else "+".join(sorted(str(f) for f in found))
     folder = mirror_folder(hub, root)
     if mirror_files(hub, root) or is_beir_folder(folder, hub.split):
         return "mirror"
@@ -137,12 +150,42 @@ def missing(hub: HubSplit, task: str | None, harness_split: str, detail: str = "
 
 def read_split(hub: HubSplit, *, task: str | None = None, harness_split: str = "", root: Path | None = None) -> Table:
     """The rows of `hub`'s split: from the mirror, else the HF cache, else the hub (when allowed)."""
+    if hub.with_splits:
+        return _joined([read_split(p, task=task, harness_split=harness_split, root=root) for p in parts(hub)], hub)
     files = mirror_files(hub, root)
     if files:
         return _read_mirror(hub, files)
     if hub.fetch == "manual":
         raise missing(hub, task, harness_split or hub.split)
     return _read_hf(hub, task, harness_split or hub.split)
+
+
+def _joined(tables: list[Table], hub: HubSplit) -> Table:
+    """The rows of several splits of one dataset, one after another; sample ids name each row's split."""
+    import pyarrow as pa
+
+    names = tables[0].class_names
+    for other in tables[1:]:
+        if other.class_names != names:
+            raise HarnessError(
+                f"the splits of {describe(hub)} name their classes differently",
+                where=other.origin,
+                fix="check the mirror",
+            )
+    try:
+        columns = pa.concat_tables([t.columns for t in tables], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise HarnessError(f"the splits of {describe(hub)} do not share their columns: {error}") from None
+    ids: list[str] = []
+    for part, table in zip(parts(hub), tables, strict=True):
+        if table.paths is not None:
+            ids += [f"{part.split}/{p}" for p in table.paths]
+        else:
+            ids += [f"{part.split}-{i}" for i in range(table.columns.num_rows)]
+    # file names (for `drop_files`) only where every part is an image folder; else the image column's paths
+    paths = [p for t in tables for p in t.paths or []] if all(t.paths is not None for t in tables) else None
+    origin = "; ".join(dict.fromkeys(t.origin for t in tables))
+    return Table(columns, names, origin, paths, ids)
 
 
 def _read_mirror(hub: HubSplit, files: list[Path]) -> Table:

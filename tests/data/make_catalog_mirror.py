@@ -42,6 +42,7 @@ IMAGENET = [
     "tiger shark, Galeocerdo cuvieri",
     "hammerhead, hammerhead shark",
 ]
+IMAGENET_WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361", "n01494475"]
 CLINC = ["transfer", "balance", "oos", "weather"]
 SST2 = ["negative", "positive"]
 WORDS = [
@@ -133,27 +134,30 @@ def build_data(root: Path, scale: int = 1) -> None:
     tin = folder(root, "mteb/tiny-imagenet", None, "e04e259f646f750bd0bdb2a56c2a4577d89bee3d") / "valid"
     for c in ("n01443537", "n01629819", "n01641577"):
         image_files(tin / c, rng, 5, [(64, 64)], "PNG")
-    # MNIST (greyscale 28x28) and SVHN: parquet
+    # MNIST (greyscale 28x28) and SVHN: parquet; OpenOOD's MNIST is the test and train images
+    mnist_folder = folder(root, "mteb/mnist", None, "cf6afcbae72cc3bb1fc07a9480fe0d8e0b615fcd")
     mnist = image_dataset(rng, 20, [str(d) for d in range(10)], ("image", "label"), size=(28, 28), mode="L")
-    mnist.to_parquet(str(folder(root, "mteb/mnist", None, "cf6afcbae72cc3bb1fc07a9480fe0d8e0b615fcd") / "test.parquet"))
+    mnist.to_parquet(str(mnist_folder / "test.parquet"))
+    extra = np.random.default_rng(1)  # splits added later draw apart, so the others keep their data
+    mnist = image_dataset(extra, 12, [str(d) for d in range(10)], ("image", "label"), size=(28, 28), mode="L")
+    mnist.to_parquet(str(mnist_folder / "train.parquet"))
     svhn = image_dataset(rng, 20, [str(d) for d in range(10)], ("image", "label"))
     svhn.to_parquet(str(folder(root, "ufldl-stanford/svhn", "cropped_digits") / "test.parquet"))
     # DTD and the OpenOOD sets: flat folders of JPEGs of mixed sizes
-    image_files(
-        folder(root, "mteb/dtd", None, "96726183040de9e64a590d08eaac8de940dfcbdf") / "test",
-        rng,
-        12,
-        [(60, 45), (40, 52)],
-    )
+    dtd = folder(root, "mteb/dtd", None, "96726183040de9e64a590d08eaac8de940dfcbdf")
+    image_files(dtd / "test", rng, 12, [(60, 45), (40, 52)])
+    image_files(dtd / "train", extra, 6, [(60, 45), (40, 52)])
     for name in ("places365", "ssb_hard", "ninco", "inaturalist", "openimage_o"):
         image_files(folder(root, f"openood/{name}") / "test", rng, 8, [(48, 40), (40, 40)])
-    # ImageNet-1k validation: parquet of JPEGs of mixed sizes, real class names (5 of them)
+    # ImageNet-1k validation: parquet of JPEGs of mixed sizes, real class names (5 of them), file names as
+    # the hub's (ILSVRC2012_val_<n>_<synset>.JPEG): rows 12, 14, 24, 42 and 51 are in OpenOOD's holdout
     labels = [i % len(IMAGENET) for i in range(60)]
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=IMAGENET)})
-    imagenet = datasets.Dataset.from_dict(
-        {"image": [image(rng, y, (48 + 4 * (i % 3), 40)) for i, y in enumerate(labels)], "label": labels},
-        features=features,
-    )
+    files = [
+        {"bytes": encoded(image(rng, y, (48 + 4 * (i % 3), 40)), "JPEG"), "path": f"ILSVRC2012_val_{i + 1:08d}_{IMAGENET_WNIDS[y]}.JPEG"}
+        for i, y in enumerate(labels)
+    ]  # fmt: skip
+    imagenet = datasets.Dataset.from_dict({"image": files, "label": labels}, features=features)
     imagenet.to_parquet(str(folder(root, "ILSVRC/imagenet-1k") / "validation.parquet"))
     # ImageNet-LT's train list (OLTR's ImageNet_LT_train.txt format: "path label"), a long tail over 5 classes
     lines = [
