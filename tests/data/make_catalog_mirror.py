@@ -6,7 +6,8 @@ would have it (docs/catalog.md, "The data mirror"):
   `harness.data.mirror.write_dataset_split`, the writer `harness data fetch` uses; MNIST, SVHN,
   ImageNet, CLINC150, SST-2, OpenBookQA);
 - a `DatasetDict.save_to_disk` folder (CIFAR-100);
-- ImageFolders of PNGs (TinyImageNet) and flat folders of JPEGs of mixed sizes (DTD, the OpenOOD sets);
+- ImageFolders of PNGs (TinyImageNet) and of JPEGs of mixed sizes (DTD), flat folders of JPEGs (the
+  OpenOOD sets);
 - JSON Lines (20 Newsgroups, C4), WikiText's raw text lines (`<split>.txt`), ImageNet-LT's train list;
 - BEIR folders (corpus.jsonl, queries.jsonl, qrels/test.tsv) for the four retrieval tasks.
 Row counts are small, so `fixture_specs` shrinks what the real specs size for full datasets: row
@@ -42,6 +43,7 @@ IMAGENET = [
     "tiger shark, Galeocerdo cuvieri",
     "hammerhead, hammerhead shark",
 ]
+DTD_CLASSES = ["banded", "bubbly", "cobwebbed", "grid", "honeycombed", "spiralled"]
 IMAGENET_WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361", "n01494475"]
 CLINC = ["transfer", "balance", "oos", "weather"]
 SST2 = ["negative", "positive"]
@@ -144,9 +146,12 @@ def build_data(root: Path, scale: int = 1) -> None:
     svhn = image_dataset(rng, 20, [str(d) for d in range(10)], ("image", "label"))
     svhn.to_parquet(str(folder(root, "ufldl-stanford/svhn", "cropped_digits") / "test.parquet"))
     # DTD and the OpenOOD sets: flat folders of JPEGs of mixed sizes
+    # DTD: an ImageFolder per split (the hub copy names its 47 classes), with the 4 that OpenOOD leaves out
+    # for ImageNet
     dtd = folder(root, "mteb/dtd", None, "96726183040de9e64a590d08eaac8de940dfcbdf")
-    image_files(dtd / "test", rng, 12, [(60, 45), (40, 52)])
-    image_files(dtd / "train", extra, 6, [(60, 45), (40, 52)])
+    for texture in DTD_CLASSES:
+        image_files(dtd / "test" / texture, rng, 2, [(60, 45), (40, 52)])
+        image_files(dtd / "train" / texture, extra, 1, [(60, 45), (40, 52)])
     for name in ("places365", "ssb_hard", "ninco", "inaturalist", "openimage_o"):
         image_files(folder(root, f"openood/{name}") / "test", rng, 8, [(48, 40), (40, 40)])
     # ImageNet-1k validation: parquet of JPEGs of mixed sizes, real class names (5 of them), file names as
