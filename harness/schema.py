@@ -48,6 +48,8 @@ RESCORED_BEFORE = 8
 # Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SafeName = Annotated[str, Field(pattern=SAFE_NAME)]
+#: a path inside a folder: safe names joined by '/' (no '..', no absolute path)
+RELATIVE_PATH = r"^(\.|[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7})$"
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Scalar = str | int | float | bool | None
 
@@ -131,6 +133,10 @@ class HubSplit(_Strict):
     labels_only: bool = False
     fetch: Literal["hub", "manual"] = "hub"
     url: str | None = None
+    #: an image list in the mirror folder ("path label" lines, OpenOOD's benchmark_imglist/...): the
+    #: split's images are those files, under `image_root`, with those labels (-1: OOD)
+    image_list: Annotated[str, Field(pattern=RELATIVE_PATH)] | None = None
+    image_root: Annotated[str, Field(pattern=RELATIVE_PATH)] = "."
 
 
 #: what a sample of a catalog dataset is: image or text classification, documents (held-out LM text),

@@ -27,7 +27,14 @@ from harness.schema import HubSplit
 TASKS = Path(__file__).resolve().parents[1] / "tasks"
 #: the catalog's tasks, by the model the end-to-end test runs them on
 IMAGE_AND_TEXT_RUNS = {
-    "cifar10": ["ood-cifar10", "calib-cifar10", "lt-cifar10-r10", "lt-cifar10-r50", "lt-cifar10-r100"],
+    "cifar10": [
+        "ood-cifar10",
+        "ood-cifar10-openood",
+        "calib-cifar10",
+        "lt-cifar10-r10",
+        "lt-cifar10-r50",
+        "lt-cifar10-r100",
+    ],
     "cifar100": ["ood-cifar100", "calib-cifar100", "lt-cifar100-r10", "lt-cifar100-r50", "lt-cifar100-r100"],
     "imagenet": ["ood-imagenet", "ood-imagenet200", "calib-imagenet", "lt-imagenet"],
     "clinc": ["ood-clinc150"],
@@ -410,6 +417,58 @@ def test_with_splits_are_fetched_split_by_split(tmp_path: Path, capsys: Any, mon
     mnist = HubSplit(dataset="mteb/mnist", revision="cf6afcbae72cc3bb1fc07a9480fe0d8e0b615fcd", split="test", with_splits=["train"])  # fmt: skip
     assert where_found(mnist) == "mirror" and (mirror_folder(mnist) / "train.parquet").is_file()
     assert where_found(mnist.model_copy(update={"with_splits": ["validation"]})) is None
+
+
+def test_openood_image_lists_define_the_sets(on_mirror: dict[str, Any]) -> None:
+    """ood-cifar10-openood reads OpenOOD's own lists: each set is exactly the files its list names (an
+    image beside them that the list leaves out stays out), with the list's labels (ID) or -1 (OOD)."""
+    from harness.data import load_suite
+    from harness.tasks import load_specs
+
+    base = on_mirror["root"] / "data" / "openood/benchmark/default/v1.5"
+    suite = load_suite(load_specs().get("ood-cifar10-openood").dataset)
+    for name, listing in (("test", "test_cifar10"), ("tin", "test_tin"), ("mnist", "test_mnist")):
+        lines = [
+            line.split() for line in (base / "benchmark_imglist/cifar10" / f"{listing}.txt").read_text().splitlines()
+        ]
+        split = suite.split(name)
+        assert split.ids == [f"{listing}/{path}" for path, _ in lines]
+        assert split.y.tolist() == [int(label) for _, label in lines]
+    assert len(suite.split("test")) == 39 and len(list((base / "images_classic/cifar10/test").rglob("*.png"))) == 40
+    assert suite.class_names[:2] == ("airplane", "automobile") and suite.split("mnist").x[0:4].shape == (4, 32, 32, 3)
+
+
+def test_image_lists_refuse_paths_outside_their_root_and_missing_files(tmp_path: Path, monkeypatch: Any) -> None:
+    from harness.data import clear_suites, load_suite
+    from harness.schema import DatasetSource
+
+    base = tmp_path / "openood/benchmark/default/v1.5"
+    (base / "images/set").mkdir(parents=True)
+    (base / "images/set/a.png").write_bytes(mirror_fixture.encoded(mirror_fixture.image(np.random.default_rng(0), 0)))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    hub = HubSplit(dataset="openood/benchmark", revision="v1.5", split="test_x", image_list="lists/x.txt", image_root="images", ood=True, fetch="manual", url="https://example.org")  # fmt: skip
+
+    def read(lines: str) -> Any:
+        (base / "lists").mkdir(exist_ok=True)
+        (base / "lists/x.txt").write_text(lines)
+        clear_suites()
+        return load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"test": hub})).split("test")
+
+    assert read("set/a.png -1\n").ids == ["test_x/set/a.png"]
+    with pytest.raises(HarnessError, match="line 2 is not 'path label'"):
+        read("set/a.png -1\n../../../../etc/passwd -1\n")
+    with pytest.raises(HarnessError, match="line 1 is not 'path label'"):
+        read("set/a.png\n")
+    with pytest.raises(HarnessError, match=r"line 1 names set/b\.png, which is not under") as raised:
+        read("set/b.png -1\n")
+    assert "OpenOOD's data/ folder" in (raised.value.fix or "")
+    (base / "lists/x.txt").unlink()
+    clear_suites()
+    with pytest.raises(HarnessError, match=r"not available offline") as raised:
+        load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"test": hub}))
+    assert "lists/x.txt and images/ under" in (raised.value.fix or "")
+    with pytest.raises(ValueError):
+        HubSplit(dataset="openood/benchmark", split="x", image_list="../x.txt")
 
 
 def test_images_of_mixed_sizes_need_a_resize(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ def mirror_files(hub: HubSplit, root: Path | None = None) -> list[Path]:
     folder = mirror_folder(hub, root)
     if not folder.is_dir():
         return []
+    if hub.image_list is not None:
+        return [folder / hub.image_list] if (folder / hub.image_list).is_file() else []
     for pattern in (f"{hub.split}.parquet", f"{hub.split}-*.parquet", f"{hub.split}.jsonl", f"{hub.split}.txt"):
         found = sorted(folder.glob(pattern))
         if found:
@@ -136,7 +139,8 @@ def missing(hub: HubSplit, task: str | None, harness_split: str, detail: str = "
     """The one-line error for a split that is nowhere: what is missing and how to get it."""
     folder = mirror_folder(hub)
     if hub.fetch == "manual":
-        fix = f"download it from {hub.url or 'the protocol source (docs/catalog.md)'} and put split {hub.split!r} under {folder}/ (layouts: docs/catalog.md)"
+        what = f"{hub.image_list} and {hub.image_root}/" if hub.image_list else f"split {hub.split!r}"
+        fix = f"download it from {hub.url or 'the protocol source (docs/catalog.md)'} and put {what} under {folder}/ (layouts: docs/catalog.md)"
     else:
         command = f"harness data fetch {task}" if task else "harness data fetch TASK"
         fix = f"run `{command}` on a machine with network access and copy {data_dir()} here (or set HARNESS_DATA_DIR), or put the files under {folder}/ (layouts: docs/catalog.md)"
@@ -193,6 +197,8 @@ def _read_mirror(hub: HubSplit, files: list[Path]) -> Table:
 
     first = files[0]
     origin = f"mirror {first if len(files) == 1 else first.parent}"
+    if hub.image_list is not None:
+        return _read_image_list(first, mirror_folder(hub) / hub.image_root, origin)
     if first.is_dir() and (first / "dataset_dict.json").is_file():
         import datasets
 
@@ -225,6 +231,33 @@ def _read_mirror(hub: HubSplit, files: list[Path]) -> Table:
             pa.table({"path": [p[0] for p in pairs], hub.label or "label": [int(p[1]) for p in pairs]}), {}, origin
         )
     return Table(pa.table({"text": lines}), {}, origin)
+
+
+def _read_image_list(listing: Path, root: Path, origin: str) -> Table:
+    """The images an image list names ("path label" lines, paths under `root`), with its labels: OpenOOD's
+    benchmark_imglist files, read as OpenOOD reads them (label -1 marks an OOD image)."""
+    import pyarrow as pa
+
+    images: list[dict[str, Any]] = []
+    labels: list[int] = []
+    base = root.resolve()
+    for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        path, _, label = line.strip().rpartition(" ")
+        file = (root / path).resolve()
+        if not path or not re.fullmatch(r"-?\d+", label) or not file.is_relative_to(base):
+            raise HarnessError(f"line {number} is not 'path label' with a path under {root}", where=str(listing))
+        if not file.is_file():
+            raise HarnessError(
+                f"line {number} names {path}, which is not under {root}",
+                where=str(listing),
+                fix="put the image folders the list refers to beside it (OpenOOD's data/ folder: docs/catalog.md)",
+            )
+        images.append({"bytes": file.read_bytes(), "path": path})
+        labels.append(int(label))
+    paths = [image["path"] for image in images]
+    return Table(pa.Table.from_pydict({"image": images, "label": labels}), {}, origin, paths)
 
 
 def _read_image_folder(folder: Path, origin: str) -> Table:

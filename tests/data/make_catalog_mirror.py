@@ -9,7 +9,8 @@ would have it (docs/catalog.md, "The data mirror"):
 - ImageFolders of PNGs (TinyImageNet) and of JPEGs of mixed sizes (DTD), flat folders of JPEGs (the
   OpenOOD sets);
 - JSON Lines (20 Newsgroups, C4), WikiText's raw text lines (`<split>.txt`), ImageNet-LT's train list;
-- BEIR folders (corpus.jsonl, queries.jsonl, qrels/test.tsv) for the four retrieval tasks.
+- BEIR folders (corpus.jsonl, queries.jsonl, qrels/test.tsv) for the four retrieval tasks;
+- OpenOOD's own data folder (image lists and the files they name) for ood-cifar10-openood.
 Row counts are small, so `fixture_specs` shrinks what the real specs size for full datasets: row
 slices that end beyond row 1000 are divided by 1000 (CIFAR's calib rows 45000:50000 become 45:50;
 C4's 0:1000 stays) and ImageNet's 256/224
@@ -193,8 +194,40 @@ def build_data(root: Path, scale: int = 1) -> None:
     with (folder(root, "SetFit/20_newsgroups") / "test.jsonl").open("w") as out:
         for i, text in enumerate(sentences(rng, 16, length=20)):
             out.write(json.dumps({"text": text, "label": i % 20, "label_text": f"group{i % 20}"}) + "\n")
+    build_openood(root)
     build_language_data(root, rng, scale)
     build_beir(root, rng, scale)
+
+
+def build_openood(root: Path) -> None:
+    """OpenOOD's data folder (benchmark_imglist/ and images_classic/, as its download script writes it) for
+    the CIFAR-10 benchmark, file names in OpenOOD's styles; each folder holds an image its list leaves out."""
+    rng = np.random.default_rng(2)
+    base = folder(root, "openood/benchmark", None, "v1.5")
+    images, lists = base / "images_classic", base / "benchmark_imglist" / "cifar10"
+    lists.mkdir(parents=True, exist_ok=True)
+
+    def write(listing: str, paths: list[str], labels: list[int], size: tuple[int, int], mode: str = "RGB") -> None:
+        for path, label in zip(paths, labels, strict=True):
+            kind = "PNG" if path.endswith(".png") else "JPEG"
+            (images / path).parent.mkdir(parents=True, exist_ok=True)
+            (images / path).write_bytes(encoded(image(rng, max(label, 0), size, mode), kind))
+        listed = [f"{p} {y}" for p, y in zip(paths[1:], labels[1:], strict=True)]  # the first stays out
+        (lists / f"{listing}.txt").write_text("\n".join(listed) + "\n")
+
+    for split, per_class in (("train", 9), ("test", 4)):
+        paths = [f"cifar10/{split}/{c}/{i + 1:04d}.png" for c in CIFAR10 for i in range(per_class)]
+        write(f"{split}_cifar10", paths, [y for y in range(10) for _ in range(per_class)], (32, 32))
+    ood = {
+        "test_cifar100": ([f"cifar100/test/{c}/{i:04d}.png" for c in ("apple", "streetcar") for i in (1, 2, 3)], (32, 32)),
+        "test_tin": ([f"tin/val/images/val_{i}.JPEG" for i in (0, 1, 3, 4, 5, 7)], (64, 64)),
+        "test_mnist": ([f"mnist/{s}/{d}_{i}.jpg" for s, d, i in (("test", 7, 0), ("test", 2, 1), ("train", 5, 0), ("train", 0, 1), ("train", 4, 2))], (28, 28)),
+        "test_svhn": ([f"svhn/test/{i:06d}_{i % 10}.jpg" for i in range(5)], (32, 32)),
+        "test_texture": ([f"texture/{t}/{t}_{i:04d}.jpg" for t in ("banded", "gauzy") for i in (1, 2, 3)], (60, 45)),
+        "test_places365": ([f"places365/field-cultivated/Places365_val_{i:08d}.jpg" for i in range(1, 6)], (48, 40)),
+    }  # fmt: skip
+    for listing, (paths, size) in ood.items():
+        write(listing, paths, [-1] * len(paths), size, "L" if "mnist" in listing else "RGB")
 
 
 def build_language_data(root: Path, rng: np.random.Generator, scale: int = 1) -> None:
