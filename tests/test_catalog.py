@@ -35,7 +35,14 @@ IMAGE_AND_TEXT_RUNS = {
         "lt-cifar10-r50",
         "lt-cifar10-r100",
     ],
-    "cifar100": ["ood-cifar100", "calib-cifar100", "lt-cifar100-r10", "lt-cifar100-r50", "lt-cifar100-r100"],
+    "cifar100": [
+        "ood-cifar100",
+        "ood-cifar100-openood",
+        "calib-cifar100",
+        "lt-cifar100-r10",
+        "lt-cifar100-r50",
+        "lt-cifar100-r100",
+    ],
     "imagenet": ["ood-imagenet", "ood-imagenet200", "calib-imagenet", "lt-imagenet"],
     "clinc": ["ood-clinc150"],
     "sst2": ["ood-sst2-20ng"],
@@ -454,7 +461,7 @@ def test_image_lists_refuse_paths_outside_their_root_and_missing_files(tmp_path:
         clear_suites()
         return load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"test": hub})).split("test")
 
-    assert read("set/a.png -1\n").ids == ["test_x/set/a.png"]
+    assert read("set/a.png -1\n").ids == read("set/a.png -1\r\n").ids == ["test_x/set/a.png"]  # CRLF copies
     with pytest.raises(HarnessError, match="line 2 is not 'path label'"):
         read("set/a.png -1\n../../../../etc/passwd -1\n")
     with pytest.raises(HarnessError, match="line 1 is not 'path label'"):

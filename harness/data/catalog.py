@@ -247,7 +247,16 @@ def classification_suite(source: DatasetSource) -> Any:
     read: dict[str, tuple[HubSplit, Table, _Rows, list[str] | None]] = {}
     tables: dict[tuple[Any, ...], Table] = {}  # calib and test rows of one split (ImageNet) read it once
     for name, hub in source.splits.items():
-        key = (hub.dataset, hub.config, hub.revision, hub.split, tuple(hub.with_splits), hub.labels_only, hub.label)
+        key = (
+            hub.dataset,
+            hub.config,
+            hub.revision,
+            hub.split,
+            tuple(hub.with_splits),
+            hub.image_list,
+            hub.labels_only,
+            hub.label,
+        )
         if key not in tables:
             tables[key] = read_split(hub, task=_task(source), harness_split=name)
         table = tables[key]

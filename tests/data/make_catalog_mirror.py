@@ -201,7 +201,8 @@ def build_data(root: Path, scale: int = 1) -> None:
 
 def build_openood(root: Path) -> None:
     """OpenOOD's data folder (benchmark_imglist/ and images_classic/, as its download script writes it) for
-    the CIFAR-10 benchmark, file names in OpenOOD's styles; each folder holds an image its list leaves out."""
+    the CIFAR-10 and CIFAR-100 benchmarks, file names in OpenOOD's styles; each list leaves out the first
+    image written for it."""
     rng = np.random.default_rng(2)
     base = folder(root, "openood/benchmark", None, "v1.5")
     images, lists = base / "images_classic", base / "benchmark_imglist" / "cifar10"
@@ -228,6 +229,19 @@ def build_openood(root: Path) -> None:
     }  # fmt: skip
     for listing, (paths, size) in ood.items():
         write(listing, paths, [-1] * len(paths), size, "L" if "mnist" in listing else "RGB")
+    # CIFAR-100's lists: its own ID images (the fixture's class names), the CIFAR-10 sets' OOD files
+    lists = base / "benchmark_imglist" / "cifar100"
+    lists.mkdir(parents=True, exist_ok=True)
+    for split, per_class in (("train", 3), ("test", 1)):
+        paths = [f"cifar100/{split}/{c}/{i + 1:04d}.png" for c in CIFAR100 for i in range(per_class)]
+        write(f"{split}_cifar100", paths, [y for y in range(100) for _ in range(per_class)], (32, 32))
+    cifar10_test = (base / "benchmark_imglist" / "cifar10" / "test_cifar10.txt").read_text().splitlines()
+    (lists / "test_cifar10.txt").write_text("".join(f"{line.split()[0]} -1\n" for line in cifar10_test))
+    for listing in ood:
+        if listing != "test_cifar100":
+            (lists / f"{listing}.txt").write_text(
+                (base / "benchmark_imglist" / "cifar10" / f"{listing}.txt").read_text()
+            )
 
 
 def build_language_data(root: Path, rng: np.random.Generator, scale: int = 1) -> None:
@@ -347,6 +361,8 @@ def fixture_specs(source: Path, target: Path) -> Path:
                 hub["rows"] = ":".join(str(int(v) // 1000) if v else "" for v in (start, stop))
             if hub.get("keep_labels") and hub["dataset"] in FIXTURE_CLASSES:
                 hub["keep_labels"] = [c for c in hub["keep_labels"] if c in FIXTURE_CLASSES[hub["dataset"]]]
+        if dataset.get("label_names") and len(dataset["label_names"]) == 100:  # OpenOOD's CIFAR-100 names
+            dataset["label_names"] = CIFAR100
         prep = dataset.get("preprocessing", {})
         if prep.get("center_crop") == 224:
             prep.update(resize=36, center_crop=32)
