@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -48,6 +49,8 @@ RESCORED_BEFORE = 8
 # Names end up in file names and URLs: letters, digits, '.', '_', '-'; no leading dot.
 SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SafeName = Annotated[str, Field(pattern=SAFE_NAME)]
+#: the file lists that ship with Harness (HubSplit.drop_files), each with its provenance in '#' lines
+FILE_LISTS = Path(__file__).parent / "data" / "lists"
 #: a path inside a folder: safe names joined by '/' (no '..', no absolute path)
 RELATIVE_PATH = r"^(\.|[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7})$"
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -86,12 +89,9 @@ def _hub_id(value: str) -> str:
 
 
 def _file_list(name: str) -> str:
-    """A file list that ships with Harness (harness/data/lists/<name>.txt)."""
-    from pathlib import Path
-
-    lists = Path(__file__).parent / "data" / "lists"
-    if not (lists / f"{name}.txt").is_file():
-        known = sorted(p.stem for p in lists.glob("*.txt"))
+    """A file list that ships with Harness (FILE_LISTS/<name>.txt)."""
+    if not (FILE_LISTS / f"{name}.txt").is_file():
+        known = sorted(p.stem for p in FILE_LISTS.glob("*.txt"))
         raise ValueError(f"no file list {name!r} ships with Harness (lists: {', '.join(known) or 'none'})")
     return name
 
@@ -103,9 +103,8 @@ class HubSplit(_Strict):
     Rows are read in the dataset's order, those of `with_splits` (further splits of the same dataset)
     after `split`'s; `drop_files` drops the rows whose image file is in a list that ships with Harness
     (harness/data/lists/<name>.txt: OpenOOD's held-out validation images), `keep_labels` / `drop_labels`
-    filter them by label name, then `rows` ("start:stop") cuts them, then `long_tail_ratio` subsamples an
-    exponential long tail (class c
-    keeps floor(n_max * ratio^(-c / (C - 1))) samples, drawn as Cao et al.'s LDAM code does with numpy's
+    filter them by label name, then `rows` ("start:stop") cuts them, then `long_tail_ratio` subsamples
+    an exponential long tail (class c keeps floor(n_max * ratio^(-c / (C - 1))) samples, drawn as Cao et al.'s LDAM code does with numpy's
     legacy seed `seed`). `label` None makes an unlabelled split (OOD sets: label -1). `labels_only` reads
     the labels alone (a long-tail train split whose class counts define shot groups). `fetch` "manual":
     the data is not on the hub; `url` says where to download it, and the mirror is where to put it.

@@ -373,10 +373,10 @@ def test_openood_imagenet_test_sets_leave_out_its_validation_images(on_mirror: d
     """ood-imagenet's ID set is the validation split less OpenOOD's holdout: on the fixture (files
     ILSVRC2012_val_00000001..60) the rows whose number is not in the list, checked by number here."""
     from harness.data import load_suite
-    from harness.data.catalog import LISTS
+    from harness.schema import FILE_LISTS
     from harness.tasks import load_specs
 
-    lines = (LISTS / "openood-imagenet-val.txt").read_text().split()
+    lines = (FILE_LISTS / "openood-imagenet-val.txt").read_text().split()
     held_out = {int(w.removeprefix("ILSVRC2012_val_")) for w in lines if w.startswith("ILSVRC2012_val_")}
     expected = [f"validation-{row}" for row in range(60) if row + 1 not in held_out]
     assert len(expected) == 55

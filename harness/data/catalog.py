@@ -42,13 +42,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.data import named_split
-from harness.data.mirror import Table, describe, is_beir_folder, mirror_files, mirror_folder, missing, read_split
+from harness.data.mirror import (
+    Table,
+    describe,
+    is_beir_folder,
+    mirror_files,
+    mirror_folder,
+    missing,
+    read_split,
+    sample_ids,
+)
 from harness.errors import HarnessError
-from harness.schema import DatasetSource, HubSplit
+from harness.schema import FILE_LISTS, DatasetSource, HubSplit
 
 IMAGE_COLUMNS = ("image", "img", "jpg", "png")
-#: file lists that ship with Harness (`drop_files`), each with its provenance in '#' lines
-LISTS = Path(__file__).parent / "lists"
 TEXT_COLUMNS = ("text", "sentence", "content")
 WIKITEXT_HEADING = re.compile(r"^ = [^=].* = \s*$")
 
@@ -106,16 +113,10 @@ def _row_labels(table: Table, hub: HubSplit, where: str) -> tuple[list[Any], lis
 
 
 def file_list(name: str) -> list[str]:
-    """The names of a file list that ships with Harness (harness/data/lists/<name>.txt; '#' lines are its
-    provenance)."""
-    path = LISTS / f"{name}.txt"
-    if not path.is_file():
-        raise HarnessError(f"no file list {name!r} ships with Harness", where=str(LISTS))
-    return [
-        line.strip()
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    """The names of a file list that ships with Harness (FILE_LISTS/<name>.txt, a name HubSplit has
+    checked; '#' lines are its provenance)."""
+    lines = (FILE_LISTS / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 def file_stem(path: str) -> str:
@@ -331,12 +332,9 @@ def _label_indices(labels: list[Any], index: dict[str, int], hub: HubSplit, wher
 
 
 def _ids(table: Table, hub: HubSplit, positions: NDArray[np.intp]) -> list[str]:
-    """`<split>-<row>`, or the image's path for an ImageFolder mirror (rows there follow the file order)."""
-    if table.ids is not None:
-        return [table.ids[int(p)] for p in positions]
-    if table.paths is not None:
-        return [f"{hub.split}/{table.paths[int(p)]}" for p in positions]
-    return [f"{hub.split}-{int(p)}" for p in positions]
+    """The sample ids of the rows at `positions` (`sample_ids`)."""
+    ids = sample_ids(table, hub.split)
+    return [ids[int(p)] for p in positions]
 
 
 # --------------------------------------------------------------------------- documents

@@ -89,6 +89,16 @@ class Table:
     ids: list[str] | None = None
 
 
+def sample_ids(table: Table, split: str) -> list[str]:
+    """Each row's sample id: `<split>-<row>`, `<split>/<path>` in an image-folder mirror (rows follow the
+    file order), or the table's own ids (rows of several splits)."""
+    if table.ids is not None:
+        return table.ids
+    if table.paths is not None:
+        return [f"{split}/{p}" for p in table.paths]
+    return [f"{split}-{i}" for i in range(table.columns.num_rows)]
+
+
 def mirror_files(hub: HubSplit, root: Path | None = None) -> list[Path]:
     """The mirror's files or folder of `hub`'s split, or [] when the mirror does not hold it."""
     folder = mirror_folder(hub, root)
@@ -180,12 +190,7 @@ def _joined(tables: list[Table], hub: HubSplit) -> Table:
         columns = pa.concat_tables([t.columns for t in tables], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise HarnessError(f"the splits of {describe(hub)} do not share their columns: {error}") from None
-    ids: list[str] = []
-    for part, table in zip(parts(hub), tables, strict=True):
-        if table.paths is not None:
-            ids += [f"{part.split}/{p}" for p in table.paths]
-        else:
-            ids += [f"{part.split}-{i}" for i in range(table.columns.num_rows)]
+    ids = [i for part, table in zip(parts(hub), tables, strict=True) for i in sample_ids(table, part.split)]
     # file names (for `drop_files`) only where every part is an image folder; else the image column's paths
     paths = [p for t in tables for p in t.paths or []] if all(t.paths is not None for t in tables) else None
     origin = "; ".join(dict.fromkeys(t.origin for t in tables))
