@@ -80,6 +80,7 @@ def list_(tasks: TaskNames = None) -> None:
             selection = ", ".join(
                 part
                 for part in (
+                    hub.row_order and f"in {hub.row_order} order",
                     hub.drop_files and f"drop files of {hub.drop_files}",
                     hub.rows and f"rows {hub.rows}",
                     hub.keep_labels and f"keep {','.join(hub.keep_labels)}",

@@ -51,6 +51,8 @@ SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SafeName = Annotated[str, Field(pattern=SAFE_NAME)]
 #: the file lists that ship with Harness (HubSplit.drop_files), each with its provenance in '#' lines
 FILE_LISTS = Path(__file__).parent / "data" / "lists"
+#: the original row orders that ship with Harness (HubSplit.row_order; harness/data/orders.py)
+ROW_ORDERS = Path(__file__).parent / "data" / "orders"
 #: a path inside a folder: safe names joined by '/' (no '..', no absolute path)
 RELATIVE_PATH = r"^(\.|[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7})$"
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -96,12 +98,22 @@ def _file_list(name: str) -> str:
     return name
 
 
+def _row_order(name: str) -> str:
+    """A row order that ships with Harness (ROW_ORDERS/<name>.yaml)."""
+    if not (ROW_ORDERS / f"{name}.yaml").is_file():
+        known = sorted(p.stem for p in ROW_ORDERS.glob("*.yaml"))
+        raise ValueError(f"no row order {name!r} ships with Harness (orders: {', '.join(known) or 'none'})")
+    return name
+
+
 class HubSplit(_Strict):
     """One split of a catalog dataset (DatasetSource kind "hub"): split `split` of the Hugging Face dataset
     `dataset` (configuration `config`) at `revision`, resolved offline-first (harness/data/mirror.py).
 
     Rows are read in the dataset's order, those of `with_splits` (further splits of the same dataset)
-    after `split`'s; `drop_files` drops the rows whose image file is in a list that ships with Harness
+    after `split`'s; `row_order` first puts a copy's rows back in the dataset's original order
+    (harness/data/orders/<name>.yaml: the hub's CIFAR-10 keeps its training batches as 4, 3, 2, 5, 1),
+    so that positions below mean original positions; `drop_files` drops the rows whose image file is in a list that ships with Harness
     (harness/data/lists/<name>.txt: OpenOOD's held-out validation images), `keep_labels` / `drop_labels`
     filter them by label name, then `rows` ("start:stop") cuts them, then `long_tail_ratio` subsamples
     an exponential long tail (class c keeps floor(n_max * ratio^(-c / (C - 1))) samples, drawn as Cao et al.'s LDAM code does with numpy's
@@ -136,6 +148,15 @@ class HubSplit(_Strict):
     #: split's images are those files, under `image_root`, with those labels (-1: OOD)
     image_list: Annotated[str, Field(pattern=RELATIVE_PATH)] | None = None
     image_root: Annotated[str, Field(pattern=RELATIVE_PATH)] = "."
+    #: the dataset's original row order (harness/data/orders/<name>.yaml), recognised in the copy by the
+    #: labels and restored before any selection; sample ids are then original positions
+    row_order: Annotated[str, Field(pattern=SAFE_NAME), AfterValidator(_row_order)] | None = None
+
+    @model_validator(mode="after")
+    def _row_order_reads_labels(self) -> HubSplit:
+        if self.row_order is not None and self.label is None:
+            raise ValueError("row_order needs the split's label column (`label`): the order is recognised by labels")
+        return self
 
 
 #: what a sample of a catalog dataset is: image or text classification, documents (held-out LM text),

@@ -369,6 +369,156 @@ def test_drop_files_leaves_out_the_listed_files_by_name(tmp_path: Path, monkeypa
     assert "image folder" in (raised.value.fix or "")
 
 
+# --------------------------------------------------------------------------- original row orders
+
+
+def _block_labels(block: Any, rng: np.random.Generator) -> np.ndarray:
+    """Labels with a block's fingerprint: its first labels, then the rest of its label counts, shuffled."""
+    rest = np.asarray(block.label_counts) - np.bincount(block.first_labels, minlength=len(block.label_counts))
+    return np.concatenate([block.first_labels, rng.permutation(np.repeat(np.arange(len(rest)), rest))])
+
+
+def _cifar10_train(order: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10-like training labels whose blocks carry the real batches' fingerprints: (the original order,
+    data_batch_1 ... data_batch_5; a copy with the batches in `order`)."""
+    from harness.data.orders import row_order
+
+    rng = np.random.default_rng(0)
+    blocks = {b.name: _block_labels(b, rng) for b in row_order("cifar10-train").blocks}
+    original = np.concatenate([blocks[f"data_batch_{i}"] for i in range(1, 6)])
+    return original, np.concatenate([blocks[f"data_batch_{i}"] for i in order])
+
+
+def test_shipped_row_orders_are_consistent() -> None:
+    """The row orders' transcribed facts agree with each other and with the datasets' class names."""
+    from harness.data.orders import RowOrder, row_order
+
+    cifar10 = row_order("cifar10-train")
+    assert cifar10.classes == mirror_fixture.CIFAR10  # CIFAR-10's label ids 0-9 (the hub's ClassLabel names)
+    assert [b.name for b in cifar10.blocks] == [f"data_batch_{i}" for i in range(1, 6)]
+    assert {b.rows for b in cifar10.blocks} == {10_000}
+    assert np.sum([b.label_counts for b in cifar10.blocks], axis=0).tolist() == [5000] * 10
+    cifar100 = row_order("cifar100-train")
+    openood = yaml.safe_load((TASKS / "catalog/ood/ood-cifar100-openood.yaml").read_text())
+    assert cifar100.classes == openood["dataset"]["label_names"]  # the fine classes, alphabetical
+    (block,) = cifar100.blocks
+    assert block.rows == 50_000 and set(block.label_counts) == {500}
+    assert [cifar100.classes[y] for y in block.first_labels[:4]] == ["cattle", "dinosaur", "apple", "boy"]
+    with pytest.raises(ValueError, match="label_counts must be 2 counts summing to its rows"):
+        RowOrder(
+            name="x",
+            classes=["a", "b"],
+            blocks=[{"name": "b", "rows": 9, "label_counts": [5, 5], "first_labels": [0] * 5}],
+        )
+    with pytest.raises(ValueError, match="more of a class than label_counts"):
+        RowOrder(
+            name="x",
+            classes=["a", "b"],
+            blocks=[{"name": "b", "rows": 9, "label_counts": [4, 5], "first_labels": [0] * 5}],
+        )
+    with pytest.raises(
+        ValueError, match=r"no row order 'cifar10' ships with Harness \(orders: cifar10-train, cifar100-train\)"
+    ):
+        HubSplit(dataset="a/b", split="train", label="label", row_order="cifar10")
+    with pytest.raises(ValueError, match="row_order needs the split's label column"):
+        HubSplit(dataset="a/b", split="train", row_order="cifar10-train")
+
+
+def test_original_positions_undo_the_hubs_batch_order() -> None:
+    """The hub's CIFAR-10 train rows are data_batch_4, 3, 2, 5, 1: each block is recognised by its label
+    counts and first labels and the rows are put back in torchvision's order; any other copy is refused."""
+    from harness.data.orders import original_positions, row_order
+
+    order = row_order("cifar10-train")
+    original, hub = _cifar10_train([4, 3, 2, 5, 1])
+    positions = original_positions([mirror_fixture.CIFAR10[y] for y in hub], order, "the copy", "here")
+    assert hub[positions].tolist() == original.tolist()
+    # Guo et al.'s last 5,000 (data_batch_5's second half) are hub rows 35,000-39,999, not its last 5,000
+    assert positions[45_000:] == list(range(35_000, 40_000))
+    assert original_positions(original.tolist(), order, "the copy", "here") == list(range(50_000))  # unnamed ids
+    with pytest.raises(HarnessError, match=r"not 'cifar10-train' in any block order: rows 0 on match none") as raised:
+        original_positions(np.sort(hub).tolist(), order, "the copy", "here")  # an image folder: sorted by class
+    assert "sorted by class" in (raised.value.fix or "")
+    relabelled = hub.copy()
+    relabelled[15_000] = (relabelled[15_000] + 1) % 10  # one label changed in the second block (data_batch_3)
+    with pytest.raises(HarnessError, match="rows 10,000 on match none of its blocks"):
+        original_positions(relabelled.tolist(), order, "the copy", "here")
+    with pytest.raises(HarnessError, match="has 49,999 rows; row order 'cifar10-train' is 50,000"):
+        original_positions(hub[:-1].tolist(), order, "the copy", "here")
+    with pytest.raises(HarnessError, match=r"labels that are not among the 10 classes .*'plane'"):
+        original_positions(["plane"] + [mirror_fixture.CIFAR10[y] for y in hub[1:]], order, "the copy", "here")
+
+
+def _write_cifar10_train(root: Path, labels: np.ndarray, hub: HubSplit) -> None:
+    """A 50,000-row CIFAR-10 train split in the mirror, as `harness data fetch` writes it (one image per
+    class, shared by its rows: only the labels and the row order matter here)."""
+    import datasets
+
+    from harness.data.mirror import write_dataset_split
+
+    rng = np.random.default_rng(0)
+    blobs = [mirror_fixture.encoded(mirror_fixture.image(rng, y)) for y in range(10)]
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=mirror_fixture.CIFAR10)})
+    rows = {"img": [{"bytes": blobs[y], "path": None} for y in labels], "label": labels.tolist()}
+    write_dataset_split(datasets.Dataset.from_dict(rows, features=features), hub, root)
+
+
+def test_cifar10_positions_mean_the_original_order_in_any_copy(tmp_path: Path, monkeypatch: Any) -> None:
+    """calib-cifar10 fits its temperature on torchvision's last 5,000 training images, not the hub copy's
+    last rows (half of data_batch_1, which a model trained on the first 45,000 has seen). Ids are original
+    positions: a copy in the hub's batch order and one in torchvision's are the same suite (same
+    fingerprint, shared cached outputs). CIFAR-LT reads only class counts, which no order changes."""
+    from harness.data import clear_suites, load_suite
+    from harness.schema import DatasetSource, TaskSpec
+
+    def spec(path: str) -> TaskSpec:
+        return TaskSpec.model_validate(yaml.safe_load((TASKS / "catalog" / path).read_text()))
+
+    calib = spec("calibration/calib-cifar10.yaml").dataset.splits["calib"]
+    long_tail = spec("longtail/lt-cifar10-r100.yaml").dataset.splits["train"]
+    assert calib.row_order == "cifar10-train" and calib.rows == "45000:50000" and long_tail.labels_only
+    source = DatasetSource(kind="hub", name="x", modality="image", splits={"calib": calib, "train": long_tail})
+    suites = {}
+    for name, batches in {"hub": [4, 3, 2, 5, 1], "torchvision": [1, 2, 3, 4, 5]}.items():
+        original, copy = _cifar10_train(batches)
+        _write_cifar10_train(tmp_path / name, copy, calib)
+        monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / name))
+        clear_suites()
+        suites[name] = suite = load_suite(source)
+        assert suite.split("calib").ids == [f"train-{i}" for i in range(45_000, 50_000)]
+        assert suite.split("calib").y.tolist() == original[45_000:].tolist()
+    assert suites["hub"].split("calib").fingerprint == suites["torchvision"].split("calib").fingerprint
+    counts = [np.bincount(s.split("train").y, minlength=10).tolist() for s in suites.values()]
+    assert counts[0] == counts[1] == [int(5000 * 0.01 ** (c / 9)) for c in range(10)]
+    # without the row order, the hub copy's last 5,000 rows would be data_batch_1's second half
+    original, _ = _cifar10_train([4, 3, 2, 5, 1])
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "hub"))
+    clear_suites()
+    unordered = calib.model_copy(update={"row_order": None})
+    naive = load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"calib": unordered}))
+    assert naive.split("calib").y.tolist() == original[5_000:10_000].tolist()
+
+
+def test_a_copy_that_lost_the_order_is_refused_with_the_fix(tmp_path: Path, monkeypatch: Any) -> None:
+    """An image-folder mirror of CIFAR-10's train split (rows sorted by class) cannot say which images are
+    the last 5,000: reading it is an error naming the split, the order and what to mirror instead."""
+    from harness.data import clear_suites, load_suite
+    from harness.schema import DatasetSource, TaskSpec
+
+    calib = TaskSpec.model_validate(
+        yaml.safe_load((TASKS / "catalog/calibration/calib-cifar10.yaml").read_text())
+    ).dataset.splits["calib"]
+    _, copy = _cifar10_train([4, 3, 2, 5, 1])
+    _write_cifar10_train(tmp_path, np.sort(copy), calib)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    clear_suites()
+    with pytest.raises(
+        HarnessError, match=r"mteb/cifar10@69a62dd.*:train is not 'cifar10-train' in any block"
+    ) as raised:
+        load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"calib": calib}))
+    assert "image folder" in (raised.value.fix or "") and "harness data fetch" in (raised.value.fix or "")
+
+
 def test_openood_imagenet_test_sets_leave_out_its_validation_images(on_mirror: dict[str, Any]) -> None:
     """ood-imagenet's ID set is the validation split less OpenOOD's holdout: on the fixture (files
     ILSVRC2012_val_00000001..60) the rows whose number is not in the list, checked by number here."""

@@ -21,7 +21,9 @@ Each Harness split of a hub source is one `HubSplit` read offline-first (harness
   splits `prompts` (documents; the first `n_prompts`, cut to their first `prompt_words` words),
   `heldout` (documents) and `choices` (an lm-eval multiple-choice split).
 Rows are read in the dataset's order (a split's `with_splits` after it); ids are `<dataset split>-<row>`
-(the row in the original split), or `<dataset split>/<path>` in an ImageFolder mirror.
+(the row in the original split), or `<dataset split>/<path>` in an ImageFolder mirror. A split with a
+`row_order` (harness/data/orders.py) is put back in the dataset's original order first, recognised by
+its labels, and its ids are original positions, the same in every copy that passes the check.
 
 `drop_files` names a file list of harness/data/lists/ (OpenOOD's held-out validation images): a row is
 dropped when its image file name (its path in an image-folder mirror, else the `path` an HF image column
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,13 +164,32 @@ def _dropped_files(table: Table, hub: HubSplit, where: str) -> set[int]:
     return dropped
 
 
-def _select_rows(table: Table, hub: HubSplit, where: str) -> tuple[_Rows, list[str] | None]:
+def in_original_order(table: Table, hub: HubSplit) -> Table:
+    """The table with its rows' original order (`hub.row_order`, recognised by the labels): `order` lists
+    its rows in that order and each row's id is `<split>-<original position>`, whatever the copy's order
+    (the hub's CIFAR-10 train row 0 is `train-30000`, data_batch_4's first image)."""
+    from harness.data.orders import original_positions, row_order
+
+    assert hub.row_order is not None
+    labels, _ = _row_labels(table, hub, table.origin)
+    order = original_positions(labels, row_order(hub.row_order), f"split {describe(hub)}", table.origin)
+    ids = [""] * len(order)
+    for original, row in enumerate(order):
+        ids[row] = f"{hub.split}-{original}"
+    return replace(table, ids=ids, order=order)
+
+
+def _select_rows(table: Table, hub: HubSplit, where: str) -> tuple[Table, _Rows, list[str] | None]:
+    """The split's rows after `row_order`, `drop_files`, label filters and `rows` (see HubSplit), and the
+    table they index (in its original order where the split names one)."""
+    if hub.row_order is not None:
+        table = in_original_order(table, hub)
     n = table.columns.num_rows
     labels: list[Any] = [None] * n
     names: list[str] | None = None
     if hub.label is not None:
         labels, names = _row_labels(table, hub, where)
-    positions = list(range(n))
+    positions = list(range(n)) if table.order is None else list(table.order)
     if hub.drop_files is not None:
         dropped = _dropped_files(table, hub, where)
         positions = [i for i in positions if i not in dropped]
@@ -194,7 +215,7 @@ def _select_rows(table: Table, hub: HubSplit, where: str) -> tuple[_Rows, list[s
     if hub.rows is not None:
         start, _, stop = hub.rows.partition(":")
         positions = positions[int(start) if start else None : int(stop) if stop else None]
-    return _Rows(positions, [labels[i] for i in positions]), names
+    return table, _Rows(positions, [labels[i] for i in positions]), names
 
 
 def long_tail_positions(labels: NDArray[np.int64], n_classes: int, ratio: float, seed: int) -> NDArray[np.intp]:
@@ -260,8 +281,7 @@ def classification_suite(source: DatasetSource) -> Any:
         )
         if key not in tables:
             tables[key] = read_split(hub, task=_task(source), harness_split=name)
-        table = tables[key]
-        rows, names = _select_rows(table, hub, table.origin)
+        table, rows, names = _select_rows(tables[key], hub, tables[key].origin)
         read[name] = (hub, table, rows, names)
     named = [names for hub, _, _, names in read.values() if names and hub.label and not hub.ood]
     space: list[str] | None = list(source.label_names) or (named[0] if named else None)
@@ -368,7 +388,7 @@ def document_split(source: DatasetSource, name: str) -> Any:
     hub = split_of(source, name)
     table = read_split(hub, task=_task(source), harness_split=name)
     column = _column(table, hub.input, TEXT_COLUMNS, hub, "text")
-    rows, _ = _select_rows(table, hub, table.origin)
+    table, rows, _ = _select_rows(table, hub, table.origin)
     values = table.columns.column(column).to_pylist()
     mode = str(source.preprocessing.get("documents", "rows"))
     where = f"{describe(hub)} ({table.origin})"

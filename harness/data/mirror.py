@@ -85,8 +85,11 @@ class Table:
     origin: str = ""
     #: per row, its file's path in an image-folder mirror (the sample ids); None: ids from row numbers
     paths: list[str] | None = None
-    #: per row, its sample id, where the rows come from several splits (`with_splits`)
+    #: per row, its sample id, where the rows come from several splits (`with_splits`) or the copy's
+    #: order is not the original (`row_order`: ids are original positions)
     ids: list[str] | None = None
+    #: the rows in the dataset's original order (`row_order`); None: the copy keeps that order
+    order: list[int] | None = None
 
 
 def sample_ids(table: Table, split: str) -> list[str]:
