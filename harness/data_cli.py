@@ -81,6 +81,7 @@ def list_(tasks: TaskNames = None) -> None:
                 part
                 for part in (
                     hub.row_order and f"in {hub.row_order} order",
+                    hub.drop_class_ranks and f"drop images of {hub.drop_class_ranks}",
                     hub.drop_files and f"drop files of {hub.drop_files}",
                     hub.rows and f"rows {hub.rows}",
                     hub.keep_labels and f"keep {','.join(hub.keep_labels)}",

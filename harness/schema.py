@@ -113,7 +113,8 @@ class HubSplit(_Strict):
     Rows are read in the dataset's order, those of `with_splits` (further splits of the same dataset)
     after `split`'s; `row_order` first puts a copy's rows back in the dataset's original order
     (harness/data/orders/<name>.yaml: the hub's CIFAR-10 keeps its training batches as 4, 3, 2, 5, 1),
-    so that positions below mean original positions; `drop_files` drops the rows whose image file is in a list that ships with Harness
+    so that positions below mean original positions; `drop_class_ranks` drops the images a list names
+    by class and number in that order (OpenOOD's CIFAR holdouts); `drop_files` drops the rows whose image file is in a list that ships with Harness
     (harness/data/lists/<name>.txt: OpenOOD's held-out validation images), `keep_labels` / `drop_labels`
     filter them by label name, then `rows` ("start:stop") cuts them, then `long_tail_ratio` subsamples
     an exponential long tail (class c keeps floor(n_max * ratio^(-c / (C - 1))) samples, drawn as Cao et al.'s LDAM code does with numpy's
@@ -130,6 +131,9 @@ class HubSplit(_Strict):
     with_splits: list[SafeName] = Field(default_factory=list, max_length=8)
     #: a file list of harness/data/lists/ naming images to leave out (see harness/data/catalog.py)
     drop_files: Annotated[str, Field(pattern=SAFE_NAME), AfterValidator(_file_list)] | None = None
+    #: a file list of harness/data/lists/ naming images by class and number, `.../<class>/<n>.png`: the
+    #: n-th image of that class in the original order (cifar2png's names, which OpenOOD's CIFAR lists use)
+    drop_class_ranks: Annotated[str, Field(pattern=SAFE_NAME), AfterValidator(_file_list)] | None = None
     #: the image or text column (default: the first of image, img, jpg, png, text, sentence found)
     input: str | None = None
     #: the label column; None: the split is unlabelled (OOD sets get label -1)
@@ -156,6 +160,8 @@ class HubSplit(_Strict):
     def _row_order_reads_labels(self) -> HubSplit:
         if self.row_order is not None and self.label is None:
             raise ValueError("row_order needs the split's label column (`label`): the order is recognised by labels")
+        if self.drop_class_ranks is not None and self.row_order is None:
+            raise ValueError("drop_class_ranks needs a row_order: an image's number counts from the original order")
         return self
 
 

@@ -356,7 +356,9 @@ def test_drop_files_leaves_out_the_listed_files_by_name(tmp_path: Path, monkeypa
     assert suite(drop_files="openood-imagenet-val").split("test").ids == ["test-2", "test-3"]
     assert len(suite().split("test")) == 5
     with pytest.raises(
-        ValueError, match=r"no file list 'imagenet-val' ships with Harness \(lists: openood-imagenet-val\)"
+        ValueError,
+        match=r"no file list 'imagenet-val' ships with Harness \(lists: openood-cifar10-near-cifar100-val, "
+        r"openood-cifar10-val, openood-cifar100-val, openood-imagenet-val\)",
     ):
         HubSplit(dataset="a/b", split="test", drop_files="imagenet-val")
     # a copy whose files are named otherwise would silently keep everything: refused
@@ -417,7 +419,8 @@ def test_shipped_row_orders_are_consistent() -> None:
             blocks=[{"name": "b", "rows": 9, "label_counts": [4, 5], "first_labels": [0] * 5}],
         )
     with pytest.raises(
-        ValueError, match=r"no row order 'cifar10' ships with Harness \(orders: cifar10-train, cifar100-train\)"
+        ValueError,
+        match=r"no row order 'cifar10' ships with Harness \(orders: cifar10-test, cifar10-train, cifar100-test, cifar100-train\)",
     ):
         HubSplit(dataset="a/b", split="train", label="label", row_order="cifar10")
     with pytest.raises(ValueError, match="row_order needs the split's label column"):
@@ -517,6 +520,73 @@ def test_a_copy_that_lost_the_order_is_refused_with_the_fix(tmp_path: Path, monk
     ) as raised:
         load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"calib": calib}))
     assert "image folder" in (raised.value.fix or "") and "harness data fetch" in (raised.value.fix or "")
+
+
+def _write_test_split(root: Path, hub: HubSplit, labels: np.ndarray, classes: list[str]) -> None:
+    """A CIFAR test split in the mirror, as `harness data fetch` writes it (one image per class)."""
+    import datasets
+
+    from harness.data.mirror import write_dataset_split
+
+    rng = np.random.default_rng(1)
+    blobs = [mirror_fixture.encoded(mirror_fixture.image(rng, y % 10)) for y in range(len(classes))]
+    column = hub.label or "label"
+    features = datasets.Features({"img": datasets.Image(), column: datasets.ClassLabel(names=classes)})
+    rows = {"img": [{"bytes": blobs[y], "path": None} for y in labels], column: labels.tolist()}
+    write_dataset_split(datasets.Dataset.from_dict(rows, features=features), hub, root)
+
+
+def test_openoods_cifar_holdouts_are_left_out_by_class_and_number(tmp_path: Path, monkeypatch: Any) -> None:
+    """OpenOOD names its held-out CIFAR images as cifar2png numbers them (cifar10/test/airplane/0187.png:
+    the 187th airplane in the test pickle's order): the hub tasks leave out exactly those, checked against
+    names built here from the rows' classes and running counts."""
+    from harness.data import clear_suites, load_suite
+    from harness.data.catalog import file_list
+    from harness.data.orders import row_order
+    from harness.schema import DatasetSource, TaskSpec
+
+    def splits(path: str) -> dict[str, HubSplit]:
+        return TaskSpec.model_validate(yaml.safe_load((TASKS / "catalog" / path).read_text())).dataset.splits
+
+    cifar10, cifar100 = splits("ood/ood-cifar10.yaml"), splits("ood/ood-cifar100.yaml")
+    rng = np.random.default_rng(0)
+    labels = {}
+    for name, hub in (("cifar10-test", cifar10["test"]), ("cifar100-test", cifar100["test"])):
+        order = row_order(name)
+        labels[name] = _block_labels(order.blocks[0], rng)
+        _write_test_split(tmp_path, hub, labels[name], order.classes)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+
+    def expected(name: str, folder: str, listed: str) -> list[str]:
+        """Ids of the rows whose cifar2png file name is not in the list, by a running count per class."""
+        classes, held_out, seen, kept = row_order(name).classes, set(file_list(listed)), {}, []
+        for row, y in enumerate(labels[name]):
+            seen[y] = seen.get(y, 0) + 1
+            if f"{folder}/{classes[y]}/{seen[y]:04d}.png" not in held_out:
+                kept.append(f"test-{row}")
+        return kept
+
+    cases = [
+        (cifar10["test"], "cifar10-test", "cifar10/test", "openood-cifar10-val", 900),
+        (cifar10["cifar100"], "cifar100-test", "cifar100/test", "openood-cifar10-near-cifar100-val", None),
+        (cifar100["test"], "cifar100-test", "cifar100/test", "openood-cifar100-val", 90),
+    ]
+    for hub, order, folder, listed, per_class in cases:
+        assert hub.drop_class_ranks == listed and hub.row_order == order
+        clear_suites()
+        split = load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"s": hub})).split("s")
+        assert split.ids == expected(order, folder, listed) and len(split) == 9000
+        if per_class is not None:  # the ID holdouts are balanced (100 and 10 per class)
+            assert set(np.bincount(split.y).tolist()) == {per_class}
+        else:
+            assert set(split.y.tolist()) == {-1}  # near-OOD: the label column only selects
+    # a list for another dataset names images the split lacks; a list needs the original order
+    clear_suites()
+    wrong = cifar10["test"].model_copy(update={"drop_class_ranks": "openood-cifar100-val"})
+    with pytest.raises(HarnessError, match=r"names 1000 images that split mteb/cifar10.* does not have"):
+        load_suite(DatasetSource(kind="hub", name="x", modality="image", splits={"s": wrong}))
+    with pytest.raises(ValueError, match="drop_class_ranks needs a row_order"):
+        HubSplit(dataset="a/b", split="test", label="label", drop_class_ranks="openood-cifar10-val")
 
 
 def test_openood_imagenet_test_sets_leave_out_its_validation_images(on_mirror: dict[str, Any]) -> None:

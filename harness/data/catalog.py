@@ -25,6 +25,10 @@ Rows are read in the dataset's order (a split's `with_splits` after it); ids are
 `row_order` (harness/data/orders.py) is put back in the dataset's original order first, recognised by
 its labels, and its ids are original positions, the same in every copy that passes the check.
 
+`drop_class_ranks` names a file list of per-class numbered images (`cifar10/test/airplane/0187.png`: the
+187th airplane of the test split in its original order, as cifar2png numbers CIFAR's images and
+OpenOOD's lists name them); the split needs a `row_order`, so that the count runs in the original order.
+
 `drop_files` names a file list of harness/data/lists/ (OpenOOD's held-out validation images): a row is
 dropped when its image file name (its path in an image-folder mirror, else the `path` an HF image column
 keeps), without extension, equals a listed name or continues one after '_' (the hub's ImageNet files are
@@ -179,6 +183,40 @@ def in_original_order(table: Table, hub: HubSplit) -> Table:
     return replace(table, ids=ids, order=order)
 
 
+def class_rank(name: str) -> tuple[str, int]:
+    """A per-class numbered image file, `.../<class>/<n>.<ext>` (cifar2png's names: the n-th image of the
+    class, from 1), as (class, n)."""
+    parts = name.replace("\\", "/").split("/")
+    stem = parts[-1].rsplit(".", 1)[0]
+    if len(parts) < 2 or not parts[-2] or not stem.isdigit() or int(stem) < 1:
+        raise HarnessError(f"{name!r} is not a per-class numbered image file (<class>/<n>.png, n from 1)")
+    return parts[-2], int(stem)
+
+
+def _dropped_class_ranks(hub: HubSplit, positions: list[int], labels: list[Any], where: str) -> set[int]:
+    """Rows named by the split's `drop_class_ranks` list: the n-th row of each listed class, counted along
+    `positions` (the original order). Every listed image must exist: a list for another dataset or split
+    (a class it lacks, a number beyond the class's size) is an error, not a silently different set."""
+    assert hub.drop_class_ranks is not None
+    listed = {class_rank(name) for name in file_list(hub.drop_class_ranks)}
+    seen: dict[str, int] = {}
+    dropped = set()
+    for row in positions:
+        label = str(labels[row])
+        seen[label] = seen.get(label, 0) + 1
+        if (label, seen[label]) in listed:
+            dropped.add(row)
+    absent = sorted(f"{c}/{n}" for c, n in listed if n > seen.get(c, 0))
+    if absent:
+        raise HarnessError(
+            f"the file list {hub.drop_class_ranks!r} names {len(absent)} images that split {describe(hub)} does not "
+            f"have (e.g. {', '.join(absent[:3])}: class and number in the original order)",
+            where=where,
+            fix="the list is for another dataset or split; check the split's `label` column and class names",
+        )
+    return dropped
+
+
 def _select_rows(table: Table, hub: HubSplit, where: str) -> tuple[Table, _Rows, list[str] | None]:
     """The split's rows after `row_order`, `drop_files`, label filters and `rows` (see HubSplit), and the
     table they index (in its original order where the split names one)."""
@@ -190,6 +228,9 @@ def _select_rows(table: Table, hub: HubSplit, where: str) -> tuple[Table, _Rows,
     if hub.label is not None:
         labels, names = _row_labels(table, hub, where)
     positions = list(range(n)) if table.order is None else list(table.order)
+    if hub.drop_class_ranks is not None:
+        ranked = _dropped_class_ranks(hub, positions, labels, where)
+        positions = [i for i in positions if i not in ranked]
     if hub.drop_files is not None:
         dropped = _dropped_files(table, hub, where)
         positions = [i for i in positions if i not in dropped]

@@ -14,8 +14,9 @@ would have it (docs/catalog.md, "The data mirror"):
 Row counts are small, so `fixture_specs` shrinks what the real specs size for full datasets: row
 slices that end beyond row 1000 are divided by 1000 (CIFAR's calib rows 45000:50000 become 45:50;
 C4's 0:1000 stays) and ImageNet's 256/224
-transform becomes 36/32, and `row_order` is left out (an order fingerprints the full dataset's label
-counts; tests/test_catalog.py checks the CIFAR specs' orders on full-size copies). Every other field of
+transform becomes 36/32, and `row_order` and `drop_class_ranks` are left out (an order fingerprints the
+full dataset's label counts; tests/test_catalog.py checks the CIFAR specs' orders and holdouts on
+full-size copies). Every other field of
 every spec (ids, revisions, splits, columns, filters, long tails, label spaces) is used as written.
 
 Also the tiny classifiers the catalog test runs: Hugging Face ViT image classifiers and BERT text
@@ -349,7 +350,7 @@ FIXTURE_CLASSES = {"ILSVRC/imagenet-1k": IMAGENET}
 def fixture_specs(source: Path, target: Path) -> Path:
     """The task specs of `source` (a tasks/ folder) copied to `target`, the catalog's shrunk for the
     fixture mirror: row slices beyond row 1000 divided by 1000, ImageNet's 256/224 transform made 36/32,
-    label filters (keep_labels) cut to the classes the fixture copy has, row orders left out."""
+    label filters (keep_labels) cut to the classes the fixture copy has, row orders and class ranks left out."""
     target.mkdir(parents=True, exist_ok=True)
     for file in source.glob("*.yaml"):
         (target / file.name).write_text(file.read_text())
@@ -360,7 +361,9 @@ def fixture_specs(source: Path, target: Path) -> Path:
             start, _, stop = str(hub.get("rows") or ":").partition(":")
             if stop and int(stop) > 1000:  # a slice sized for the full dataset
                 hub["rows"] = ":".join(str(int(v) // 1000) if v else "" for v in (start, stop))
-            hub.pop("row_order", None)  # it recognises the full dataset's blocks by their label counts
+            # an order recognises the full dataset's blocks by their label counts; its class ranks count in it
+            hub.pop("row_order", None)
+            hub.pop("drop_class_ranks", None)
             if hub.get("keep_labels") and hub["dataset"] in FIXTURE_CLASSES:
                 hub["keep_labels"] = [c for c in hub["keep_labels"] if c in FIXTURE_CLASSES[hub["dataset"]]]
         if dataset.get("label_names") and len(dataset["label_names"]) == 100:  # OpenOOD's CIFAR-100 names
