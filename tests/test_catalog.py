@@ -490,6 +490,8 @@ def test_cifar10_positions_mean_the_original_order_in_any_copy(tmp_path: Path, m
         suites[name] = suite = load_suite(source)
         assert suite.split("calib").ids == [f"train-{i}" for i in range(45_000, 50_000)]
         assert suite.split("calib").y.tolist() == original[45_000:].tolist()
+        held = ", ".join(f"data_batch_{i}" for i in batches)  # what `harness data check` shows of the copy
+        assert suite.split("calib").source.endswith(f"cifar10-train blocks as held: {held})")
     assert suites["hub"].split("calib").fingerprint == suites["torchvision"].split("calib").fingerprint
     counts = [np.bincount(s.split("train").y, minlength=10).tolist() for s in suites.values()]
     assert counts[0] == counts[1] == [int(5000 * 0.01 ** (c / 9)) for c in range(10)]

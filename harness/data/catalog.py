@@ -172,15 +172,18 @@ def in_original_order(table: Table, hub: HubSplit) -> Table:
     """The table with its rows' original order (`hub.row_order`, recognised by the labels): `order` lists
     its rows in that order and each row's id is `<split>-<original position>`, whatever the copy's order
     (the hub's CIFAR-10 train row 0 is `train-30000`, data_batch_4's first image)."""
-    from harness.data.orders import original_positions, row_order
+    from harness.data.orders import copy_layout, original_positions, row_order
 
     assert hub.row_order is not None
     labels, _ = _row_labels(table, hub, table.origin)
-    order = original_positions(labels, row_order(hub.row_order), f"split {describe(hub)}", table.origin)
+    known = row_order(hub.row_order)
+    order = original_positions(labels, known, f"split {describe(hub)}", table.origin)
     ids = [""] * len(order)
     for original, row in enumerate(order):
         ids[row] = f"{hub.split}-{original}"
-    return replace(table, ids=ids, order=order)
+    # where the rows came from says how the copy held them (`harness data check` shows it)
+    origin = f"{table.origin}; {known.name} blocks as held: {', '.join(copy_layout(order, known))}"
+    return replace(table, ids=ids, order=order, origin=origin)
 
 
 def class_rank(name: str) -> tuple[str, int]:

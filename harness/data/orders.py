@@ -1,7 +1,7 @@
 """Original row orders of datasets whose copies keep another one (HubSplit.row_order).
 
-A catalog split that selects rows by position ("the last 5,000 training images", a long tail drawn in
-row order) means positions in the dataset's original order, and not every copy keeps it. The hub's
+A catalog split that selects rows by position ("the last 5,000 training images", "the 187th airplane
+of the test set") means positions in the dataset's original order, and not every copy keeps it. The hub's
 CIFAR-10 was written by a script that read cifar-10-python.tar.gz's pickles in the archive's member
 order, so its training rows are data_batch_4, 3, 2, 5, 1: its last 5,000 rows are half of data_batch_1,
 images a model trained on torchvision's first 45,000 has seen.
@@ -146,3 +146,13 @@ def original_positions(labels: Sequence[object], order: RowOrder, what: str, whe
         start_of[matches[0]] = start
         start += order.blocks[matches[0]].rows
     return [p for i, block in enumerate(order.blocks) for p in range(start_of[i], start_of[i] + block.rows)]
+
+
+def copy_layout(positions: Sequence[int], order: RowOrder) -> list[str]:
+    """The blocks of `order` as the copy holds them, given `original_positions`' result (the hub's CIFAR-10
+    train split: data_batch_4, data_batch_3, data_batch_2, data_batch_5, data_batch_1)."""
+    starts, offset = [], 0
+    for block in order.blocks:
+        starts.append((positions[offset], block.name))
+        offset += block.rows
+    return [name for _, name in sorted(starts)]
