@@ -427,6 +427,46 @@ def test_shipped_row_orders_are_consistent() -> None:
         HubSplit(dataset="a/b", split="train", row_order="cifar10-train")
 
 
+def test_row_orders_agree_with_mtebs_statistics_of_the_pinned_copies() -> None:
+    """MTEB's descriptive statistics (package data, computed on the very revisions the catalog pins) list
+    each split's labels in order of first appearance: the pinned CIFAR-10 train split starts with
+    data_batch_4's labels, not data_batch_1's (the hub's batch order), and the other splits start with
+    their pickles' first labels; the class counts are the orders'."""
+    import mteb
+
+    from harness.data.orders import row_order
+    from harness.schema import TaskSpec
+
+    def first_appearances(labels: list[int]) -> list[int]:
+        return list(dict.fromkeys(labels))
+
+    stats_folder = Path(mteb.__file__).parent / "descriptive_stats" / "Image" / "ImageClassification"
+    specs = {"calib-cifar10": "CIFAR10", "calib-cifar100": "CIFAR100"}
+    pinned = {}
+    for name, task in specs.items():
+        spec = TaskSpec.model_validate(yaml.safe_load((TASKS / "catalog/calibration" / f"{name}.yaml").read_text()))
+        hub = spec.dataset.splits["calib"]
+        assert mteb.get_task(task).metadata.dataset == {"path": hub.dataset, "revision": hub.revision}
+        pinned[task] = json.loads((stats_folder / f"{task}.json").read_text())
+    cases = [  # (task, split, order, the block the copy starts with)
+        ("CIFAR10", "train", "cifar10-train", "data_batch_4"),
+        ("CIFAR10", "test", "cifar10-test", "test_batch"),
+        ("CIFAR100", "train", "cifar100-train", "train"),
+        ("CIFAR100", "test", "cifar100-test", "test"),
+    ]
+    for task, split, name, first in cases:
+        order = row_order(name)
+        labels = pinned[task][split]["label_statistics"]["labels"]
+        seen = [int(y) for y in labels]  # in order of first appearance in the pinned copy
+        block = next(b for b in order.blocks if b.name == first)
+        expected = first_appearances(block.first_labels)
+        assert seen[: len(expected)] == expected, (task, split)
+        totals = np.sum([b.label_counts for b in order.blocks], axis=0).tolist()
+        assert [labels[str(c)]["count"] for c in range(len(order.classes))] == totals
+    torchvision_start = first_appearances(row_order("cifar10-train").blocks[0].first_labels)
+    assert [int(y) for y in pinned["CIFAR10"]["train"]["label_statistics"]["labels"]][:3] != torchvision_start[:3]
+
+
 def test_original_positions_undo_the_hubs_batch_order() -> None:
     """The hub's CIFAR-10 train rows are data_batch_4, 3, 2, 5, 1: each block is recognised by its label
     counts and first labels and the rows are put back in torchvision's order; any other copy is refused."""
